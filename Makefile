@@ -1,0 +1,39 @@
+# Two commands on a fresh machine: `make demo` and `make test`. Everything they need is installed
+# into .venv by the `install` target (CPU torch 2.13 from the machine's wheel; on a GPU machine,
+# install the matching CUDA torch into the venv first and `make install` keeps it).
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+DATA ?= data/physicsiq-synthetic
+MODELS ?= checkpoints/tiny
+
+.PHONY: install data models demo test bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install --quiet "torch==2.13.0"
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $@
+
+data: install
+	$(PY) -m pipeline.benchmarks.physicsiq.synthetic out=$(DATA)
+
+models: install
+	$(PY) -m pipeline.tiny_models out=$(MODELS)
+
+demo: data models
+	$(PY) -m pipeline.run +experiment=demo benchmark.root=$(DATA) \
+		generator.checkpoint=$(MODELS)/wan_i2v reward.checkpoint=$(MODELS)/vjepa2
+
+test: install
+	$(PY) -m pytest -q
+
+bench: install
+	$(PY) bench/reward.py
+
+clean:
+	rm -rf runs wandb .pytest_cache

@@ -1,0 +1,104 @@
+"""What every stage declares: its items, its upstream stages, how to run one item and how to tell a
+finished output is still valid. Stages never know whether they run locally or on a cluster; the
+launcher decides what to run from ``pending()``.
+"""
+from __future__ import annotations
+
+import traceback
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from pipeline.store import Record, RunStore, json_digest, now
+
+if TYPE_CHECKING:
+    from pipeline.config import Config
+    from pipeline.manifest import Manifest
+
+ALL = "all"  # the single item of an aggregating stage
+
+
+@dataclass
+class Output:
+    """What ``run`` returns: files written (name -> path relative to the run folder) and results."""
+
+    outputs: dict[str, str] = field(default_factory=dict)
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+class Stage(ABC):
+    name: ClassVar[str]
+    upstream: ClassVar[tuple[str, ...]] = ()
+    aggregate: ClassVar[bool] = False  # one unit of work over all items
+
+    def __init__(self, cfg: "Config", store: RunStore, manifest: "Manifest"):
+        self.cfg = cfg
+        self.store = store
+        self.manifest = manifest
+
+    # ---- what to do -------------------------------------------------------------------------
+    def items(self) -> list[str]:
+        return [ALL] if self.aggregate else self.manifest.ids()
+
+    def inputs(self, item_id: str) -> dict[str, str] | None:
+        """Digests of the upstream records this item depends on; None while any is not done."""
+        from pipeline.stages import STAGES
+
+        digests = {}
+        for up in self.upstream:
+            if self.aggregate and not STAGES[up].aggregate:
+                recs = self.store.records(up, self.manifest.ids())
+                if not all(r is not None and r.done for r in recs.values()):
+                    return None
+                digests[up] = json_digest({i: r.digest for i, r in recs.items()})
+            else:
+                rec = self.store.read(up, ALL if STAGES[up].aggregate else item_id)
+                if rec is None or not rec.done:
+                    return None
+                digests[up] = rec.digest
+        return digests
+
+    def is_done(self, item_id: str) -> bool:
+        rec = self.store.read(self.name, item_id)
+        if rec is None or not rec.done or rec.inputs != self.inputs(item_id):
+            return False
+        try:
+            self.validate(rec)
+        except Exception:
+            return False
+        return True
+
+    # ---- stage-specific ---------------------------------------------------------------------
+    def preflight(self) -> None:
+        """Cheap checks that must pass before any stage of the chain starts (checkpoints exist)."""
+
+    def setup(self) -> None:
+        """Load models or other expensive state; called only when some item needs work."""
+
+    @abstractmethod
+    def run(self, item_id: str) -> Output: ...
+
+    def validate(self, record: Record) -> None:
+        """Raise if the outputs of a finished record can no longer be trusted."""
+        for rel in record.outputs.values():
+            if not self.store.path(rel).exists():
+                raise FileNotFoundError(self.store.path(rel))
+
+    def close(self) -> None:
+        """Release what ``setup`` loaded."""
+
+    # ---- one unit of work, recorded -----------------------------------------------------------
+    def execute(self, item_id: str) -> Record:
+        inputs = self.inputs(item_id)
+        previous = self.store.read(self.name, item_id)
+        attempt = (previous.attempt + 1) if previous else 1
+        started = now()
+        try:
+            out = self.run(item_id)
+            record = Record(item=item_id, status="done", outputs=out.outputs, data=out.data,
+                            inputs=inputs or {}, attempt=attempt, started=started)
+        except Exception as exc:  # recorded, reported by the launcher, the other items go on
+            record = Record(item=item_id, status="failed", inputs=inputs or {}, attempt=attempt,
+                            started=started, error=f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}")
+        record.seconds = now() - started
+        return self.store.write(self.name, record)

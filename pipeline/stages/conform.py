@@ -1,0 +1,44 @@
+"""conform: the chosen video cut to the benchmark contract (exactly 5.000 s at one fps, named
+``NNNN_<view>_<scenario>.mp4``), written as a copy: the generator's files are never renamed or
+modified in place.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pipeline.stages.base import Output, Stage
+from pipeline.store import Record
+from pipeline.video_io import read_video
+
+SUBMISSION = "submission"
+
+
+@dataclass
+class ConformConfig:
+    drop_first_frame: bool = True  # i2v outputs start with the condition frame itself
+
+
+class Conform(Stage):
+    name = "conform"
+    upstream = ("select",)
+
+    def submission_dir(self):
+        return self.store.outputs_dir(self.name) / SUBMISSION
+
+    def run(self, item_id: str) -> Output:
+        from pipeline.benchmarks.physicsiq.contract import conform_frames, write_submission_video
+
+        item = self.manifest.get(item_id)
+        chosen = self.store.read("select", item_id).data
+        frames, _ = read_video(self.store.path(chosen["video"]))
+        fps = self.cfg.generator.fps
+        frames = conform_frames(frames, fps, drop_first=self.cfg.conform.drop_first_frame)
+        path = write_submission_video(self.submission_dir() / item.submission_name, frames, fps)
+        return Output(outputs={"video": self.store.rel(path)},
+                      data={"frames": len(frames), "fps": fps,
+                            "dropped_first_frame": self.cfg.conform.drop_first_frame})
+
+    def validate(self, record: Record) -> None:
+        from pipeline.benchmarks.physicsiq.contract import check_submission_video
+
+        check_submission_video(self.store.path(record.outputs["video"]), self.cfg.generator.fps)

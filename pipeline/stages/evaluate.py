@@ -1,0 +1,39 @@
+"""evaluate: the Physics-IQ metrics and score of the conformed submission."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+from pipeline.schema import operational
+from pipeline.stages.base import Output, Stage
+
+
+@dataclass
+class EvaluateConfig:
+    workers: int = operational(2)  # scenario/view pairs evaluated in parallel processes
+    mask_cache: Optional[str] = operational(None)  # real-mask cache; None = inside the dataset
+
+
+class Evaluate(Stage):
+    name = "evaluate"
+    upstream = ("conform",)
+    aggregate = True
+
+    def run(self, item_id: str) -> Output:
+        from pipeline.benchmarks.physicsiq.evaluate import evaluate_folder
+        from pipeline.stages.conform import Conform
+
+        out_dir = self.store.outputs_dir(self.name)
+        result = evaluate_folder(
+            self.cfg.benchmark.root, Conform(self.cfg, self.store, self.manifest).submission_dir(), out_dir,
+            fps=self.cfg.generator.fps, descriptions=self.cfg.benchmark.descriptions,
+            workers=self.cfg.evaluate.workers, mask_cache=self.cfg.evaluate.mask_cache,
+            item_ids=self.manifest.ids(),
+        )
+        return Output(
+            outputs={name: self.store.rel(path) for name, path in result.files.items()},
+            data={"score": result.score, "components": result.components,
+                  "per_view_score": result.per_view_score,
+                  "per_category": result.per_category.to_dict("records"),
+                  "per_item": result.per_item.to_dict("records")},
+        )

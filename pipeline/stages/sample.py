@@ -1,0 +1,81 @@
+"""sample: best-of-N candidates per item, seeds base_seed + k.
+
+Candidates are checked one by one: a rerun regenerates only the ones whose video is missing or
+does not decode with the expected frame count, and batches them per prompt.
+"""
+from __future__ import annotations
+
+from pipeline.items import candidate_seeds
+from pipeline.stages.base import Output, Stage
+from pipeline.stages.prepare import decode_png
+from pipeline.store import Record
+from pipeline.video_io import check_video, write_video
+
+
+def build_generator(cfg):
+    """The configured engine, loaded once; the registry in pipeline.generators maps kind -> class."""
+    from pipeline.devices import resolve_device
+    from pipeline.generators import build_generator as build
+
+    g = cfg.generator
+    return build(
+        g.kind, path=g.checkpoint, width=g.width, height=g.height, num_frames=g.num_frames,
+        fps=g.fps, num_inference_steps=g.steps, guidance_scale=g.guidance_scale,
+        negative_prompt=g.negative_prompt, batch_size=g.batch_size,
+        device=resolve_device(g.device), dtype=g.dtype,
+    )
+
+
+class Sample(Stage):
+    name = "sample"
+    upstream = ("prepare",)
+
+    def setup(self) -> None:
+        self.generator = build_generator(self.cfg)
+        self.generated = 0  # candidates made by this process (tests and summaries read it)
+
+    def close(self) -> None:
+        self.generator = None
+
+    def candidate_path(self, item_id: str, k: int, seed: int):
+        return self.store.outputs_dir(self.name) / item_id / f"cand{k:02d}_seed{seed}.mp4"
+
+    def _valid(self, path) -> bool:
+        try:
+            check_video(path, num_frames=self.cfg.generator.num_frames, fps=self.cfg.generator.fps)
+            return True
+        except Exception:
+            return False
+
+    def run(self, item_id: str) -> Output:
+        from pipeline.generators.base import GenerationRequest
+
+        item = self.manifest.get(item_id)
+        prep = self.store.read("prepare", item_id)
+        condition = decode_png(self.store.path(prep.outputs["condition"]))
+        seeds = candidate_seeds(self.cfg.search.base_seed, self.cfg.search.n)
+        previous = self.store.read(self.name, item_id)
+        # Files left by an attempt that crashed before its record came from this run's condition;
+        # a record built from another condition means every file on disk is stale.
+        stale = previous is not None and previous.inputs != self.inputs(item_id)
+        todo = [(k, s) for k, s in enumerate(seeds)
+                if stale or not self._valid(self.candidate_path(item_id, k, s))]
+        batch = max(1, self.cfg.generator.batch_size)
+        for start in range(0, len(todo), batch):
+            chunk = todo[start:start + batch]
+            requests = [GenerationRequest(prompt=item.prompt, condition=condition, seed=s,
+                                          negative_prompt=self.cfg.generator.negative_prompt)
+                        for _, s in chunk]
+            for (k, s), frames in zip(chunk, self.generator.generate(requests)):
+                write_video(self.candidate_path(item_id, k, s), frames, self.cfg.generator.fps)
+                self.generated += 1
+        outputs = {f"cand{k:02d}": self.store.rel(self.candidate_path(item_id, k, s)) for k, s in enumerate(seeds)}
+        return Output(outputs=outputs, data={
+            "seeds": seeds, "num_frames": self.cfg.generator.num_frames, "fps": self.cfg.generator.fps,
+        })
+
+    def validate(self, record: Record) -> None:
+        seeds = candidate_seeds(self.cfg.search.base_seed, self.cfg.search.n)
+        for k, s in enumerate(seeds):
+            if not self._valid(self.candidate_path(record.item, k, s)):
+                raise ValueError(f"candidate {k} of item {record.item} is missing or invalid")

@@ -1,0 +1,52 @@
+"""score: V-JEPA 2 surprise of every candidate.
+
+A candidate keeps its score while its video's content digest and the scoring settings are
+unchanged, so regenerating one candidate rescores only that one.
+"""
+from __future__ import annotations
+
+from pipeline.stages.base import Output, Stage
+from pipeline.store import file_digest
+
+
+def build_scorer(cfg):
+    from pipeline.devices import resolve_device, resolve_dtype
+    from pipeline.reward.model import load_vjepa2
+    from pipeline.reward.surprise import SurpriseScorer
+
+    r = cfg.reward
+    model = load_vjepa2(r.checkpoint, device=resolve_device(r.device), dtype=resolve_dtype(r.dtype))
+    return SurpriseScorer(model, window_size=r.window_size, context_frames=r.context_frames,
+                          stride=r.stride, aggregate=r.aggregate, max_frames=r.max_frames,
+                          batch_windows=r.batch_windows)
+
+
+class Score(Stage):
+    name = "score"
+    upstream = ("sample",)
+
+    def setup(self) -> None:
+        self.scorer = build_scorer(self.cfg)
+        self.scored = 0
+
+    def close(self) -> None:
+        self.scorer = None
+
+    def run(self, item_id: str) -> Output:
+        sample = self.store.read("sample", item_id)
+        previous = self.store.read(self.name, item_id)
+        known = {}
+        if previous is not None and previous.done:
+            known = {c["sha256"]: c for c in previous.data["candidates"]
+                     if c["settings"] == self.scorer.settings}
+        candidates = []
+        for (name, rel), seed in zip(sorted(sample.outputs.items()), sample.data["seeds"]):
+            digest = file_digest(self.store.path(rel))
+            entry = known.get(digest)
+            if entry is None:
+                result = self.scorer.score_video(self.store.path(rel))
+                self.scored += 1
+                entry = {"surprise": result.surprise, "windows": result.window_surprises,
+                         "frames_used": result.num_frames_used, "settings": self.scorer.settings}
+            candidates.append({**entry, "name": name, "seed": seed, "video": rel, "sha256": digest})
+        return Output(data={"candidates": candidates})

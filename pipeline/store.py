@@ -1,0 +1,147 @@
+"""The run folder: run key, per-item records written atomically, content digests.
+
+Layout::
+
+    <run_root>/<experiment>/<run_key>/
+      config.yaml  resolved.yaml  run.json  manifest.parquet
+      <stage>/items/<item_id>.json   one record per item
+      <stage>/outputs/...            videos, images, tables
+      <stage>/logs/
+
+A record names its outputs relative to the run folder and carries a digest of their content and
+the digests of the upstream records it was computed from, so a stage knows when its work is still
+valid without trusting file existence alone.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterable
+
+from pipeline.schema import result_fields
+
+if TYPE_CHECKING:
+    from pipeline.config import Config
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode())
+
+
+def file_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def json_digest(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def run_key(cfg: "Config") -> str:
+    """Hash of every result-affecting field; the experiment name is the folder above it."""
+    fields = result_fields(cfg)
+    fields.pop("name", None)
+    return json_digest(fields)[:12]
+
+
+@dataclass
+class Record:
+    item: str
+    status: str  # done | failed
+    outputs: dict[str, str] = field(default_factory=dict)  # name -> path relative to the run folder
+    data: dict[str, Any] = field(default_factory=dict)
+    inputs: dict[str, str] = field(default_factory=dict)  # upstream stage -> digest it was built from
+    digest: str = ""
+    attempt: int = 1
+    started: float = 0.0
+    seconds: float = 0.0
+    error: str = ""
+
+    @property
+    def done(self) -> bool:
+        return self.status == "done"
+
+
+class RunStore:
+    def __init__(self, root: Path):
+        self.root = Path(root)
+
+    @classmethod
+    def for_config(cls, cfg: "Config", composed_yaml: str, resolved_yaml: str) -> "RunStore":
+        key = run_key(cfg)
+        store = cls(Path(cfg.run_root) / cfg.name / key)
+        store.root.mkdir(parents=True, exist_ok=True)
+        meta = {"experiment": cfg.name, "run_key": key, "result_fields": result_fields(cfg)}
+        run_json = store.root / "run.json"
+        if run_json.exists():
+            previous = json.loads(run_json.read_text())
+            if previous.get("run_key") != key:
+                raise RuntimeError(f"{run_json} belongs to run key {previous.get('run_key')}, not {key}")
+        else:
+            atomic_write_text(run_json, json.dumps(meta, indent=2, default=str))
+        atomic_write_text(store.root / "config.yaml", composed_yaml)
+        atomic_write_text(store.root / "resolved.yaml", resolved_yaml)
+        return store
+
+    def stage_dir(self, stage: str) -> Path:
+        return self.root / stage
+
+    def outputs_dir(self, stage: str) -> Path:
+        return self.root / stage / "outputs"
+
+    def rel(self, path: Path) -> str:
+        return str(Path(path).resolve().relative_to(self.root.resolve()))
+
+    def path(self, rel: str) -> Path:
+        return self.root / rel
+
+    def _record_path(self, stage: str, item_id: str) -> Path:
+        return self.root / stage / "items" / f"{item_id}.json"
+
+    def read(self, stage: str, item_id: str) -> Record | None:
+        path = self._record_path(stage, item_id)
+        try:
+            return Record(**json.loads(path.read_text()))
+        except FileNotFoundError:
+            return None
+        except (json.JSONDecodeError, TypeError):
+            return None  # a record from a foreign or broken writer is treated as absent
+
+    def write(self, stage: str, record: Record) -> Record:
+        record.digest = self.content_digest(record)
+        atomic_write_text(self._record_path(stage, record.item), json.dumps(asdict(record), indent=1, default=str))
+        return record
+
+    def records(self, stage: str, item_ids: Iterable[str]) -> dict[str, Record | None]:
+        return {i: self.read(stage, i) for i in item_ids}
+
+    def content_digest(self, record: Record) -> str:
+        files = {name: file_digest(self.path(rel)) for name, rel in sorted(record.outputs.items())}
+        return json_digest({"files": files, "data": record.data})
+
+
+def now() -> float:
+    return time.time()
