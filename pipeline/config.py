@@ -27,7 +27,7 @@ class BenchmarkConfig:
     name: str = "physicsiq"
     root: str = MISSING  # dataset folder in the official Physics-IQ layout
     descriptions: Optional[str] = None  # descriptions.csv; default: inside or beside the root
-    limit: Optional[int] = None  # first N items only (smoke runs); None = all
+    max_scenarios: Optional[int] = None  # first N scenarios, all views (smoke runs); None = all
 
 
 @dataclass
@@ -138,14 +138,19 @@ def to_config(cfg: DictConfig) -> Config:
 
 
 def _check_choices(cfg: Config) -> None:
+    from launchers.local import LAUNCHERS
+    from pipeline.benchmarks import BENCHMARKS
+    from pipeline.search import STRATEGIES
+    from pipeline.stages.score import SCORERS
+
     choices = {
         "reward.aggregate": (cfg.reward.aggregate, ("mean", "max")),
         "prepare.resize": (cfg.prepare.resize, ("crop", "stretch")),
         "tracking.wandb.mode": (cfg.tracking.wandb.mode, ("offline", "online", "disabled")),
-        "search.name": (cfg.search.name, ("best_of_n",)),
-        "benchmark.name": (cfg.benchmark.name, ("physicsiq",)),
-        "cluster.name": (cfg.cluster.name, ("local",)),
-        "reward.name": (cfg.reward.name, ("vjepa2_surprise",)),
+        "search.name": (cfg.search.name, tuple(STRATEGIES)),
+        "benchmark.name": (cfg.benchmark.name, tuple(BENCHMARKS)),
+        "cluster.name": (cfg.cluster.name, tuple(LAUNCHERS)),
+        "reward.name": (cfg.reward.name, tuple(SCORERS)),
     }
     for key, (value, allowed) in choices.items():
         if value not in allowed:

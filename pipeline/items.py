@@ -31,11 +31,6 @@ class Item:
     condition_source: str  # absolute path of the conditioning image or clip
 
 
-def candidate_seeds(base_seed: int, n: int) -> list[int]:
-    """Best-of-N candidate k uses seed base_seed + k, so adding candidates keeps the old ones."""
-    return [base_seed + k for k in range(n)]
-
-
 class Manifest:
     FILE = "manifest.parquet"
 

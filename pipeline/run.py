@@ -6,8 +6,14 @@ everything after composition is ours: validation before any work, the run folder
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from pathlib import Path
+
+# Library chatter (loading bars, optional-backend warnings) would bury the pipeline's own output.
+for _var, _value in (("TRANSFORMERS_VERBOSITY", "error"), ("DIFFUSERS_VERBOSITY", "error"),
+                     ("HF_HUB_DISABLE_PROGRESS_BARS", "1"), ("HF_HUB_OFFLINE", "1"), ("WANDB_SILENT", "true")):
+    os.environ.setdefault(_var, _value)
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
@@ -43,9 +49,13 @@ def run(cfg: DictConfig) -> Path:
 
 def _log_to(path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(path)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
+    for old in [h for h in root.handlers if getattr(h, "_pipeline_run_log", False)]:
+        root.removeHandler(old)  # a multirun job must not write into the previous run's log
+        old.close()
+    handler = logging.FileHandler(path)
+    handler._pipeline_run_log = True
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root.setLevel(logging.INFO)
     root.addHandler(handler)
 

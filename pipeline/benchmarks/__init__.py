@@ -21,12 +21,15 @@ class PhysicsIQBenchmark:
             self.dataset.validate(cfg.generator.fps)
         except DatasetError as exc:
             raise PipelineError(f"benchmark.root: {exc}") from None
-        self.limit = cfg.benchmark.limit
+        self.max_scenarios = cfg.benchmark.max_scenarios
 
     def items(self) -> list["Item"]:
         from pipeline.items import Item
 
-        chosen = self.dataset.items if self.limit is None else self.dataset.items[: self.limit]
+        chosen = self.dataset.items
+        if self.max_scenarios is not None:
+            keep = set(self.dataset.scenarios[: self.max_scenarios])
+            chosen = [it for it in chosen if it.scenario in keep]
         return [
             Item(item_id=it.item_id, prompt=it.description, category=it.category,
                  scenario=it.scenario, view=it.view, submission_name=it.generated_video_name,

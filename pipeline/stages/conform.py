@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from pipeline.stages.base import Output, Stage
 from pipeline.store import Record
-from pipeline.video_io import read_video
+from pipeline.video_io import check_video, read_video
 
 SUBMISSION = "submission"
 
@@ -39,6 +39,10 @@ class Conform(Stage):
                             "dropped_first_frame": self.cfg.conform.drop_first_frame})
 
     def validate(self, record: Record) -> None:
-        from pipeline.benchmarks.physicsiq.contract import check_submission_video
+        from pipeline.benchmarks.physicsiq.contract import DURATION_S, DURATION_TOL_S, frames_needed
 
-        check_submission_video(self.store.path(record.outputs["video"]), self.cfg.generator.fps)
+        fps = self.cfg.generator.fps
+        path = self.store.path(record.outputs["video"])
+        info = check_video(path, num_frames=frames_needed(fps), fps=fps)
+        if abs(info.duration - DURATION_S) > DURATION_TOL_S:
+            raise ValueError(f"{path}: {info.duration:.4f} s, not {DURATION_S} s")

@@ -1,6 +1,7 @@
 """evaluate: the Physics-IQ metrics and score of the conformed submission."""
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Optional
 
@@ -32,8 +33,8 @@ class Evaluate(Stage):
         )
         return Output(
             outputs={name: self.store.rel(path) for name, path in result.files.items()},
-            data={"score": result.score, "components": result.components,
-                  "per_view_score": result.per_view_score,
-                  "per_category": result.per_category.to_dict("records"),
+            data={"score": result.score, "components": dataclasses.asdict(result.components),
+                  "per_view_score": result.score_view,
+                  "per_category": result.categories.to_dict("records"),
                   "per_item": result.per_item.to_dict("records")},
         )

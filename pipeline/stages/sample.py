@@ -5,7 +5,7 @@ does not decode with the expected frame count, and batches them per prompt.
 """
 from __future__ import annotations
 
-from pipeline.items import candidate_seeds
+from pipeline.search import candidate_seeds
 from pipeline.stages.base import Output, Stage
 from pipeline.stages.prepare import decode_png
 from pipeline.store import Record
@@ -30,6 +30,15 @@ class Sample(Stage):
     name = "sample"
     upstream = ("prepare",)
 
+    def preflight(self) -> None:
+        from pipeline.errors import StageError
+        from pipeline.generators.diffusers_i2v import missing_checkpoint_files
+
+        missing = missing_checkpoint_files(self.cfg.generator.checkpoint)
+        if missing:
+            raise StageError(f"generator.checkpoint={self.cfg.generator.checkpoint}: not a complete "
+                             f"{self.cfg.generator.kind} checkpoint, missing: {', '.join(missing[:8])}")
+
     def setup(self) -> None:
         self.generator = build_generator(self.cfg)
         self.generated = 0  # candidates made by this process (tests and summaries read it)
@@ -53,7 +62,7 @@ class Sample(Stage):
         item = self.manifest.get(item_id)
         prep = self.store.read("prepare", item_id)
         condition = decode_png(self.store.path(prep.outputs["condition"]))
-        seeds = candidate_seeds(self.cfg.search.base_seed, self.cfg.search.n)
+        seeds = candidate_seeds(self.cfg.search)
         previous = self.store.read(self.name, item_id)
         # Files left by an attempt that crashed before its record came from this run's condition;
         # a record built from another condition means every file on disk is stale.
@@ -75,7 +84,7 @@ class Sample(Stage):
         })
 
     def validate(self, record: Record) -> None:
-        seeds = candidate_seeds(self.cfg.search.base_seed, self.cfg.search.n)
+        seeds = candidate_seeds(self.cfg.search)
         for k, s in enumerate(seeds):
             if not self._valid(self.candidate_path(record.item, k, s)):
                 raise ValueError(f"candidate {k} of item {record.item} is missing or invalid")

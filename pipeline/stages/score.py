@@ -9,7 +9,7 @@ from pipeline.stages.base import Output, Stage
 from pipeline.store import file_digest
 
 
-def build_scorer(cfg):
+def build_vjepa2_scorer(cfg):
     from pipeline.devices import resolve_device, resolve_dtype
     from pipeline.reward.model import load_vjepa2
     from pipeline.reward.surprise import SurpriseScorer
@@ -21,12 +21,26 @@ def build_scorer(cfg):
                           batch_windows=r.batch_windows)
 
 
+SCORERS = {"vjepa2_surprise": build_vjepa2_scorer}
+
+
 class Score(Stage):
     name = "score"
     upstream = ("sample",)
 
+    def preflight(self) -> None:
+        from pathlib import Path
+
+        from pipeline.errors import StageError
+        from pipeline.reward.model import RewardModelError, check_model_folder
+
+        try:
+            check_model_folder(Path(self.cfg.reward.checkpoint).expanduser().resolve())
+        except RewardModelError as exc:
+            raise StageError(f"reward.checkpoint: {exc}") from None
+
     def setup(self) -> None:
-        self.scorer = build_scorer(self.cfg)
+        self.scorer = SCORERS[self.cfg.reward.name](self.cfg)
         self.scored = 0
 
     def close(self) -> None:

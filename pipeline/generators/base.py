@@ -1,0 +1,147 @@
+"""Engine-agnostic video generator interface.
+
+A generator turns a list of :class:`GenerationRequest` (prompt + condition image
++ seed) into one uint8 ``T x H x W x 3`` RGB video per request, deterministically
+by seed.  Implementations batch several candidates of the same prompt/image
+into one model call; each candidate must equal the single run with its seed
+(up to floating point noise).
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional, Sequence
+
+import numpy as np
+
+
+class GeneratorLoadError(RuntimeError):
+    """The model folder is missing, incomplete or cannot be loaded."""
+
+
+class GeneratorConfigError(ValueError):
+    """Invalid generator settings (frame count, size, dtype, ...)."""
+
+
+@dataclass(frozen=True, eq=False)
+class GenerationRequest:
+    """One candidate to generate.
+
+    ``condition`` is a uint8 ``H x W x 3`` RGB image already at the generator's
+    ``height`` x ``width``.  An empty ``negative_prompt`` means "use the
+    generator's default negative prompt".
+    """
+
+    prompt: str
+    condition: np.ndarray
+    seed: int
+    negative_prompt: str = ""
+
+
+@dataclass
+class StepInfo:
+    """Passed to ``on_step`` hooks after each denoising step.
+
+    ``latents`` is the batch of latents *after* the scheduler step, shape
+    ``(B, C, T', H', W')``, one row per entry of ``seeds``/``request_indices``.
+    A hook returns ``None`` (keep) or a tensor of the same shape that replaces
+    the latents for the remaining steps.
+    """
+
+    step: int
+    num_steps: int
+    timestep: float
+    latents: Any  # torch.Tensor (kept untyped so this module does not import torch)
+    seeds: tuple[int, ...] = ()
+    request_indices: tuple[int, ...] = ()
+    prompt: str = ""
+    extra: dict = field(default_factory=dict)
+
+
+StepHook = Callable[[StepInfo], Optional[Any]]
+
+
+class Generator(abc.ABC):
+    """Abstract video generator."""
+
+    kind: str = "abstract"
+
+    @property
+    @abc.abstractmethod
+    def width(self) -> int: ...
+
+    @property
+    @abc.abstractmethod
+    def height(self) -> int: ...
+
+    @property
+    @abc.abstractmethod
+    def num_frames(self) -> int: ...
+
+    @property
+    @abc.abstractmethod
+    def fps(self) -> float: ...
+
+    @abc.abstractmethod
+    def generate(
+        self, requests: list[GenerationRequest], on_step: StepHook | None = None
+    ) -> list[np.ndarray]:
+        """Return one uint8 ``(num_frames, height, width, 3)`` array per request, in order."""
+
+    def close(self) -> None:
+        """Release model memory (optional)."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # ----------------------------------------------------------------- helpers
+    def check_request(self, req: GenerationRequest) -> None:
+        """Raise ``ValueError`` unless ``req.condition`` is uint8 (height, width, 3)."""
+        check_condition(req.condition, self.height, self.width)
+        if not isinstance(req.prompt, str):
+            raise ValueError(f"prompt must be a str, got {type(req.prompt).__name__}")
+        if isinstance(req.seed, bool) or not isinstance(req.seed, (int, np.integer)):
+            raise ValueError(f"seed must be an int, got {req.seed!r}")
+
+
+def check_condition(image: np.ndarray, height: int, width: int) -> None:
+    if not isinstance(image, np.ndarray):
+        raise ValueError(f"condition must be a numpy array, got {type(image).__name__}")
+    if image.dtype != np.uint8:
+        raise ValueError(f"condition must be uint8, got {image.dtype}")
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"condition must be H x W x 3 RGB, got shape {image.shape}")
+    if image.shape[:2] != (height, width):
+        raise ValueError(
+            f"condition is {image.shape[0]}x{image.shape[1]} (HxW) but the generator makes "
+            f"{height}x{width}; resize it first"
+        )
+
+
+def group_requests(
+    requests: Sequence[GenerationRequest], batch_size: int
+) -> list[list[int]]:
+    """Group request indices that share prompt, negative prompt and condition
+    image into chunks of at most ``batch_size`` (first-appearance order)."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    groups: dict[tuple, list[int]] = {}
+    for i, r in enumerate(requests):
+        cond = np.ascontiguousarray(r.condition)
+        key = (r.prompt, r.negative_prompt, cond.shape, cond.tobytes())
+        groups.setdefault(key, []).append(i)
+    chunks: list[list[int]] = []
+    for idx in groups.values():
+        chunks.extend(idx[j : j + batch_size] for j in range(0, len(idx), batch_size))
+    return chunks
+
+
+def float_frames_to_uint8(frames: np.ndarray) -> np.ndarray:
+    """[0, 1] float frames -> uint8 (clip, scale by 255, round half to even)."""
+    frames = np.asarray(frames, dtype=np.float32)
+    frames = np.nan_to_num(frames, nan=0.0, posinf=1.0, neginf=0.0)
+    return np.rint(np.clip(frames, 0.0, 1.0) * 255.0).astype(np.uint8)

@@ -1,0 +1,312 @@
+"""Tiny, randomly initialised Wan image-to-video checkpoint for tests and demos.
+
+`make_tiny_wan_i2v(out_dir)` builds a diffusers ``WanImageToVideoPipeline`` whose
+components are all tiny (a few hundred KB of weights), and saves it with
+``save_pretrained`` so that the exact loading path used for real Wan 2.1 / 2.2
+I2V diffusers checkpoints (``WanImageToVideoPipeline.from_pretrained(path)``)
+is exercised.  Nothing is downloaded: the tokenizer is trained locally.
+
+Two layouts are supported:
+
+* default (``with_image_encoder=False``): Wan 2.2-A14B-I2V style -- the image
+  condition enters only through the VAE-encoded first frame concatenated to
+  the noisy latents (transformer ``image_dim=None``, no CLIP components);
+* ``with_image_encoder=True``: Wan 2.1-I2V style -- additionally a tiny
+  ``CLIPVisionModel`` + ``CLIPImageProcessor`` whose penultimate hidden states
+  feed the transformer's image cross-attention (``image_dim`` set).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+# Fixed, hashable description of the tiny model.  Bump TINY_VERSION whenever the
+# construction code changes so that stale folders get rebuilt.
+TINY_VERSION = 1
+
+TINY_CONFIG: dict[str, Any] = {
+    "vae": {
+        "base_dim": 8,
+        "z_dim": 4,
+        "dim_mult": [1, 1, 1, 1],
+        "num_res_blocks": 1,
+        "temperal_downsample": [False, True, True],
+    },
+    "transformer": {
+        "patch_size": [1, 2, 2],
+        "num_attention_heads": 2,
+        "attention_head_dim": 12,
+        "ffn_dim": 32,
+        "num_layers": 1,
+        "freq_dim": 32,
+        "rope_max_seq_len": 32,
+    },
+    "text_encoder": {
+        "d_model": 32,
+        "d_kv": 16,
+        "d_ff": 64,
+        "num_layers": 1,
+        "num_heads": 2,
+        "relative_attention_num_buckets": 8,
+        "relative_attention_max_distance": 16,
+    },
+    "tokenizer": {"vocab_size": 400},
+    "image_encoder": {
+        "hidden_size": 16,
+        "intermediate_size": 32,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+        "image_size": 32,
+        "patch_size": 8,
+        "projection_dim": 16,
+    },
+    "scheduler": {"shift": 3.0},
+}
+
+_PARAMS_FILE = "tiny_params.json"
+
+# Small corpus the local BPE tokenizer is trained on.  Any text can still be
+# tokenized because the byte-level alphabet is always part of the vocabulary.
+_CORPUS = (
+    "a the of and in on with to from into onto over under by at for is are "
+    "ball cube sphere block domino pendulum water liquid glass cup table floor wall "
+    "rolls falls drops slides bounces pours spins swings collides hits breaks moves "
+    "red green blue yellow white black wooden metal rubber plastic heavy light small large "
+    "camera static view scene video slow motion left right up down forward backward "
+    "bright tones overexposed blurred details subtitles style works paintings images "
+    "overall gray worst quality low jpeg compression residue ugly incomplete extra fingers "
+    "poorly drawn hands faces deformed disfigured misshapen limbs fused still picture "
+    "messy background three legs many people walking backwards"
+)
+
+
+def _expected_params(seed: int, with_image_encoder: bool) -> dict[str, Any]:
+    return {
+        "tiny_version": TINY_VERSION,
+        "seed": int(seed),
+        "with_image_encoder": bool(with_image_encoder),
+        "config": TINY_CONFIG,
+    }
+
+
+def _is_complete(out_dir: Path, params: dict[str, Any]) -> bool:
+    try:
+        saved = json.loads((out_dir / _PARAMS_FILE).read_text())
+    except (OSError, ValueError):
+        return False
+    if saved != json.loads(json.dumps(params)):
+        return False
+    from .diffusers_i2v import missing_checkpoint_files
+
+    return not missing_checkpoint_files(out_dir)
+
+
+def build_local_tokenizer(vocab_size: int = 400):
+    """A byte-level BPE tokenizer trained on a small built-in corpus, T5-style
+    special tokens (``<pad>`` id 0, ``</s>`` id 1, ``<unk>`` id 2) and an
+    ``</s>`` appended to every sequence."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE(unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=True)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=["<pad>", "</s>", "<unk>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator([_CORPUS] * 4, trainer=trainer)
+    eos_id = tok.token_to_id("</s>")
+    tok.post_processor = processors.TemplateProcessing(
+        single="$A </s>", pair="$A </s> $B </s>", special_tokens=[("</s>", eos_id)]
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        pad_token="<pad>",
+        eos_token="</s>",
+        unk_token="<unk>",
+        model_max_length=512,
+        padding_side="right",
+    )
+
+
+def _build_pipeline(seed: int, with_image_encoder: bool):
+    import torch
+    from diffusers import (
+        AutoencoderKLWan,
+        FlowMatchEulerDiscreteScheduler,
+        WanImageToVideoPipeline,
+        WanTransformer3DModel,
+    )
+    from transformers import UMT5Config, UMT5EncoderModel
+
+    cfg = TINY_CONFIG
+    tokenizer = build_local_tokenizer(cfg["tokenizer"]["vocab_size"])
+
+    torch.manual_seed(seed)
+    vcfg = cfg["vae"]
+    z_dim = vcfg["z_dim"]
+    vae = AutoencoderKLWan(
+        **vcfg,
+        # identity normalisation for the random VAE (lists must have z_dim entries)
+        latents_mean=[0.0] * z_dim,
+        latents_std=[1.0] * z_dim,
+    )
+
+    tcfg = cfg["text_encoder"]
+    text_config = UMT5Config(
+        vocab_size=len(tokenizer),
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        decoder_start_token_id=tokenizer.pad_token_id,
+        dropout_rate=0.0,
+        feed_forward_proj="gated-gelu",
+        **tcfg,
+    )
+    torch.manual_seed(seed + 1)
+    text_encoder = UMT5EncoderModel(text_config).eval()
+
+    image_encoder = image_processor = None
+    image_dim = None
+    if with_image_encoder:
+        from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModel
+
+        icfg = cfg["image_encoder"]
+        torch.manual_seed(seed + 2)
+        image_encoder = CLIPVisionModel(CLIPVisionConfig(**icfg)).eval()
+        image_processor = CLIPImageProcessor(
+            crop_size={"height": icfg["image_size"], "width": icfg["image_size"]},
+            size={"shortest_edge": icfg["image_size"]},
+        )
+        image_dim = icfg["hidden_size"]
+
+    xcfg = dict(cfg["transformer"])
+    xcfg["patch_size"] = tuple(xcfg["patch_size"])
+    torch.manual_seed(seed + 3)
+    transformer = WanTransformer3DModel(
+        in_channels=2 * z_dim + 4,  # noisy latents + 4 mask channels + condition latents
+        out_channels=z_dim,
+        text_dim=tcfg["d_model"],
+        cross_attn_norm=True,
+        qk_norm="rms_norm_across_heads",
+        image_dim=image_dim,
+        added_kv_proj_dim=(xcfg["num_attention_heads"] * xcfg["attention_head_dim"]) if image_dim else None,
+        **xcfg,
+    ).eval()
+
+    scheduler = FlowMatchEulerDiscreteScheduler(shift=cfg["scheduler"]["shift"])
+
+    return WanImageToVideoPipeline(
+        tokenizer=tokenizer,
+        text_encoder=text_encoder,
+        vae=vae.eval(),
+        scheduler=scheduler,
+        image_processor=image_processor,
+        image_encoder=image_encoder,
+        transformer=transformer,
+    )
+
+
+def make_tiny_wan_i2v(out_dir: str | os.PathLike, seed: int = 0, with_image_encoder: bool = False) -> Path:
+    """Build and save a tiny random ``WanImageToVideoPipeline`` into ``out_dir``.
+
+    Idempotent: if ``out_dir`` already holds a complete folder built with the same
+    parameters (recorded in ``tiny_params.json``) nothing is rebuilt.  The folder
+    is written to a temporary sibling and renamed into place, so a crash never
+    leaves a half-written folder that looks complete.  Returns ``out_dir``.
+    """
+    out_dir = Path(out_dir)
+    params = _expected_params(seed, with_image_encoder)
+    if _is_complete(out_dir, params):
+        return out_dir
+    if out_dir.is_dir():
+        _check_replaceable(out_dir)
+
+    pipe = _build_pipeline(seed, with_image_encoder)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    try:
+        pipe.save_pretrained(tmp, safe_serialization=True)
+        (tmp / _PARAMS_FILE).write_text(json.dumps(params, indent=2, sort_keys=True))
+        if out_dir.exists():
+            if _is_complete(out_dir, params):  # a concurrent builder finished first
+                shutil.rmtree(tmp, ignore_errors=True)
+                return out_dir
+            _remove_stale(out_dir)
+        try:
+            os.replace(tmp, out_dir)
+        except OSError:
+            if not _is_complete(out_dir, params):
+                raise
+            shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out_dir
+
+
+def _check_replaceable(out_dir: Path) -> None:
+    entries = {p.name for p in out_dir.iterdir()}
+    if entries and not entries & {_PARAMS_FILE, "model_index.json"}:
+        raise FileExistsError(
+            f"{out_dir} exists and does not look like a diffusers checkpoint folder; refusing to overwrite it"
+        )
+
+
+def _remove_stale(out_dir: Path) -> None:
+    """Delete an old/partial checkpoint folder, refusing to wipe unrelated directories."""
+    if out_dir.is_dir():
+        _check_replaceable(out_dir)
+        shutil.rmtree(out_dir)
+    else:
+        out_dir.unlink()
+
+
+def bench_tiny(path: str | os.PathLike, batch_size: int = 1, num_frames: int = 41, steps: int = 4,
+               size: int = 64, repeats: int = 3, guidance_scale: float = 5.0) -> float:
+    """Median seconds per candidate of the tiny model through ``WanI2VGenerator``."""
+    import time
+
+    import numpy as np
+
+    from .base import GenerationRequest
+    from .diffusers_i2v import WanI2VGenerator
+
+    g = WanI2VGenerator(path, width=size, height=size, num_frames=num_frames, fps=16,
+                        num_inference_steps=steps, guidance_scale=guidance_scale, batch_size=batch_size)
+    img = np.random.RandomState(0).randint(0, 256, (size, size, 3), dtype=np.uint8)
+    reqs = [GenerationRequest("a red ball rolls", img, k) for k in range(batch_size)]
+    g.generate(reqs)  # warm-up (prompt encoding, allocator)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        g.generate(reqs)
+        times.append((time.perf_counter() - t0) / batch_size)
+    return float(sorted(times)[len(times) // 2])
+
+
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+
+    ap = argparse.ArgumentParser(description="Build a tiny random Wan I2V diffusers checkpoint.")
+    ap.add_argument("out_dir")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--with-image-encoder", action="store_true")
+    ap.add_argument("--bench", action="store_true", help="time 64x64, 41-frame, 4-step candidates (batch 1 and 2)")
+    a = ap.parse_args(argv)
+    path = make_tiny_wan_i2v(a.out_dir, seed=a.seed, with_image_encoder=a.with_image_encoder)
+    print(path)
+    if a.bench:
+        for bs in (1, 2):
+            print(f"batch {bs}: {bench_tiny(path, batch_size=bs):.3f} s/candidate")
+
+
+if __name__ == "__main__":
+    main()
