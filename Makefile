@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-stamp
 DATA ?= data/physicsiq-synthetic
 MODELS ?= checkpoints/tiny
 
-.PHONY: install data models demo test bench clean
+.PHONY: install data models demo test clean
 
 install: $(STAMP)
 
@@ -31,9 +31,6 @@ demo: data models
 
 test: install
 	$(PY) -m pytest -q
-
-bench: install
-	$(PY) bench/reward.py
 
 clean:
 	rm -rf runs wandb .pytest_cache

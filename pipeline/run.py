@@ -6,14 +6,8 @@ everything after composition is ours: validation before any work, the run folder
 from __future__ import annotations
 
 import logging
-import os
 import sys
 from pathlib import Path
-
-# Library chatter (loading bars, optional-backend warnings) would bury the pipeline's own output.
-for _var, _value in (("TRANSFORMERS_VERBOSITY", "error"), ("DIFFUSERS_VERBOSITY", "error"),
-                     ("HF_HUB_DISABLE_PROGRESS_BARS", "1"), ("HF_HUB_OFFLINE", "1"), ("WANDB_SILENT", "true")):
-    os.environ.setdefault(_var, _value)
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
@@ -28,6 +22,7 @@ CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 def run(cfg: DictConfig) -> Path:
     from launchers.local import LAUNCHERS, format_summaries
     from pipeline.items import Manifest
+    from pipeline.stages.report import summary_text
     from pipeline.store import RunStore
 
     typed = to_config(cfg)
@@ -37,11 +32,8 @@ def run(cfg: DictConfig) -> Path:
     _log_to(store.root / "logs" / "run.log")
     summaries = LAUNCHERS[typed.cluster.name](typed, store, manifest)
     print(format_summaries(summaries))
-    summary = store.root / "results" / "summary.txt"
-    if "report" in typed.stages and summary.exists():
-        print(summary.read_text(), end="")
-    else:
-        print(f"run: {store.root}")
+    text = summary_text(store) if "report" in typed.stages else None
+    print(text if text is not None else f"run: {store.root}", end="" if text else "\n")
     if not all(s.ok for s in summaries):
         raise PipelineError(f"some items failed or were blocked; details in {store.root}/<stage>/items/")
     return store.root

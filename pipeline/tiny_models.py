@@ -10,7 +10,7 @@ from pathlib import Path
 
 def make_tiny_models(out: str | Path = "checkpoints/tiny") -> dict[str, Path]:
     from pipeline.generators.tiny import make_tiny_wan_i2v
-    from pipeline.reward.model import make_tiny_vjepa2
+    from pipeline.reward.tiny import make_tiny_vjepa2
 
     out = Path(out)
     return {"wan_i2v": Path(make_tiny_wan_i2v(out / "wan_i2v")),

@@ -82,26 +82,3 @@ def load_vjepa2(
 def clear_model_cache() -> None:
     """Drop cached models (tests, or freeing GPU memory between pipeline stages)."""
     _CACHE.clear()
-
-
-def make_tiny_vjepa2(out_dir: str | os.PathLike, seed: int = 0, crop_size: int = 64) -> Path:
-    """Write a tiny randomly initialised V-JEPA 2 in HF format, so tests use the real loading path.
-
-    Its scores are meaningless; it only exercises shapes, indexing and numerics.
-    """
-    from transformers import VJEPA2Config, VJEPA2Model
-
-    config = VJEPA2Config(
-        hidden_size=64, num_attention_heads=4, num_hidden_layers=2,
-        pred_hidden_size=64, pred_num_attention_heads=4, pred_num_hidden_layers=2,
-        crop_size=crop_size, patch_size=16, tubelet_size=2, frames_per_clip=16, num_pooler_layers=1,
-        # Real checkpoints have trained (non-zero) mask tokens; zeros would hide a wrong mask token.
-        pred_zero_init_mask_tokens=False,
-    )
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = VJEPA2Model(config)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(str(out))
-    return out

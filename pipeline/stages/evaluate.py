@@ -29,7 +29,7 @@ class Evaluate(Stage):
             self.cfg.benchmark.root, Conform(self.cfg, self.store, self.manifest).submission_dir(), out_dir,
             fps=self.cfg.generator.fps, descriptions=self.cfg.benchmark.descriptions,
             workers=self.cfg.evaluate.workers, mask_cache=self.cfg.evaluate.mask_cache,
-            item_ids=self.manifest.ids(),
+            item_ids=self.manifest.ids(), model_name=self.cfg.name,
         )
         return Output(
             outputs={name: self.store.rel(path) for name, path in result.files.items()},

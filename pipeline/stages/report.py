@@ -87,14 +87,27 @@ def summarize(cfg, run_key: str, table: pd.DataFrame, evaluation: dict) -> dict:
     }
 
 
+def summary_text(store) -> str | None:
+    """The run's summary rendered from its records (None until report has run)."""
+    record = store.read(Report.name, ALL)
+    evaluation = store.read("evaluate", ALL)
+    if record is None or not record.done or evaluation is None:
+        return None
+    return format_summary(record.data["summary"], evaluation.data, store.root)
+
+
 def format_summary(summary: dict, evaluation: dict, run_dir) -> str:
     lines = [
         f"experiment: {summary['experiment']}  (run key {summary['run_key']})",
         f"items: {summary['items']}  candidates per item: {summary['candidates_per_item']}",
         f"surprise: chosen {summary['surprise/chosen_mean']:.4f}  vs all candidates "
         f"{summary['surprise/all_mean']:.4f}  (lower = more plausible)",
-        "components: " + "  ".join(f"{k} {v:.4f}" for k, v in evaluation["components"].items()),
+        "Physics-IQ components      model   physical variance",
     ]
+    comp = evaluation["components"]
+    for label, key in (("spatiotemporal IoU", "spatiotemporal_iou"), ("spatial IoU", "spatial_iou"),
+                       ("weighted spatial IoU", "weighted_spatial_iou"), ("MSE", "mse")):
+        lines.append(f"  {label:<22}{comp[key]:>8.4f}{comp['var_' + key]:>20.4f}")
     cats = pd.DataFrame(evaluation["per_category"])
     if not cats.empty:
         lines.append("per category:\n" + cats.to_string(index=False, float_format=lambda v: f"{v:.3f}"))

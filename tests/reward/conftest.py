@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.reward.model import load_vjepa2, make_tiny_vjepa2
+from pipeline.reward.tiny import make_tiny_vjepa2
+from pipeline.reward.model import load_vjepa2
 
 
 @pytest.fixture(scope="session")

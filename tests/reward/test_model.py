@@ -8,7 +8,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from pipeline.reward.model import RewardModelError, clear_model_cache, load_vjepa2, make_tiny_vjepa2
+from pipeline.reward.tiny import make_tiny_vjepa2
+from pipeline.reward.model import RewardModelError, clear_model_cache, load_vjepa2
 from pipeline.reward.surprise import SurpriseScorer
 
 from .conftest import random_clip
@@ -86,3 +87,12 @@ def test_loading_never_touches_the_network(tmp_path: Path, tiny_dir: Path, monke
     assert model is not None
     with pytest.raises(RewardModelError):
         load_vjepa2(tmp_path / "facebook" / "vjepa2-vitg-fpc64-256")  # looks like a repo id
+
+
+def test_tiny_model_is_not_rebuilt_when_complete(tmp_path: Path) -> None:
+    first = make_tiny_vjepa2(tmp_path / "m", seed=0)
+    stamp = (first / "model.safetensors").stat().st_mtime_ns
+    assert make_tiny_vjepa2(tmp_path / "m", seed=0) == first
+    assert (first / "model.safetensors").stat().st_mtime_ns == stamp
+    make_tiny_vjepa2(tmp_path / "m", seed=1)  # other parameters: rebuilt in place
+    assert (first / "model.safetensors").stat().st_mtime_ns != stamp
