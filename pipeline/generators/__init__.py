@@ -60,6 +60,17 @@ def build_generator(kind: str, **kwargs: Any) -> Generator:
     return _resolve(kind)(**kwargs)
 
 
+def missing_checkpoint_files_for(cfg: Any) -> list[str]:
+    """What the checkpoint named by ``cfg`` lacks (empty = looks complete); cheap, no model load."""
+    return _resolve(cfg.kind).missing_checkpoint_files_for(cfg)
+
+
+def generator_from_config(cfg: Any, device: str) -> Generator:
+    """Build the engine named by ``cfg.kind`` from its config dataclass (each engine maps its own
+    config fields in a ``from_config`` classmethod)."""
+    return _resolve(cfg.kind).from_config(cfg, device=device)
+
+
 __all__ = [
     "GenerationRequest",
     "Generator",
@@ -69,5 +80,7 @@ __all__ = [
     "StepInfo",
     "available_generators",
     "build_generator",
+    "generator_from_config",
+    "missing_checkpoint_files_for",
     "register_generator",
 ]

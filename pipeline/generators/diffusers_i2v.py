@@ -138,6 +138,18 @@ class WanI2VGenerator(Generator):
 
     kind = "wan_i2v"
 
+    @classmethod
+    def missing_checkpoint_files_for(cls, cfg: Any) -> list[str]:
+        return missing_checkpoint_files(cfg.checkpoint)
+
+    @classmethod
+    def from_config(cls, cfg: Any, device: str) -> "WanI2VGenerator":
+        """From ``pipeline.config.WanI2VConfig``."""
+        return cls(cfg.checkpoint, width=cfg.width, height=cfg.height, num_frames=cfg.num_frames,
+                   fps=cfg.fps, num_inference_steps=cfg.steps, guidance_scale=cfg.guidance_scale,
+                   negative_prompt=cfg.negative_prompt, batch_size=cfg.batch_size, device=device,
+                   dtype=cfg.dtype)
+
     def __init__(
         self,
         path: str | os.PathLike,

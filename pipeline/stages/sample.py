@@ -12,35 +12,25 @@ from pipeline.store import Record
 from pipeline.video_io import check_video, write_video
 
 
-def build_generator(cfg):
-    """The configured engine, loaded once; the registry in pipeline.generators maps kind -> class."""
-    from pipeline.devices import resolve_device
-    from pipeline.generators import build_generator as build
-
-    g = cfg.generator
-    return build(
-        g.kind, path=g.checkpoint, width=g.width, height=g.height, num_frames=g.num_frames,
-        fps=g.fps, num_inference_steps=g.steps, guidance_scale=g.guidance_scale,
-        negative_prompt=g.negative_prompt, batch_size=g.batch_size,
-        device=resolve_device(g.device), dtype=g.dtype,
-    )
-
-
 class Sample(Stage):
     name = "sample"
     upstream = ("prepare",)
 
     def preflight(self) -> None:
         from pipeline.errors import StageError
-        from pipeline.generators.diffusers_i2v import missing_checkpoint_files
+        from pipeline.generators import missing_checkpoint_files_for
 
-        missing = missing_checkpoint_files(self.cfg.generator.checkpoint)
+        missing = missing_checkpoint_files_for(self.cfg.generator)
         if missing:
             raise StageError(f"generator.checkpoint={self.cfg.generator.checkpoint}: not a complete "
                              f"{self.cfg.generator.kind} checkpoint, missing: {', '.join(missing[:8])}")
 
     def setup(self) -> None:
-        self.generator = build_generator(self.cfg)
+        from pipeline.devices import resolve_device
+        from pipeline.generators import generator_from_config
+
+        g = self.cfg.generator
+        self.generator = generator_from_config(g, device=resolve_device(g.device))
         self.generated = 0  # candidates made by this process (tests and summaries read it)
 
     def close(self) -> None:
@@ -72,9 +62,7 @@ class Sample(Stage):
         batch = max(1, self.cfg.generator.batch_size)
         for start in range(0, len(todo), batch):
             chunk = todo[start:start + batch]
-            requests = [GenerationRequest(prompt=item.prompt, condition=condition, seed=s,
-                                          negative_prompt=self.cfg.generator.negative_prompt)
-                        for _, s in chunk]
+            requests = [GenerationRequest(prompt=item.prompt, condition=condition, seed=s) for _, s in chunk]
             for (k, s), frames in zip(chunk, self.generator.generate(requests)):
                 write_video(self.candidate_path(item_id, k, s), frames, self.cfg.generator.fps)
                 self.generated += 1
