@@ -39,25 +39,25 @@ class StageSummary:
         return self.failed == 0 and self.blocked == 0
 
 
-def pending_items(stage: "Stage") -> tuple[list[str], int, int]:
-    """(items needing work, items already done, items blocked by their upstream)."""
-    todo, done, blocked = [], 0, 0
+def pending_items(stage: "Stage", max_attempts: int) -> tuple[list[str], dict[str, int]]:
+    """(items needing work, counts of the others by state: done, blocked, exhausted)."""
+    todo, counts = [], {"done": 0, "blocked": 0, "exhausted": 0}
     for item in stage.items():
-        if stage.inputs(item) is None:
-            blocked += 1
-        elif stage.is_done(item):
-            done += 1
-        else:
+        state = stage.state(item, max_attempts)
+        if state == "todo":
             todo.append(item)
-    return todo, done, blocked
+        else:
+            counts[state] += 1
+    return todo, counts
 
 
-def run_stage(stage: "Stage", progress: bool = True) -> StageSummary:
+def run_stage(stage: "Stage", progress: bool = True, max_attempts: int = 3) -> StageSummary:
     from tqdm import tqdm
 
     started = time.time()
-    todo, done, blocked = pending_items(stage)
-    summary = StageSummary(stage.name, total=done + blocked + len(todo), reused=done, blocked=blocked)
+    todo, counts = pending_items(stage, max_attempts)
+    summary = StageSummary(stage.name, total=len(todo) + sum(counts.values()), reused=counts["done"],
+                           blocked=counts["blocked"], failed=counts["exhausted"])
     if todo:
         try:
             stage.setup()
@@ -81,19 +81,50 @@ def run_stage(stage: "Stage", progress: bool = True) -> StageSummary:
     return summary
 
 
-def preflight(stages: list["Stage"]) -> None:
+def run_stage_in_pool(stage: "Stage", cfg: "Config", store: "RunStore") -> StageSummary:
+    """Per-item stage split into cfg.cluster.workers shards, each in its own process (each loads
+    its models once), the same shard code that runs in a SLURM job."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from launchers.shard import ShardJob, ShardSpec
+    from launchers.sharding import balanced_shards
+
+    started = time.time()
+    todo, counts = pending_items(stage, cfg.cluster.max_attempts)
+    summary = StageSummary(stage.name, total=len(todo) + sum(counts.values()), reused=counts["done"],
+                           blocked=counts["blocked"], failed=counts["exhausted"])
+    shards = balanced_shards({i: stage.cost(i) for i in todo}, cfg.cluster.workers)
+    job = ShardJob(cfg, str(store.root))
+    ctx = multiprocessing.get_context("spawn")  # forking a process that loaded torch can deadlock
+    with ProcessPoolExecutor(max_workers=max(1, len(shards)), mp_context=ctx) as pool:
+        results = list(pool.map(job.run_shard, [ShardSpec(stage.name, s.index, s.items, s.cost) for s in shards]))
+    for res in results:
+        summary.ran += len(res.ran)
+        summary.failed += len(res.failed)
+        for item in res.failed:
+            err = store.read(stage.name, item).error
+            summary.errors.append((item, err.splitlines()[0] if err else "failed"))
+    summary.seconds = time.time() - started
+    return summary
+
+
+def preflight(stages: list["Stage"], max_attempts: int) -> None:
     """Cheap checks (checkpoints present, ...) for stages with work, before any stage runs."""
     for stage in stages:
-        if not all(stage.is_done(i) for i in stage.items()):
+        if any(stage.state(i, max_attempts) != "done" for i in stage.items()):
             stage.preflight()
 
 
 def run_chain(cfg: "Config", store: "RunStore", manifest: "Manifest") -> list[StageSummary]:
     stages = [STAGES[name](cfg, store, manifest) for name in cfg.stages]
-    preflight(stages)
+    preflight(stages, cfg.cluster.max_attempts)
     summaries = []
     for stage in stages:
-        summary = run_stage(stage, progress=cfg.tracking.progress)
+        if cfg.cluster.workers > 1 and not stage.aggregate:
+            summary = run_stage_in_pool(stage, cfg, store)
+        else:
+            summary = run_stage(stage, progress=cfg.tracking.progress, max_attempts=cfg.cluster.max_attempts)
         summaries.append(summary)
         log.info("%s: %d ran, %d reused, %d failed, %d blocked in %.1fs", summary.name, summary.ran,
                  summary.reused, summary.failed, summary.blocked, summary.seconds)
@@ -111,4 +142,12 @@ def format_summaries(summaries: list[StageSummary]) -> str:
     return "\n".join(lines)
 
 
-LAUNCHERS = {"local": run_chain}
+def submit_to_slurm(cfg: "Config", store: "RunStore", manifest: "Manifest") -> list[dict]:
+    from launchers.slurm import submit_chain
+
+    stages = [STAGES[name](cfg, store, manifest) for name in cfg.stages]
+    preflight(stages, cfg.cluster.max_attempts)
+    return submit_chain(cfg, store, manifest)
+
+
+LAUNCHERS = {"local": run_chain, "slurm": submit_to_slurm}

@@ -28,6 +28,11 @@ class BenchmarkConfig:
     root: str = MISSING  # dataset folder in the official Physics-IQ layout
     descriptions: Optional[str] = None  # descriptions.csv; default: inside or beside the root
     max_scenarios: Optional[int] = None  # first N scenarios, all views (smoke runs); None = all
+    mode: str = "i2v"  # i2v: condition on the switch frame | v2v: on the 3 s conditioning clip
+    prompts: Optional[str] = None  # prompt-variant file (see prompts/README.md); None = descriptions.csv
+    # fps of the evaluation. `python -m pipeline.evaluate` reads it (None = the generations' fps);
+    # in the pipeline it must be None or equal generator.fps, so it never changes results.
+    fps: Optional[float] = operational(None)
 
 
 @dataclass
@@ -54,17 +59,40 @@ class WanI2VConfig(GeneratorConfig):
 
 
 @dataclass
+class Magi1Config(GeneratorConfig):
+    """MAGI-1 (our PyTorch implementation, official checkpoints). ``checkpoint`` is the DiT folder
+    (the official ``runtime_config.load``: it holds ``inference_weight[.distill]/``). ``None`` fields
+    take their value from ``magi_config`` (an official MagiConfig JSON) or else the variant preset."""
+
+    kind: str = "magi1"
+    variant: str = "4.5b_distill"  # 24b | 24b_distill | 4.5b | 4.5b_distill | tiny
+    magi_config: Optional[str] = None  # official MagiConfig JSON (example/4.5B/4.5B_base_config.json)
+    distill: Optional[bool] = None  # None = from the variant / magi_config
+    steps: Optional[int] = None  # num_steps; divisible by 4
+    text_scale: Optional[float] = None  # cfg text scale of stages 0-2 (base models, cfg_number 3)
+    history_scale: Optional[float] = None  # cfg previous-chunk scale of stages 0-2
+    t5_checkpoint: str = MISSING  # folder holding t5-v1_1-xxl/
+    vae_checkpoint: str = MISSING  # ViTVAE folder (config.json + weights)
+    special_tokens: Optional[str] = None  # special_tokens.npz (PAD_HQ / PAD_DURATION tokens); None = off
+
+
+@dataclass
 class RewardConfig:
     name: str = "vjepa2_surprise"
-    checkpoint: str = MISSING  # Hugging Face format folder (config.json + safetensors)
+    variant: str = "tiny"  # tiny | vitl | vith | vitg | vitg384 (official .pt) | custom (+ arch) | hf (HF folder)
+    # Official .pt file, or a folder holding the variant's file (vitg.pt, vitg-384.pt, ...), or the
+    # HF folder for variant=hf. None: $VJEPA_CHECKPOINT_DIR/<variant file>.
+    checkpoint: Optional[str] = None
+    arch: Optional[str] = None  # variant=custom: ARCH.json with encoder/predictor constructor arguments
+    weights: str = "target_encoder"  # encoder weights of an official .pt: target_encoder (EMA, hub) | encoder
     window_size: int = 16
     context_frames: int = 8
     stride: int = 2
     aggregate: str = "mean"  # mean | max over windows
     max_frames: Optional[int] = None  # None = all frames; 49 = the reference CLI's uniform subsample
-    dtype: str = "float32"
+    dtype: str = "float32"  # float32 | tf32 (CUDA matmuls) | bfloat16 | float16 | auto (bf16 on CUDA, else fp32)
     device: str = operational("auto")
-    batch_windows: int = operational(8)
+    batch_windows: int = operational(8)  # windows (of one or several clips) per forward
 
 
 @dataclass
@@ -75,8 +103,40 @@ class SearchConfig:
 
 
 @dataclass
+class StageResources:
+    """What one shard job of a stage asks SLURM for. A job runs nodes × tasks_per_node ranks; every
+    replica_size consecutive ranks hold one model copy (1 for small models, 8 for MAGI-1 24B)."""
+
+    nodes: int = 1
+    tasks_per_node: int = 1  # ranks per node: one per GPU on GPU stages
+    gpus_per_node: int = 0
+    cpus_per_task: int = 1
+    mem_gb: Optional[float] = None
+    timeout_min: int = 60
+    replica_size: int = 1  # ranks per model copy
+    max_shards: int = 1  # job-array tasks for this stage (fewer when fewer items are pending)
+    partition: Optional[str] = None
+    account: Optional[str] = None
+    qos: Optional[str] = None
+    constraint: Optional[str] = None
+    additional_parameters: dict[str, Any] = field(default_factory=dict)  # extra #SBATCH keys
+    setup: list[str] = field(default_factory=list)  # shell lines run before the job starts
+
+
+def _default_resources() -> dict[str, StageResources]:
+    return {name: StageResources() for name in STAGE_ORDER}
+
+
+@dataclass
 class ClusterConfig:
-    name: str = "local"
+    name: str = "local"  # local | slurm
+    workers: int = 1  # local: shards run in this many processes (1 = in this process)
+    array_parallelism: int = 64  # slurm: array tasks running at once
+    max_attempts: int = 3  # per item: after this many failures it is reported, not retried
+    signal_delay_s: int = 120  # slurm: USR2 this long before the time limit (checkpoint + requeue)
+    max_requeues: int = 5  # slurm: time-outs / preemptions a shard may be requeued after
+    folder: str = "launch"  # submitit files and logs, relative to the run folder
+    resources: dict[str, StageResources] = field(default_factory=_default_resources)
 
 
 @dataclass
@@ -110,7 +170,7 @@ class Config:
     tracking: TrackingConfig = operational(factory=TrackingConfig)
 
 
-GENERATOR_SCHEMAS = {"wan_i2v": WanI2VConfig}
+GENERATOR_SCHEMAS = {"wan_i2v": WanI2VConfig, "magi1": Magi1Config}
 
 
 def register_configs() -> None:
@@ -133,6 +193,17 @@ def to_config(cfg: DictConfig) -> Config:
     unknown = [s for s in obj.stages if s not in STAGE_ORDER]
     if unknown:
         raise ConfigError(f"stages: unknown stage(s) {unknown}; known: {list(STAGE_ORDER)}")
+    unknown = [s for s in obj.cluster.resources if s not in STAGE_ORDER]
+    if unknown:
+        raise ConfigError(f"cluster.resources: unknown stage(s) {unknown}; known: {list(STAGE_ORDER)}")
+    for stage, res in obj.cluster.resources.items():
+        ranks = res.nodes * res.tasks_per_node
+        if res.replica_size < 1 or ranks % res.replica_size:
+            raise ConfigError(f"cluster.resources.{stage}: {ranks} ranks (nodes x tasks_per_node) do not "
+                              f"split into replicas of replica_size={res.replica_size}")
+        if res.gpus_per_node and res.gpus_per_node != res.tasks_per_node:
+            raise ConfigError(f"cluster.resources.{stage}: one rank per GPU: tasks_per_node must equal "
+                              f"gpus_per_node ({res.tasks_per_node} != {res.gpus_per_node})")
     _check_choices(obj)
     return obj
 
@@ -155,3 +226,24 @@ def _check_choices(cfg: Config) -> None:
     for key, (value, allowed) in choices.items():
         if value not in allowed:
             raise ConfigError(f"{key}={value!r} is not one of {list(allowed)}")
+
+
+def load_run_config(run_dir, overrides: list[str] = ()) -> tuple[DictConfig, Config]:
+    """The config a run folder was made with (its config.yaml), with dotlist ``overrides`` applied
+    and validated like a fresh composition: unknown keys and bad values fail naming the key."""
+    from pathlib import Path
+
+    path = Path(run_dir) / "config.yaml"
+    if not path.is_file():
+        raise ConfigError(f"run={run_dir}: not a run folder ({path} is missing)")
+    saved = OmegaConf.load(path)
+    kind = saved.get("generator", {}).get("kind")
+    if kind not in GENERATOR_SCHEMAS:
+        raise ConfigError(f"{path}: unknown generator kind {kind!r}")
+    schema = OmegaConf.structured(Config)
+    schema.generator = OmegaConf.structured(GENERATOR_SCHEMAS[kind])
+    try:
+        merged = OmegaConf.merge(schema, saved, OmegaConf.from_dotlist(list(overrides)))
+    except Exception as exc:  # omegaconf's errors name the key; keep their message, drop the trace
+        raise ConfigError(str(exc).splitlines()[0] + f" ({', '.join(overrides) or path})") from None
+    return merged, to_config(merged)

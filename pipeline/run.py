@@ -30,7 +30,15 @@ def run(cfg: DictConfig) -> Path:
     store = RunStore.for_config(typed, OmegaConf.to_yaml(cfg), OmegaConf.to_yaml(cfg, resolve=True))
     manifest.save(store)
     _log_to(store.root / "logs" / "run.log")
-    summaries = LAUNCHERS[typed.cluster.name](typed, store, manifest)
+    outcome = LAUNCHERS[typed.cluster.name](typed, store, manifest)
+    if typed.cluster.name == "slurm":  # submitted: report the jobs and return at once
+        print(f"run: {store.root}")
+        for entry in outcome:
+            print(f"{entry['stage']}: job {entry['job_id']} ({len(entry['shards'])} shard(s))")
+        if not outcome:
+            print("nothing to do: every stage is done")
+        return store.root
+    summaries = outcome
     print(format_summaries(summaries))
     text = summary_text(store) if "report" in typed.stages else None
     print(text if text is not None else f"run: {store.root}", end="" if text else "\n")

@@ -138,6 +138,24 @@ class RunStore:
     def records(self, stage: str, item_ids: Iterable[str]) -> dict[str, Record | None]:
         return {i: self.read(stage, i) for i in item_ids}
 
+    def log_attempt(self, stage: str, item_id: str, event: dict[str, Any]) -> None:
+        """Append one line to the item's attempt history (start, then done/failed). A start with no
+        end is an attempt that was killed; finished items show exactly one start."""
+        path = self.root / stage / "attempts" / f"{item_id}.jsonl"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        line = (json.dumps({**event, "time": time.time(), **worker_identity()}, default=str) + "\n").encode()
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        try:
+            os.write(fd, line)  # one write of a short line: appends from several processes stay whole
+        finally:
+            os.close(fd)
+
+    def attempts(self, stage: str, item_id: str) -> list[dict[str, Any]]:
+        path = self.root / stage / "attempts" / f"{item_id}.jsonl"
+        if not path.exists():
+            return []
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
     def content_digest(self, record: Record) -> str:
         files = {name: file_digest(self.path(rel)) for name, rel in sorted(record.outputs.items())}
         return json_digest({"files": files, "data": record.data})
@@ -145,3 +163,15 @@ class RunStore:
 
 def now() -> float:
     return time.time()
+
+
+def worker_identity() -> dict[str, Any]:
+    """Where an attempt ran: the SLURM job (array task, restart) or the local process."""
+    env = os.environ
+    ident: dict[str, Any] = {"host": os.uname().nodename, "pid": os.getpid()}
+    if "SLURM_JOB_ID" in env:
+        ident["job"] = (f"{env['SLURM_ARRAY_JOB_ID']}_{env['SLURM_ARRAY_TASK_ID']}"
+                        if "SLURM_ARRAY_JOB_ID" in env else env["SLURM_JOB_ID"])
+        ident["restart"] = int(env.get("SLURM_RESTART_COUNT", 0))
+        ident["rank"] = int(env.get("SLURM_PROCID", 0))
+    return ident

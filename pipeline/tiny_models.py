@@ -9,12 +9,14 @@ from pathlib import Path
 
 
 def make_tiny_models(out: str | Path = "checkpoints/tiny") -> dict[str, Path]:
+    from pipeline.generators.magi1.tiny import make_tiny_magi1
     from pipeline.generators.tiny import make_tiny_wan_i2v
     from pipeline.reward.tiny import make_tiny_vjepa2
 
     out = Path(out)
     return {"wan_i2v": Path(make_tiny_wan_i2v(out / "wan_i2v")),
-            "vjepa2": Path(make_tiny_vjepa2(out / "vjepa2"))}
+            "vjepa2": Path(make_tiny_vjepa2(out / "vjepa2")),
+            "magi1": Path(make_tiny_magi1(out / "magi1"))}
 
 
 def main(argv: list[str]) -> None:

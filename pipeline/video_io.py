@@ -55,6 +55,7 @@ def probe_video(path: str | os.PathLike) -> VideoInfo:
 
 def read_video(path: str | os.PathLike, indices: np.ndarray | list[int] | None = None) -> tuple[np.ndarray, float]:
     """Decode ``path`` to uint8 frames (T, H, W, 3) in RGB; ``indices`` picks frames exactly."""
+    import cv2  # noqa: F401  before decord: decord's bundled zlib, loaded first, breaks cv2's PNG decoding
     import decord
 
     path = Path(path)

@@ -33,6 +33,7 @@ def finished_run(tiny_models, small_dataset, tmp_path_factory):
     accessed = _track_config_reads()
     try:
         run_dir = run(compose(overrides))
+        _prepare_slurm_submission(overrides + ["cluster=slurm_local"], run_dir)
     finally:
         _untrack()
     return run_dir, overrides, accessed
@@ -110,13 +111,34 @@ def test_every_config_field_is_read(finished_run):
     assert not unread, f"config fields never read by the pipeline: {unread}"
 
 
+def _prepare_slurm_submission(overrides, run_dir):
+    """Everything the SLURM launcher reads before sbatch: the plan and each stage's executor."""
+    from launchers.slurm import executor_for, plan_chain
+    from pipeline.config import to_config
+    from pipeline.items import Manifest
+    from pipeline.store import RunStore
+
+    from launchers.shard import ShardJob, ShardSpec
+
+    cfg = to_config(compose(overrides))
+    manifest = Manifest.load(RunStore(run_dir))
+    fresh = RunStore(run_dir.parent / "fresh")  # nothing done yet: every stage is planned
+    manifest.save(fresh)
+    assert [p.stage for p in plan_chain(cfg, fresh, manifest)] == list(cfg.stages)
+    for stage in cfg.stages:
+        executor_for(cfg, fresh, stage, dependency=None)
+    result = ShardJob(cfg, str(run_dir)).run_shard(ShardSpec("prepare", 0, manifest.ids()))
+    assert result.skipped == manifest.ids()  # finished items are never redone by a shard
+
+
 # ---- config read tracking ----------------------------------------------------------------------
 _ORIGINAL = {}
 
 
 def _config_classes():
+    """Config and the classes of its fields (other generators' schemas are checked statically)."""
     classes = {config_module.Config}
-    todo = [config_module.Config, *config_module.GENERATOR_SCHEMAS.values()]
+    todo = [config_module.Config, config_module.WanI2VConfig, config_module.StageResources]
     while todo:
         cls = todo.pop()
         classes.add(cls)

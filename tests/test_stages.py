@@ -126,3 +126,20 @@ def test_failed_item_is_recorded_and_others_go_on(run_upto, monkeypatch):
     assert rec.status == "failed" and "corrupt input" in rec.error and "Traceback" in rec.error
     downstream = run_stage(stage("conform", cfg, store, manifest), progress=False)
     assert (downstream.ran, downstream.blocked) == (2, 1)
+
+
+def test_png_decoding_survives_decord_being_loaded_first(tmp_path):
+    """decord bundles a zlib that, when loaded before OpenCV, breaks OpenCV's PNG decoder; a
+    requeued shard validates videos (decord) before it reads its first condition (PNG)."""
+    import subprocess
+    import sys
+
+    from pipeline.stages.prepare import encode_png
+
+    png = tmp_path / "c.png"
+    png.write_bytes(encode_png(np.full((8, 8, 3), 7, np.uint8)))
+    code = ("from pipeline.video_io import read_video\n"
+            "try:\n    read_video('/nonexistent.mp4')\nexcept Exception:\n    pass\n"
+            f"from pipeline.stages.prepare import decode_png\nprint(decode_png({str(png)!r})[0, 0, 0])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.stdout.strip() == "7", out.stderr

@@ -24,6 +24,7 @@ from .base import (
 Factory = Callable[..., Generator]
 _REGISTRY: dict[str, Union[str, Factory]] = {
     "wan_i2v": "pipeline.generators.diffusers_i2v:WanI2VGenerator",
+    "magi1": "pipeline.generators.magi1.engine:Magi1Generator",
 }
 
 

@@ -57,9 +57,46 @@ class StepInfo:
     request_indices: tuple[int, ...] = ()
     prompt: str = ""
     extra: dict = field(default_factory=dict)
+    # Chunk-wise engines (MAGI-1) fill these; single-clip engines leave the defaults.
+    # ``latents`` is then the whole latent video (B, C, T, H', W'); the step denoised the chunks
+    # ``chunk_ids`` (absolute chunk indices, oldest first) from t ``chunk_t_before`` to ``chunk_t``;
+    # ``denoised`` (B, C, len(chunk_ids) * frames_per_chunk, H', W') is the predicted clean latent
+    # ``x + (1 - t) * v`` of those chunks (x, t before the step); they span latent frames
+    # ``chunk_frames = (start, end)`` of ``latents``.
+    chunk_ids: tuple[int, ...] = ()
+    chunk_t_before: tuple[float, ...] = ()
+    chunk_t: tuple[float, ...] = ()
+    denoised: Any = None
+    chunk_frames: tuple[int, int] = (0, 0)
 
 
 StepHook = Callable[[StepInfo], Optional[Any]]
+
+
+@dataclass
+class ChunkInfo:
+    """Passed to ``on_chunk`` hooks of chunk-wise engines (MAGI-1) when a chunk is finished.
+
+    ``chunk`` is the output chunk index (0 = first generated chunk; a v2v prefix is not counted)
+    of ``num_chunks``; ``latent`` ``(B, C, t, H', W')`` the finished clean chunk (the part that is
+    returned), ``latents`` the whole latent video ``(B, C, T, H', W')``. A hook returns ``None``
+    (keep), a tensor shaped like ``latents`` (replaces them for the remaining steps), or a
+    sequence of ``B`` row indices ``rows``: row ``b`` continues from the state of row ``rows[b]``
+    (latents, KV cache and the chunks finished so far), e.g. to keep the best candidate.
+    """
+
+    chunk: int
+    num_chunks: int
+    latent: Any
+    latents: Any
+    step: int
+    seeds: tuple[int, ...] = ()
+    request_indices: tuple[int, ...] = ()
+    prompt: str = ""
+    extra: dict = field(default_factory=dict)
+
+
+ChunkHook = Callable[[ChunkInfo], Optional[Any]]
 
 
 class Generator(abc.ABC):

@@ -1,80 +1,129 @@
-"""Loading the frozen V-JEPA 2 world model (Hugging Face format) offline, plus a tiny test model.
+"""The frozen V-JEPA 2 world model (encoder + predictor, our own modules) and its cached loader.
 
-Only local folders are accepted: a path that does not exist would otherwise be read by
-transformers as a hub repo id and trigger a download attempt.
+One encoder serves both branches, as the official hub loader does: by default the EMA
+``target_encoder`` weights (``reward.weights=encoder`` picks the online encoder instead, which is
+what WMReward's local-file loader used). The cache matters because a scorer is built per stage
+while ViT-g weights take several GB: the same (source, weights, device, dtype) is loaded once.
 """
 from __future__ import annotations
 
-import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from torch import nn
 
-# Set before transformers / huggingface_hub are imported, which read these once at import time.
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+from pipeline.reward.checkpoints import (RewardModelError, load_strict, read_hf, read_official,
+                                         resolve_checkpoint)
+from pipeline.reward.predictor import DEFAULT_MASK_INDEX, Predictor
+from pipeline.reward.variants import VARIANT_CHOICES, VARIANTS, Arch, ArchError, load_arch
+from pipeline.reward.vit import VisionTransformer
 
-CONFIG_FILE = "config.json"
-WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json")
-
-_CACHE: dict[tuple[str, str, torch.dtype, str | None], torch.nn.Module] = {}
-
-
-class RewardModelError(RuntimeError):
-    """The reward model folder is missing, incomplete or not a V-JEPA 2 model."""
+__all__ = ["WorldModel", "load_world_model", "clear_model_cache", "RewardModelError", "resolve_precision"]
 
 
-def check_model_folder(path: Path) -> None:
-    looked_for = f"{path}/{CONFIG_FILE} and one of {', '.join(f'{path}/{w}' for w in WEIGHT_FILES)}"
-    if not path.is_dir():
-        raise RewardModelError(
-            f"V-JEPA 2 model folder not found: {path} (looked for {looked_for}). "
-            "Pass a local Hugging Face format folder (config.json + safetensors); nothing is downloaded."
-        )
-    missing = []
-    if not (path / CONFIG_FILE).is_file():
-        missing.append(CONFIG_FILE)
-    if not any((path / w).is_file() for w in WEIGHT_FILES):
-        missing.append(" or ".join(WEIGHT_FILES))
-    if missing:
-        present = sorted(p.name for p in path.iterdir())[:20]
-        raise RewardModelError(
-            f"V-JEPA 2 model folder {path} is incomplete: missing {', '.join(missing)} "
-            f"(looked for {looked_for}; folder holds {present})"
-        )
-    try:
-        model_type = json.loads((path / CONFIG_FILE).read_text()).get("model_type")
-    except (OSError, json.JSONDecodeError) as exc:
-        raise RewardModelError(f"cannot read {path / CONFIG_FILE}: {exc}") from exc
-    if model_type != "vjepa2":
-        raise RewardModelError(f"{path / CONFIG_FILE} has model_type={model_type!r}, expected 'vjepa2'")
+@dataclass(frozen=True)
+class Source:
+    """Where the weights came from, recorded in every score's settings."""
+
+    variant: str
+    path: str = ""
+    weights: str = ""
 
 
-def load_vjepa2(
-    path: str | os.PathLike,
+class WorldModel(nn.Module):
+    def __init__(self, arch: Arch, source: Source | None = None) -> None:
+        super().__init__()
+        self.arch = arch
+        self.source = source or Source(arch.name)
+        self.encoder = VisionTransformer(arch.encoder)
+        self.predictor = Predictor(arch.predictor)
+        self.mask_index = DEFAULT_MASK_INDEX
+
+    @property
+    def img_size(self) -> int:
+        return self.arch.encoder.img_size
+
+    @property
+    def patch_size(self) -> int:
+        return self.arch.encoder.patch_size
+
+    @property
+    def tubelet_size(self) -> int:
+        return self.arch.encoder.tubelet_size
+
+    def encode(self, frames: torch.Tensor, keep: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, T, 3, S, S) preprocessed frames -> (B, N, D) after the encoder's final norm."""
+        return self.encoder(frames.transpose(1, 2), keep)
+
+    def predict(self, ctx: torch.Tensor, ctx_ids: torch.Tensor, tgt_ids: torch.Tensor) -> torch.Tensor:
+        return self.predictor(ctx, ctx_ids, tgt_ids, mask_index=self.mask_index)
+
+
+def build_model(arch: Arch, encoder_sd: dict, predictor_sd: dict, source: Source) -> WorldModel:
+    with torch.device("meta"):  # no random init of weights about to be overwritten (ViT-g: 1 B params)
+        model = WorldModel(arch, source)
+    load_strict(model.encoder, encoder_sd, "encoder", source.path)
+    load_strict(model.predictor, predictor_sd, "predictor", source.path)
+    return model
+
+
+def resolve_precision(name: str, device: str | torch.device) -> tuple[torch.dtype, bool]:
+    """Config dtype -> (weight dtype, allow TF32 matmuls).
+
+    ``auto``: bfloat16 on CUDA, float32 elsewhere. ``tf32``: float32 weights with TF32 matmuls on
+    CUDA (plain float32 on CPU). ``float32`` is strict IEEE float32 everywhere.
+    """
+    cuda = torch.device(device).type == "cuda"
+    table = {"float32": (torch.float32, False), "tf32": (torch.float32, cuda),
+             "bfloat16": (torch.bfloat16, False), "float16": (torch.float16, False),
+             "auto": (torch.bfloat16, False) if cuda else (torch.float32, False)}
+    if name not in table:
+        raise ValueError(f"reward.dtype={name!r} is not one of {list(table)}")
+    return table[name]
+
+
+_CACHE: dict[tuple, WorldModel] = {}
+
+
+def load_world_model(
+    variant: str = "hf",
+    checkpoint: str | os.PathLike | None = None,
+    arch: str | os.PathLike | None = None,
+    weights: str = "target_encoder",
     device: str | torch.device = "cpu",
     dtype: torch.dtype = torch.float32,
-    attn_implementation: str | None = None,
-) -> torch.nn.Module:
-    """Load a frozen ``VJEPA2Model`` (eval mode, no grad on weights), cached per process.
+) -> WorldModel:
+    """Load a frozen world model (eval mode, no grad on weights), cached per process.
 
-    The cache matters because a scorer is built per stage/candidate while the ViT-g weights take
-    several GB; the same (path, device, dtype) always returns the same module object.
+    variant: tiny | vitl | vith | vitg | vitg384 (official .pt), custom (official .pt + ``arch``
+    JSON) or hf (Hugging Face format folder). ``checkpoint``: the file, or a folder holding the
+    variant's official file name; unset -> ``$VJEPA_CHECKPOINT_DIR``.
     """
-    folder = Path(path).expanduser().resolve()
-    key = (str(folder), str(torch.device(device)), dtype, attn_implementation)
+    if variant not in VARIANT_CHOICES:
+        raise RewardModelError(f"reward.variant={variant!r} is not one of {list(VARIANT_CHOICES)}")
+    if variant == "custom" and not arch:
+        raise RewardModelError("reward.variant=custom needs reward.arch=ARCH.json")
+    if variant != "custom" and arch:
+        raise RewardModelError(f"reward.arch is only read with reward.variant=custom (got variant={variant})")
+    path = resolve_checkpoint(variant, checkpoint)
+    arch_path = str(Path(arch).expanduser().resolve()) if arch else None
+    key = (variant, str(path), arch_path, weights, str(torch.device(device)), dtype)
     if key in _CACHE:
         return _CACHE[key]
-    check_model_folder(folder)
-    from transformers import VJEPA2Model
-
-    kwargs = {"attn_implementation": attn_implementation} if attn_implementation else {}
     try:
-        model = VJEPA2Model.from_pretrained(str(folder), local_files_only=True, dtype=dtype, **kwargs)
-    except (OSError, ValueError) as exc:
-        raise RewardModelError(f"cannot load V-JEPA 2 model from {folder}: {exc}") from exc
-    model = model.to(device).eval().requires_grad_(False)
+        if variant == "hf":
+            spec, enc_sd, pred_sd = read_hf(path)
+            source = Source("hf", str(path), "hf")
+        else:
+            spec = load_arch(arch_path) if variant == "custom" else VARIANTS[variant]
+            enc_sd, pred_sd = read_official(path, weights)
+            source = Source(variant, str(path), weights)
+        model = build_model(spec, enc_sd, pred_sd, source)
+    except ArchError as exc:
+        raise RewardModelError(str(exc)) from None
+    model = model.to(device=device, dtype=dtype).eval().requires_grad_(False)
     _CACHE[key] = model
     return model
 
@@ -82,3 +131,31 @@ def load_vjepa2(
 def clear_model_cache() -> None:
     """Drop cached models (tests, or freeing GPU memory between pipeline stages)."""
     _CACHE.clear()
+
+
+def check_reward_config(r) -> None:
+    """Cheap checks of a RewardConfig before any work (no weights are read).
+
+    Raises RewardModelError when the checkpoint cannot be found, ValueError naming the key for
+    any other bad setting.
+    """
+    from pipeline.reward.checkpoints import WEIGHT_KEYS, read_hf_arch
+    from pipeline.reward.windows import token_split
+
+    if r.variant not in VARIANT_CHOICES:
+        raise ValueError(f"reward.variant={r.variant!r} is not one of {list(VARIANT_CHOICES)}")
+    if r.weights not in WEIGHT_KEYS:
+        raise ValueError(f"reward.weights={r.weights!r} is not one of {list(WEIGHT_KEYS)}")
+    if (r.variant == "custom") != bool(r.arch):
+        raise ValueError("reward.arch=ARCH.json is required with reward.variant=custom and read only then "
+                         f"(variant={r.variant}, arch={r.arch})")
+    resolve_precision(r.dtype, "cpu")
+    path = resolve_checkpoint(r.variant, r.checkpoint)
+    if r.variant == "hf":
+        arch = read_hf_arch(path)
+    else:
+        arch = load_arch(r.arch) if r.variant == "custom" else VARIANTS[r.variant]
+    try:
+        token_split(r.window_size, r.context_frames, arch.encoder.tubelet_size, arch.encoder.grid)
+    except ValueError as exc:
+        raise ValueError(f"reward.window_size / reward.context_frames: {exc}") from None

@@ -6,22 +6,25 @@ Per window of ``window_size`` frames (every ``stride`` frames):
   surprise_w = 1 − mean over target tokens of cos(pred, target) along features
 Video surprise = mean (or max) over windows. Lower = more physically plausible.
 
-The context is encoded from the context frames alone because the transformers one-call masked
-API encodes the whole clip before masking, which lets future frames leak into the context.
+The model is ours (pipeline/reward/vit.py, predictor.py), equal to the official V-JEPA 2 code on the
+same weights. The context branch never sees the future frames (transformers' one-call masked API
+encodes the whole clip before masking, which leaks them). All windows of a clip, and of several
+clips, go through the model in micro-batches; ``surprise_differentiable`` is the guidance entry.
 """
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Sequence
+from typing import Any, Iterator, Literal, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
-from pipeline.reward.model import load_vjepa2
+from pipeline.reward.model import WorldModel, load_world_model
 from pipeline.reward.preprocess import Layout, as_frame_tensor, preprocess_clip
 from pipeline.reward.windows import subsample_indices, token_split, window_starts
 
@@ -47,10 +50,18 @@ class SurpriseResult:
         return 1.0 - self.surprise
 
 
+@dataclass(frozen=True)
+class ScoreFailure:
+    """A clip that could not be scored (``score_many(on_error="record")``)."""
+
+    error: str
+    settings: dict[str, Any]
+
+
 class SurpriseScorer:
     def __init__(
         self,
-        model: torch.nn.Module | str | os.PathLike,
+        model: WorldModel | str | os.PathLike,
         window_size: int = 16,
         context_frames: int = 8,
         stride: int = 2,
@@ -58,9 +69,10 @@ class SurpriseScorer:
         max_frames: int | None = None,
         batch_windows: int = 8,
         preprocess_chunk: int = 32,
+        allow_tf32: bool = False,
     ) -> None:
-        if not isinstance(model, torch.nn.Module):
-            model = load_vjepa2(model)
+        if not isinstance(model, WorldModel):
+            model = load_world_model("hf", model)  # a path: a Hugging Face format folder
         if aggregate not in ("mean", "max"):
             raise ValueError(f"aggregate must be 'mean' or 'max', got {aggregate!r}")
         if batch_windows <= 0:
@@ -68,10 +80,9 @@ class SurpriseScorer:
         if max_frames is not None and max_frames < window_size:
             raise ValueError(f"max_frames {max_frames} is smaller than one window of {window_size}")
         self.model = model
-        cfg = model.config
-        self.crop_size: int = int(cfg.crop_size)
-        self.tubelet: int = int(cfg.tubelet_size)
-        self.grid: int = self.crop_size // int(cfg.patch_size)
+        self.crop_size: int = model.img_size
+        self.tubelet: int = model.tubelet_size
+        self.grid: int = self.crop_size // model.patch_size
         self.window_size = window_size
         self.context_frames = context_frames
         self.stride = stride
@@ -79,8 +90,12 @@ class SurpriseScorer:
         self.max_frames = max_frames
         self.batch_windows = batch_windows
         self.preprocess_chunk = preprocess_chunk
+        self.allow_tf32 = allow_tf32
         # Validates context/tubelet/window once, at construction rather than mid-run.
         self.ctx_idx, self.tgt_idx = token_split(window_size, context_frames, self.tubelet, self.grid)
+        if len(self.ctx_idx) + len(self.tgt_idx) > model.arch.predictor.num_patches:
+            raise ValueError(f"window_size {window_size} exceeds the predictor's "
+                             f"{model.arch.predictor.num_frames} frames")
         param = next(model.parameters())
         self.device, self.dtype = param.device, param.dtype
         self.ctx_idx = self.ctx_idx.to(self.device)
@@ -88,6 +103,7 @@ class SurpriseScorer:
 
     @property
     def settings(self) -> dict[str, Any]:
+        src = self.model.source
         return {
             "window_size": self.window_size,
             "context_frames": self.context_frames,
@@ -96,58 +112,87 @@ class SurpriseScorer:
             "max_frames": self.max_frames,
             "crop_size": self.crop_size,
             "tubelet_size": self.tubelet,
-            "patch_size": int(self.model.config.patch_size),
-            "model_path": str(getattr(self.model, "name_or_path", "") or ""),
-            "dtype": str(self.dtype).removeprefix("torch."),
+            "patch_size": self.model.patch_size,
+            "variant": src.variant,
+            "weights": src.weights,
+            "model_path": src.path,
+            "dtype": str(self.dtype).removeprefix("torch.") + ("+tf32" if self.allow_tf32 else ""),
+            "mask_index": self.model.mask_index,
             "distance": "1-cos(dim=features), LN(no affine) on both sides",
             "preprocess": "square bilinear antialias resize, /255, imagenet mean/std",
         }
 
     # ---- model passes -------------------------------------------------------------------------
 
+    @contextmanager
+    def _precision(self) -> Iterator[None]:
+        """TF32 matmuls on CUDA only while this scorer runs (the flag is process-global)."""
+        if self.device.type != "cuda":
+            yield
+            return
+        old = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = self.allow_tf32
+        try:
+            yield
+        finally:
+            torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = old
+
     def predict_targets(self, windows: torch.Tensor) -> torch.Tensor:
         """Layer-normed predictions (B, N_tgt, D) from the context frames of (B, W, 3, S, S) windows.
 
+        The context frames are encoded alone: for a causal split this is token for token the
+        official masked encoding (tokens dropped after the tubelet embedding, which is local in
+        time, keeping their own RoPE positions), minus the wasted convolution of the future.
         Always under no_grad: the reference keeps the predictor branch out of the guidance graph.
         """
-        b = windows.shape[0]
         with torch.no_grad():
-            ctx = self.model.encoder(pixel_values_videos=windows[:, : self.context_frames]).last_hidden_state
-            pred = self.model.predictor(
-                encoder_hidden_states=ctx,
-                # ctx already holds only context tokens, so this gather is the identity.
-                context_mask=[self.ctx_idx.expand(b, -1)],
-                target_mask=[self.tgt_idx.expand(b, -1)],
-            ).last_hidden_state
-            return F.layer_norm(pred.float(), (pred.shape[-1],))
+            ctx = self.model.encode(windows[:, : self.context_frames].to(self.dtype))
+            pred = self.model.predict(ctx, self.ctx_idx, self.tgt_idx).float()
+            return F.layer_norm(pred, (pred.shape[-1],))
 
     def encode_targets(self, windows: torch.Tensor) -> torch.Tensor:
         """Layer-normed full-window encoding at the target tokens, (B, N_tgt, D); grad follows the caller."""
-        h = self.model.encoder(pixel_values_videos=windows).last_hidden_state.float()
-        return F.layer_norm(h, (h.shape[-1],))[:, self.tgt_idx]
+        h = self.model.encode(windows.to(self.dtype))[:, self.tgt_idx].float()
+        return F.layer_norm(h, (h.shape[-1],))  # per token, so normalising only the targets is the same
 
     def _target_surprise(self, windows: torch.Tensor, pred: torch.Tensor) -> torch.Tensor:
         tgt = self.encode_targets(windows)
         return 1.0 - F.cosine_similarity(pred, tgt, dim=-1).mean(dim=-1)
 
-    def _window_surprises(self, clip: torch.Tensor, grad: bool, checkpoint_windows: bool = False) -> torch.Tensor:
-        """(W,) surprises of a preprocessed (T, 3, S, S) clip, windows in micro-batches."""
-        starts = window_starts(clip.shape[0], self.window_size, self.stride)
-        # unfold gives views (no copy) of all windows: (nW, 3, S, S, W) -> (nW, W, 3, S, S).
-        all_windows = clip.unfold(0, self.window_size, self.stride).movedim(-1, 1)
-        assert all_windows.shape[0] == len(starts)
-        out = []
-        for i in range(0, len(starts), self.batch_windows):
-            wins = all_windows[i : i + self.batch_windows].to(self.dtype)
-            pred = self.predict_targets(wins)
-            with torch.set_grad_enabled(grad):
-                if grad and checkpoint_windows:
-                    # Recompute the target encoder in backward instead of holding every
-                    # window's activations: needed for ViT-g guidance over many windows.
-                    out.append(checkpoint(self._target_surprise, wins, pred, use_reentrant=False))
-                else:
-                    out.append(self._target_surprise(wins, pred))
-        return torch.cat(out)
+    def _batch_surprise(self, windows: torch.Tensor, grad: bool, checkpoint_windows: bool) -> torch.Tensor:
+        pred = self.predict_targets(windows)
+        with torch.set_grad_enabled(grad):
+            if grad and checkpoint_windows:
+                # Recompute the target encoder in backward instead of holding every window's
+                # activations: needed for ViT-g guidance over many windows.
+                return checkpoint(self._target_surprise, windows, pred, use_reentrant=False)
+            return self._target_surprise(windows, pred)
+
+    def _surprises(self, clips: Sequence[torch.Tensor], grad: bool = False,
+                   checkpoint_windows: bool = False) -> list[torch.Tensor]:
+        """Per-window surprises of preprocessed (T, 3, S, S) clips.
+
+        All windows of all clips go through the model in micro-batches of ``batch_windows``
+        (a batch may span clips); ``unfold`` gives the windows as views, so only the windows of
+        the current micro-batch are ever copied.
+        """
+        views = [c.unfold(0, self.window_size, self.stride).movedim(-1, 1) for c in clips]
+        pieces = [(i, s) for i, v in enumerate(views) for s in range(len(v))]
+        out: list[torch.Tensor] = []
+        with self._precision():
+            for b in range(0, len(pieces), self.batch_windows):
+                chunk = pieces[b : b + self.batch_windows]
+                # Consecutive windows of one clip are one slice; a batch spanning clips is a cat.
+                runs: list[torch.Tensor] = []
+                for i, s in chunk:
+                    if runs and runs[-1][0] == i and runs[-1][2] == s:
+                        runs[-1][2] += 1
+                    else:
+                        runs.append([i, s, s + 1])
+                wins = torch.cat([views[i][lo:hi] for i, lo, hi in runs])
+                out.append(self._batch_surprise(wins, grad, checkpoint_windows))
+        flat = torch.cat(out) if out else torch.zeros(0)
+        return list(flat.split([len(v) for v in views]))
 
     def _aggregate(self, per_window: torch.Tensor) -> torch.Tensor:
         if not torch.isfinite(per_window).all():
@@ -158,7 +203,7 @@ class SurpriseScorer:
             )
         return per_window.mean() if self.aggregate == "mean" else per_window.max()
 
-    # ---- public entries ------------------------------------------------------------------------
+    # ---- inputs --------------------------------------------------------------------------------
 
     def _subsample(self, frames: torch.Tensor) -> torch.Tensor:
         if self.max_frames is None:
@@ -166,43 +211,88 @@ class SurpriseScorer:
         idx = subsample_indices(len(frames), self.max_frames)
         return frames[torch.as_tensor(idx, device=frames.device)]
 
-    def score_frames(self, frames: Clip, layout: Layout = "auto") -> SurpriseResult:
-        """Score uint8 frames (T,H,W,3) (numpy or torch) or a float tensor on the 0..255 scale."""
+    def prepare(self, frames: Clip, layout: Layout = "auto") -> torch.Tensor:
+        """Frames -> subsampled, preprocessed (T, 3, S, S) float32 clip on the model device (no grad).
+
+        Fails before any preprocessing work if the clip is shorter than one window. Preprocessing
+        runs in frame chunks on the model device: a 96-frame 720p clip is ~1 GB as one float tensor.
+        """
         frames = self._subsample(as_frame_tensor(frames))
-        n = len(frames)
-        window_starts(n, self.window_size, self.stride)  # fail before any preprocessing work
+        window_starts(len(frames), self.window_size, self.stride)
         with torch.no_grad():
-            # Preprocess in frame chunks on the model device: a 96-frame 720p clip would be ~1 GB
-            # as one float tensor.
-            clip = torch.cat([
+            return torch.cat([
                 preprocess_clip(frames[i : i + self.preprocess_chunk].to(self.device), self.crop_size, layout)
-                for i in range(0, n, self.preprocess_chunk)
+                for i in range(0, len(frames), self.preprocess_chunk)
             ])
-            per_window = self._window_surprises(clip, grad=False)
-            total = self._aggregate(per_window)
+
+    def _result(self, per_window: torch.Tensor, n: int) -> SurpriseResult:
         return SurpriseResult(
-            surprise=float(total),
+            surprise=float(self._aggregate(per_window)),
             window_surprises=[float(v) for v in per_window],
             num_frames_used=n,
             settings=self.settings,
             window_starts=window_starts(n, self.window_size, self.stride),
         )
 
+    # ---- public entries ------------------------------------------------------------------------
+
+    def score_frames(self, frames: Clip, layout: Layout = "auto") -> SurpriseResult:
+        """Score uint8 frames (T,H,W,3) (numpy or torch) or a float tensor on the 0..255 scale."""
+        clip = self.prepare(frames, layout)
+        with torch.no_grad():
+            (per_window,) = self._surprises([clip])
+        return self._result(per_window, len(clip))
+
     def score_video(self, path: str | os.PathLike) -> SurpriseResult:
-        from pipeline.video_io import read_video
+        return self.score_many([path])[0]
+
+    def score_many(self, clips: Sequence[Clip | str | os.PathLike], on_error: str = "raise") -> list[Any]:
+        """Score several clips (frame arrays or video paths) with the same settings, in order, with
+        the windows of all of them batched together.
+
+        ``on_error="record"`` puts a ``ScoreFailure`` in place of a clip that cannot be read, is
+        too short or scores non-finite, and goes on with the others; ``"raise"`` raises.
+        """
+        if on_error not in ("raise", "record"):
+            raise ValueError(f"on_error must be 'raise' or 'record', got {on_error!r}")
+        results: list[Any] = [None] * len(clips)
+        prepared: dict[int, tuple[torch.Tensor, dict]] = {}
+        for i, c in enumerate(clips):
+            try:
+                prepared[i] = self._load(c)
+            except Exception as exc:  # noqa: BLE001 - recorded per clip, or re-raised
+                if on_error == "raise" or not _expected(exc):
+                    raise
+                results[i] = ScoreFailure(f"{type(exc).__name__}: {exc}", self.settings)
+        with torch.no_grad():
+            surprises = self._surprises([clip for clip, _ in prepared.values()])
+        for (i, (clip, extra)), per_window in zip(prepared.items(), surprises):
+            try:
+                res = self._result(per_window, len(clip))
+            except NonFiniteSurpriseError as exc:
+                if on_error == "raise":
+                    raise
+                results[i] = ScoreFailure(f"{type(exc).__name__}: {exc}", self.settings)
+                continue
+            res.settings.update(extra)
+            results[i] = res
+        return results
+
+    def _load(self, clip: Clip | str | os.PathLike) -> tuple[torch.Tensor, dict]:
+        if not isinstance(clip, (str, os.PathLike)):
+            return self.prepare(clip), {}
+        from pipeline.video_io import VideoError, read_video
 
         # All frames are decoded, then subsampled: the frame count comes from the same decoder,
         # so the linspace indices match the reference exactly.
-        frames, fps = read_video(path)
-        res = self.score_frames(frames)
-        res.settings.update(video=str(Path(path)), video_num_frames=int(len(frames)), video_fps=fps)
-        return res
-
-    def score_many(self, clips: Sequence[Clip | str | os.PathLike]) -> list[SurpriseResult]:
-        """Score several clips (frame arrays or video paths) with the same settings, in order."""
-        return [
-            self.score_video(c) if isinstance(c, (str, os.PathLike)) else self.score_frames(c) for c in clips
-        ]
+        try:
+            frames, fps = read_video(clip)
+        except VideoError:
+            raise
+        except Exception as exc:  # decord raises a bare RuntimeError for undecodable files
+            raise VideoError(f"cannot decode video {clip}: {exc}") from exc
+        extra = {"video": str(Path(clip)), "video_num_frames": int(len(frames)), "video_fps": fps}
+        return self.prepare(frames), extra
 
     def surprise_differentiable(
         self, pixels: torch.Tensor, layout: Layout = "auto", checkpoint_windows: bool = False
@@ -211,12 +301,20 @@ class SurpriseScorer:
 
         Gradient reaches ``pixels`` through the target (full-window) branch only, as in the
         reference. Grad is enabled here even inside an outer no_grad (diffusers pipelines run
-        under one). Same value as ``score_frames`` on the same pixels.
+        under one). Same preprocessing, windows and value as ``score_frames`` on the same pixels.
         """
         if not torch.is_tensor(pixels) or not pixels.is_floating_point():
             raise TypeError("surprise_differentiable needs a floating point torch tensor (0..255 scale)")
         with torch.enable_grad():
             x = self._subsample(pixels.to(self.device))
+            window_starts(len(x), self.window_size, self.stride)
             clip = preprocess_clip(x, self.crop_size, layout)
-            per_window = self._window_surprises(clip, grad=True, checkpoint_windows=checkpoint_windows)
+            (per_window,) = self._surprises([clip], grad=True, checkpoint_windows=checkpoint_windows)
             return self._aggregate(per_window)
+
+
+def _expected(exc: Exception) -> bool:
+    """Failures that belong to one clip (bad file, too short, bad frames), not to the scorer."""
+    from pipeline.video_io import VideoError
+
+    return isinstance(exc, (VideoError, ValueError, TypeError, OSError))

@@ -84,6 +84,15 @@ class Stage(ABC):
             if not self.store.path(rel).exists():
                 raise FileNotFoundError(self.store.path(rel))
 
+    def cost(self, item_id: str) -> float:
+        """Relative work of an item, for balancing shards (sample overrides it)."""
+        return 1.0
+
+    def follow(self, item_id: str) -> None:
+        """On a non-leader rank of a multi-rank replica: take part in the leader's work on
+        ``item_id`` (collective model calls) without writing anything. Stages whose models are
+        not split across ranks have nothing to do here."""
+
     def close(self) -> None:
         """Release what ``setup`` loaded."""
 
@@ -93,6 +102,7 @@ class Stage(ABC):
         previous = self.store.read(self.name, item_id)
         attempt = (previous.attempt + 1) if previous else 1
         started = now()
+        self.store.log_attempt(self.name, item_id, {"event": "start", "attempt": attempt})
         try:
             out = self.run(item_id)
             record = Record(item=item_id, status="done", outputs=out.outputs, data=out.data,
@@ -101,4 +111,18 @@ class Stage(ABC):
             record = Record(item=item_id, status="failed", inputs=inputs or {}, attempt=attempt,
                             started=started, error=f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}")
         record.seconds = now() - started
-        return self.store.write(self.name, record)
+        record = self.store.write(self.name, record)
+        self.store.log_attempt(self.name, item_id, {"event": record.status, "attempt": attempt,
+                                                    "seconds": round(record.seconds, 3)})
+        return record
+
+    def state(self, item_id: str, max_attempts: int) -> str:
+        """done | blocked (upstream not done) | exhausted (failed max_attempts times) | todo."""
+        if self.inputs(item_id) is None:
+            return "blocked"
+        if self.is_done(item_id):
+            return "done"
+        rec = self.store.read(self.name, item_id)
+        if rec is not None and rec.status == "failed" and rec.attempt >= max_attempts:
+            return "exhausted"
+        return "todo"

@@ -1,7 +1,11 @@
 """prepare: the condition each item is generated from, at the generator's size.
 
-For Physics-IQ i2v that is the switch frame, resized preserving aspect and centre-cropped (the
-default, so objects keep their shapes) or stretched; the choice is recorded with the item.
+For Physics-IQ i2v (``benchmark.mode=i2v``) that is the switch frame, written as a PNG; for v2v
+(``benchmark.mode=v2v``) the 3 s conditioning clip at the generator's fps, written as an mp4.
+Frames are resized preserving aspect and centre-cropped (the default, so objects keep their
+shapes) or stretched (``prepare.resize``). Mode, resize, size, frame count, fps, source and the
+prompt (with the file it came from) are recorded with the item. ``load_condition`` gives the
+sample stage an (H, W, 3) image or a (T, H, W, 3) clip, both uint8 RGB.
 """
 from __future__ import annotations
 
@@ -34,25 +38,58 @@ def decode_png(path) -> "object":
     return bgr[..., ::-1].copy()
 
 
+def load_condition(path, generator=None):
+    """The prepared condition: uint8 RGB (H, W, 3) from a PNG, or (T, H, W, 3) from a v2v clip.
+
+    With ``generator``, a clip for an engine without ``accepts_clips`` is refused by name."""
+    from pathlib import Path
+
+    if Path(path).suffix.lower() != ".mp4":
+        return decode_png(path)
+    if generator is not None and not getattr(generator, "accepts_clips", False):
+        from pipeline.errors import StageError
+
+        raise StageError(f"{path} is a v2v conditioning clip but the {getattr(generator, 'kind', '?')} "
+                         "generator takes a single image; run with benchmark.mode=i2v")
+    from pipeline.video_io import read_video
+
+    return read_video(path)[0]
+
+
 class Prepare(Stage):
     name = "prepare"
 
     def run(self, item_id: str) -> Output:
-        from pipeline.benchmarks.physicsiq.contract import condition_image
+        from pipeline.benchmarks.physicsiq.contract import condition_clip_from_file, condition_image
 
         item = self.manifest.get(item_id)
         gen = self.cfg.generator
-        image = condition_image(item.condition_source, gen.width, gen.height, mode=self.cfg.prepare.resize)
-        path = self.store.outputs_dir(self.name) / f"{item_id}.png"
-        atomic_write_bytes(path, encode_png(image))
-        return Output(
-            outputs={"condition": self.store.rel(path)},
-            data={"prompt": item.prompt, "resize": self.cfg.prepare.resize,
-                  "size": [gen.width, gen.height], "source": item.condition_source},
-        )
+        mode, resize = self.cfg.benchmark.mode, self.cfg.prepare.resize
+        data = {"prompt": item.prompt, "prompt_source": self.cfg.benchmark.prompts or "descriptions.csv",
+                "mode": mode, "resize": resize, "size": [gen.width, gen.height],
+                "source": item.condition_source}
+        if mode == "v2v":
+            from pipeline.video_io import write_video
+
+            clip = condition_clip_from_file(item.condition_source, gen.fps, gen.width, gen.height, mode=resize)
+            path = write_video(self.store.outputs_dir(self.name) / f"{item_id}.mp4", clip, gen.fps, quality=10)
+            data.update(frames=len(clip), fps=gen.fps)
+        else:
+            image = condition_image(item.condition_source, gen.width, gen.height, mode=resize)
+            path = self.store.outputs_dir(self.name) / f"{item_id}.png"
+            atomic_write_bytes(path, encode_png(image))
+            data.update(frames=1)
+        return Output(outputs={"condition": self.store.rel(path)}, data=data)
 
     def validate(self, record: Record) -> None:
-        image = decode_png(self.store.path(record.outputs["condition"]))
         gen = self.cfg.generator
-        if image.shape[:2] != (gen.height, gen.width):
-            raise ValueError(f"condition {image.shape[:2]} is not {gen.height}x{gen.width}")
+        path = self.store.path(record.outputs["condition"])
+        if record.data.get("mode", "i2v") == "v2v":
+            from pipeline.video_io import check_video
+
+            info = check_video(path, num_frames=record.data["frames"], fps=gen.fps)
+            shape = (info.height, info.width)
+        else:
+            shape = decode_png(path).shape[:2]
+        if shape != (gen.height, gen.width):
+            raise ValueError(f"condition {shape} is not {gen.height}x{gen.width}")

@@ -1,15 +1,16 @@
 """sample: best-of-N candidates per item, seeds base_seed + k.
 
 Candidates are checked one by one: a rerun regenerates only the ones whose video is missing or
-does not decode with the expected frame count, and batches them per prompt.
+does not decode with the frame count recorded when it was made (engines differ in what they
+return for a condition: MAGI-1 i2v returns whole chunks), and batches them per prompt.
 """
 from __future__ import annotations
 
 from pipeline.search import candidate_seeds
 from pipeline.stages.base import Output, Stage
-from pipeline.stages.prepare import decode_png
+from pipeline.stages.prepare import load_condition
 from pipeline.store import Record
-from pipeline.video_io import check_video, write_video
+from pipeline.video_io import check_video, probe_video, write_video
 
 
 class Sample(Stage):
@@ -39,40 +40,61 @@ class Sample(Stage):
     def candidate_path(self, item_id: str, k: int, seed: int):
         return self.store.outputs_dir(self.name) / item_id / f"cand{k:02d}_seed{seed}.mp4"
 
-    def _valid(self, path) -> bool:
+    def _valid(self, path, num_frames: int | None) -> bool:
         try:
-            check_video(path, num_frames=self.cfg.generator.num_frames, fps=self.cfg.generator.fps)
+            check_video(path, num_frames=num_frames, fps=self.cfg.generator.fps)
             return True
         except Exception:
             return False
+
+    def cost(self, item_id: str) -> float:
+        """Frames still to generate: candidates missing or invalid times frames per candidate."""
+        seeds = candidate_seeds(self.cfg.search)
+        known = self._recorded_frames(item_id)
+        todo = sum(not self._valid(self.candidate_path(item_id, k, s), known.get(k)) for k, s in enumerate(seeds))
+        return float(todo * self.cfg.generator.num_frames)
 
     def run(self, item_id: str) -> Output:
         from pipeline.generators.base import GenerationRequest
 
         item = self.manifest.get(item_id)
         prep = self.store.read("prepare", item_id)
-        condition = decode_png(self.store.path(prep.outputs["condition"]))
+        condition = load_condition(self.store.path(prep.outputs["condition"]), self.generator)  # image or v2v clip
         seeds = candidate_seeds(self.cfg.search)
         previous = self.store.read(self.name, item_id)
         # Files left by an attempt that crashed before its record came from this run's condition;
         # a record built from another condition means every file on disk is stale.
         stale = previous is not None and previous.inputs != self.inputs(item_id)
+        known = {} if stale else self._recorded_frames(item_id)
         todo = [(k, s) for k, s in enumerate(seeds)
-                if stale or not self._valid(self.candidate_path(item_id, k, s))]
+                if stale or not self._valid(self.candidate_path(item_id, k, s), known.get(k))]
         batch = max(1, self.cfg.generator.batch_size)
         for start in range(0, len(todo), batch):
             chunk = todo[start:start + batch]
             requests = [GenerationRequest(prompt=item.prompt, condition=condition, seed=s) for _, s in chunk]
             for (k, s), frames in zip(chunk, self.generator.generate(requests)):
                 write_video(self.candidate_path(item_id, k, s), frames, self.cfg.generator.fps)
+                known[k] = len(frames)
                 self.generated += 1
+        for k, s in enumerate(seeds):  # reused files: their frame count as they are
+            if k not in known:
+                known[k] = probe_video(self.candidate_path(item_id, k, s)).num_frames
         outputs = {f"cand{k:02d}": self.store.rel(self.candidate_path(item_id, k, s)) for k, s in enumerate(seeds)}
         return Output(outputs=outputs, data={
-            "seeds": seeds, "num_frames": self.cfg.generator.num_frames, "fps": self.cfg.generator.fps,
+            "seeds": seeds, "frames": [known[k] for k in range(len(seeds))], "fps": self.cfg.generator.fps,
         })
+
+    def _recorded_frames(self, item_id: str) -> dict[int, int]:
+        previous = self.store.read(self.name, item_id)
+        if previous is None or not previous.done:
+            return {}
+        return dict(enumerate(previous.data.get("frames", [])))
 
     def validate(self, record: Record) -> None:
         seeds = candidate_seeds(self.cfg.search)
+        frames = record.data.get("frames", [])
+        if len(frames) != len(seeds):
+            raise ValueError(f"record of item {record.item} has no frame counts for {len(seeds)} candidates")
         for k, s in enumerate(seeds):
-            if not self._valid(self.candidate_path(record.item, k, s)):
+            if not self._valid(self.candidate_path(record.item, k, s), frames[k]):
                 raise ValueError(f"candidate {k} of item {record.item} is missing or invalid")

@@ -10,15 +10,17 @@ from pipeline.store import file_digest
 
 
 def build_vjepa2_scorer(cfg):
-    from pipeline.devices import resolve_device, resolve_dtype
-    from pipeline.reward.model import load_vjepa2
+    from pipeline.devices import resolve_device
+    from pipeline.reward.model import load_world_model, resolve_precision
     from pipeline.reward.surprise import SurpriseScorer
 
     r = cfg.reward
-    model = load_vjepa2(r.checkpoint, device=resolve_device(r.device), dtype=resolve_dtype(r.dtype))
+    device = resolve_device(r.device)
+    dtype, tf32 = resolve_precision(r.dtype, device)
+    model = load_world_model(r.variant, r.checkpoint, arch=r.arch, weights=r.weights, device=device, dtype=dtype)
     return SurpriseScorer(model, window_size=r.window_size, context_frames=r.context_frames,
                           stride=r.stride, aggregate=r.aggregate, max_frames=r.max_frames,
-                          batch_windows=r.batch_windows)
+                          batch_windows=r.batch_windows, allow_tf32=tf32)
 
 
 SCORERS = {"vjepa2_surprise": build_vjepa2_scorer}
@@ -29,15 +31,16 @@ class Score(Stage):
     upstream = ("sample",)
 
     def preflight(self) -> None:
-        from pathlib import Path
-
         from pipeline.errors import StageError
-        from pipeline.reward.model import RewardModelError, check_model_folder
+        from pipeline.reward.checkpoints import RewardModelError
+        from pipeline.reward.model import check_reward_config
 
         try:
-            check_model_folder(Path(self.cfg.reward.checkpoint).expanduser().resolve())
+            check_reward_config(self.cfg.reward)
         except RewardModelError as exc:
             raise StageError(f"reward.checkpoint: {exc}") from None
+        except ValueError as exc:
+            raise StageError(str(exc)) from None
 
     def setup(self) -> None:
         self.scorer = SCORERS[self.cfg.reward.name](self.cfg)

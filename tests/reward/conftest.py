@@ -4,20 +4,20 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
+from pipeline.reward.model import WorldModel, load_world_model
 from pipeline.reward.tiny import make_tiny_vjepa2
-from pipeline.reward.model import load_vjepa2
 
 
 @pytest.fixture(scope="session")
 def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """tiny.pt (official layout) and the same weights as a Hugging Face folder."""
     return make_tiny_vjepa2(tmp_path_factory.mktemp("tiny_vjepa2"), seed=0, crop_size=64)
 
 
 @pytest.fixture(scope="session")
-def tiny_model(tiny_dir: Path) -> torch.nn.Module:
-    return load_vjepa2(tiny_dir)
+def tiny_model(tiny_dir: Path) -> WorldModel:
+    return load_world_model("tiny", tiny_dir)
 
 
 def random_clip(t: int, h: int = 64, w: int = 64, seed: int = 0) -> np.ndarray:

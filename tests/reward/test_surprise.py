@@ -16,11 +16,12 @@ MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
 STD = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
 
 
-def reference_surprise(model: torch.nn.Module, frames: np.ndarray, window: int, ctx_frames: int,
+def reference_surprise(model, frames: np.ndarray, window: int, ctx_frames: int,
                        stride: int, aggregate: str = "mean") -> tuple[float, list[float]]:
-    """Straightforward per-window WMReward loop, independent of pipeline.reward."""
-    s = model.config.crop_size
-    g2 = (s // model.config.patch_size) ** 2
+    """Straightforward per-window WMReward loop, independent of the scorer: one window at a time,
+    context given to the encoder as an official token mask (not as a frame prefix)."""
+    s = model.img_size
+    g2 = (s // model.patch_size) ** 2
     n_ctx = ctx_frames // 2 * g2
     n_all = window // 2 * g2
     x = torch.from_numpy(frames).float().permute(0, 3, 1, 2)
@@ -29,12 +30,12 @@ def reference_surprise(model: torch.nn.Module, frames: np.ndarray, window: int, 
     losses = []
     with torch.no_grad():
         for start in range(0, len(x) - window + 1, stride):
-            w = x[start : start + window].unsqueeze(0)
-            h = model.encoder(pixel_values_videos=w).last_hidden_state
+            w = x[start : start + window].permute(1, 0, 2, 3).unsqueeze(0)  # (1, C, T, H, W)
+            h = model.encoder(w)
             h = F.layer_norm(h, (h.shape[-1],))[:, n_ctx:]
-            z = model.encoder(pixel_values_videos=w[:, :ctx_frames]).last_hidden_state
-            z = model.predictor(encoder_hidden_states=z, context_mask=[torch.arange(n_ctx)[None]],
-                                target_mask=[torch.arange(n_ctx, n_all)[None]]).last_hidden_state
+            ctx_ids, tgt_ids = torch.arange(n_ctx), torch.arange(n_ctx, n_all)
+            z = model.encoder(w, keep=ctx_ids[None])
+            z = model.predictor(z, ctx_ids[None], tgt_ids[None], mask_index=1)
             z = F.layer_norm(z, (z.shape[-1],))
             losses.append(1 - F.cosine_similarity(z, h, dim=-1).mean().item())
     return (float(np.mean(losses)) if aggregate == "mean" else max(losses)), losses
@@ -76,20 +77,6 @@ def test_context_is_not_leaked_from_future_frames(tiny_model) -> None:
     ctx_changed = clip.copy()
     ctx_changed[:8] = 255 - ctx_changed[:8]
     assert not torch.equal(scorer.predict_targets(scorer_input(scorer, ctx_changed)[None])[0], pred[0])
-
-
-def test_transformers_one_call_api_leaks_future(tiny_model) -> None:
-    """Why the scorer encodes the context separately; if this ever fails, transformers changed."""
-    scorer = SurpriseScorer(tiny_model)
-    clip = random_clip(16)
-    changed = clip.copy()
-    changed[8:] = 255 - changed[8:]
-    wins = torch.stack([scorer_input(scorer, clip), scorer_input(scorer, changed)])
-    with torch.no_grad():
-        out = tiny_model(wins, context_mask=[scorer.ctx_idx.expand(2, -1)],
-                         target_mask=[scorer.tgt_idx.expand(2, -1)])
-    p = out.predictor_output.last_hidden_state
-    assert (p[0] - p[1]).abs().max() > 1e-6
 
 
 def scorer_input(scorer: SurpriseScorer, frames: np.ndarray) -> torch.Tensor:
@@ -169,7 +156,8 @@ def test_settings_are_traceable(tiny_model, tiny_dir) -> None:
     st = s.score_frames(random_clip(30)).settings
     assert {k: st[k] for k in ("window_size", "context_frames", "stride", "aggregate", "max_frames", "crop_size")} == {
         "window_size": 16, "context_frames": 8, "stride": 4, "aggregate": "mean", "max_frames": 30, "crop_size": 64}
-    assert st["model_path"] == str(Path(tiny_dir).resolve())
+    assert st["model_path"] == str(Path(tiny_dir).resolve() / "tiny.pt")
+    assert (st["variant"], st["weights"], st["mask_index"]) == ("tiny", "target_encoder", 1)
 
 
 def test_nan_raises(tiny_model) -> None:
@@ -209,3 +197,27 @@ def test_score_video_and_many(tiny_model, tmp_path) -> None:
 def test_float_numpy_is_rejected(tiny_model) -> None:
     with pytest.raises(TypeError, match="uint8"):
         SurpriseScorer(tiny_model).score_frames(random_clip(16).astype(np.float32))
+
+
+def test_windows_of_several_clips_batch_together(tiny_model) -> None:
+    clips = [random_clip(20, seed=1), random_clip(25, 48, 80, seed=2), random_clip(16, seed=3)]
+    scorer = SurpriseScorer(tiny_model, stride=4, batch_windows=3)  # batches span clip boundaries
+    many = scorer.score_many(clips)
+    for clip, res in zip(clips, many):
+        alone = SurpriseScorer(tiny_model, stride=4, batch_windows=1).score_frames(clip)
+        np.testing.assert_allclose(res.window_surprises, alone.window_surprises, atol=1e-6, rtol=0)
+        assert res.num_frames_used == len(clip)
+
+
+def test_score_many_records_bad_clips(tiny_model, tmp_path) -> None:
+    from pipeline.reward.surprise import ScoreFailure
+
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"not a video")
+    good = random_clip(18)
+    res = SurpriseScorer(tiny_model).score_many([good, str(bad), random_clip(10), good], on_error="record")
+    assert isinstance(res[1], ScoreFailure) and "cannot decode" in res[1].error
+    assert isinstance(res[2], ScoreFailure) and "fewer than one window" in res[2].error
+    assert res[0].surprise == res[3].surprise == SurpriseScorer(tiny_model).score_frames(good).surprise
+    with pytest.raises(ValueError, match="fewer than one window"):
+        SurpriseScorer(tiny_model).score_many([good, random_clip(10)])

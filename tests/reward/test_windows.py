@@ -63,11 +63,11 @@ def test_token_split_errors(ctx_frames: int, msg: str) -> None:
 def test_token_index_matches_model_layout(tiny_model: torch.nn.Module) -> None:
     """token index = t'·g² + h·g + w, checked on the model's own patch embedding."""
     g, tub, p = 4, 2, 16
-    x = torch.zeros(1, 16, 3, 64, 64)
-    base = tiny_model.encoder.embeddings(x)
+    x = torch.zeros(1, 3, 16, 64, 64)  # (B, C, T, H, W), as the official encoder takes it
+    base = tiny_model.encoder.patch_embed(x)
     t_slot, row, col = 5, 1, 3
-    x[0, t_slot * tub, :, row * p, col * p] = 1.0
-    changed = (tiny_model.encoder.embeddings(x) - base).abs().sum(-1)[0].nonzero().flatten().tolist()
+    x[0, :, t_slot * tub, row * p, col * p] = 1.0
+    changed = (tiny_model.encoder.patch_embed(x) - base).abs().sum(-1)[0].nonzero().flatten().tolist()
     assert changed == [t_slot * g * g + row * g + col]
     _, tgt = token_split(16, 8, tub, g)
     assert changed[0] in tgt.tolist()  # frame 10 lies in the target half

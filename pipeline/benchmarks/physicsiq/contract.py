@@ -88,20 +88,31 @@ def condition_image(item_or_path, width: int, height: int, mode: str = "crop",
     return fit_frame(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), width, height, mode)
 
 
+def condition_clip_from_file(path: str | os.PathLike, fps: float, width: int, height: int,
+                             mode: str = "crop") -> np.ndarray:
+    """A conditioning clip file as uint8 (N, H, W, 3) RGB at ``fps`` and the generator's size.
+
+    A clip recorded at another rate (the 30 FPS master) is blended down with the same rule as the
+    ground-truth resampling, so condition and ground truth share one time axis."""
+    bgr, fps_src = read_all_frames_cv2(path)
+    if not fps_src:
+        raise VideoError(f"OpenCV cannot read the fps of conditioning clip {path}")
+    if abs(fps_src - fps) > 1e-6:
+        bgr = resample_frames(bgr, fps_src, fps)
+    return np.stack([fit_frame(np.ascontiguousarray(f[..., ::-1]), width, height, mode) for f in bgr])
+
+
 def condition_clip(dataset: PhysicsIQDataset, item: BenchmarkItem, fps: float, width: int,
                    height: int, mode: str = "crop") -> np.ndarray:
-    """The 3 s conditioning clip (v2v) at ``fps`` as uint8 (N, H, W, 3) RGB.
+    """The 3 s conditioning clip (v2v) of an item at ``fps`` as uint8 (N, H, W, 3) RGB.
 
     Uses the shipped fps folder when it holds the clip, otherwise blends the 30 FPS clip down
     with the same rule as the ground-truth resampling.
     """
     shipped = dataset.conditioning_clip(item, fps)
-    if shipped.is_file():
-        bgr, _ = read_all_frames_cv2(shipped)
-    else:
-        src = dataset.conditioning_clip(item, MASTER_FPS)
-        if not src.is_file():
-            raise VideoError(f"no conditioning clip for {item.item_id} at {fps_folder(fps)} or 30FPS: {src}")
-        bgr30, fps_src = read_all_frames_cv2(src)
-        bgr = resample_frames(bgr30, fps_src, fps)
-    return np.stack([fit_frame(f[..., ::-1], width, height, mode) for f in bgr])
+    if float(fps).is_integer() and shipped.is_file():
+        return condition_clip_from_file(shipped, fps, width, height, mode)
+    src = dataset.conditioning_clip(item, MASTER_FPS)
+    if not src.is_file():
+        raise VideoError(f"no conditioning clip for {item.item_id} at {fps_folder(fps)} or 30FPS: {src}")
+    return condition_clip_from_file(src, fps, width, height, mode)

@@ -5,6 +5,11 @@ official renames files in place; we pair files with items by their ``NNNN_`` pre
 problems with a submission are collected and reported together before any metric work, masks
 are cached by content instead of by folder name, and any number of items (a synthetic subset)
 is accepted. The metric and score arithmetic is the official one.
+
+Speed: validation and the (scenario, view) jobs run in ``workers`` processes; every video is
+decoded once; the ground truth's grid clips (resized frames + binarised masks) are cached by
+content (metrics.GroundTruthCache), so after the first evaluation at an fps only the generations
+are decoded and masked.
 """
 from __future__ import annotations
 
@@ -18,13 +23,13 @@ from pathlib import Path
 import cv2
 import pandas as pd
 
-from pipeline.video_io import VideoError, probe_video, read_video
+from pipeline.video_io import VideoError, probe_video
 
 from . import score as sc
 from .contract import DURATION_S, DURATION_TOL_S
 from .layout import VIEWS, BenchmarkItem, PhysicsIQDataset
 from .masks import MaskCache
-from .metrics import ViewInputs, view_metrics
+from .metrics import GroundTruthCache, build_grid_clip, clip_metrics, window
 from .resample import ensure_testing_clips
 
 _ID = re.compile(r"^(\d{4})_")
@@ -75,17 +80,18 @@ def match_generations(dataset: PhysicsIQDataset, generated_dir: Path) -> tuple[d
 
 
 def _check_file(path: Path) -> tuple[float | None, str | None]:
-    """(OpenCV fps, problem) for one generation."""
+    """(OpenCV fps, problem) for one generation, from its container and first frame. Whether
+    every frame decodes is seen when the metrics decode it (an error naming the file)."""
     try:
         info = probe_video(path)
-        read_video(path, indices=[0, max(info.num_frames - 1, 0)])  # header alone can lie
     except VideoError as exc:
         return None, f"{path.name}: not decodable ({exc})"
     cap = cv2.VideoCapture(str(path))
     fps = cap.get(cv2.CAP_PROP_FPS) if cap.isOpened() else 0.0
+    first = cap.read()[0] if fps else False
     cap.release()
-    if not fps:
-        return None, f"{path.name}: OpenCV cannot read its fps"
+    if not fps or not first:
+        return None, f"{path.name}: not decodable (OpenCV cannot read its fps or first frame)"
     if not math.isclose(info.duration, DURATION_S, abs_tol=DURATION_TOL_S):
         return fps, f"{path.name}: duration {info.duration:.4f} s, needs {DURATION_S} ± {DURATION_TOL_S} s"
     if info.num_frames < math.ceil(5 * fps - 1e-9):
@@ -93,15 +99,17 @@ def _check_file(path: Path) -> tuple[float | None, str | None]:
     return fps, None
 
 
-def validate_submission(dataset: PhysicsIQDataset, generated_dir: str | os.PathLike) -> tuple[dict[str, Path], float]:
+def validate_submission(dataset: PhysicsIQDataset, generated_dir: str | os.PathLike,
+                        pool: ProcessPoolExecutor | None = None) -> tuple[dict[str, Path], float]:
     """Check the whole folder and raise one SubmissionError listing every offending file."""
     generated_dir = Path(generated_dir)
     if not generated_dir.is_dir():
         raise SubmissionError(f"generated folder does not exist: {generated_dir}")
     matched, problems = match_generations(dataset, generated_dir)
     fps_of: dict[str, float] = {}
-    for item_id, path in sorted(matched.items()):
-        fps, problem = _check_file(path)
+    paths = [path for _, path in sorted(matched.items())]
+    checks = pool.map(_check_file, paths, chunksize=8) if pool is not None else map(_check_file, paths)
+    for path, (fps, problem) in zip(paths, checks):
         if problem:
             problems.append(problem)
         if fps is not None:
@@ -118,30 +126,50 @@ def validate_submission(dataset: PhysicsIQDataset, generated_dir: str | os.PathL
 
 
 def _job(args: tuple) -> tuple[str, str, dict]:
-    """Worker: masks (cached) and metrics of one (scenario, view)."""
+    """Worker: grid clips (ground truth cached) and metrics of one (scenario, view)."""
     scenario, view, take1, take2, gen, shipped1, shipped2, cache_dir, fps = args
-    cache = MaskCache(cache_dir)
-    mask1 = shipped1 if shipped1 else cache.get(take1)
-    mask2 = shipped2 if shipped2 else cache.get(take2)
-    inputs = ViewInputs(take1, take2, gen, mask1, mask2, cache.get(gen))
-    return scenario, view, view_metrics(inputs, fps)
+    gt = GroundTruthCache(cache_dir)
+    grid = tuple(s // 4 for s in gt.frame_size(take1))
+    if min(grid) < 1:
+        raise VideoError(f"{take1}: too small for the //4 evaluation grid")
+    limit = window(fps)
+    try:
+        c1, c2 = gt.get(take1, grid, limit, shipped1), gt.get(take2, grid, limit, shipped2)
+        if len(c1) != len(c2):
+            raise VideoError(f"take-1 has {len(c1)} frames in the window, take-2 {len(c2)} ({take1}, {take2})")
+        cg = build_grid_clip(gen, grid, limit, mask_cache=MaskCache(cache_dir))
+        return scenario, view, clip_metrics(c1, c2, cg, names=(take1, take2, gen), variance=gt.variance(c1, c2))
+    except VideoError as exc:
+        raise VideoError(f"{scenario} {view}: {exc}") from None
 
 
 def evaluate_folder(dataset_root: str | os.PathLike, generated_dir: str | os.PathLike,
                     output_dir: str | os.PathLike, fps: float | None = None,
                     descriptions: str | os.PathLike | None = None, workers: int = 1,
                     mask_cache: str | os.PathLike | None = None, use_shipped_masks: bool = True,
-                    model_name: str | None = None, item_ids: list[str] | None = None) -> EvalResult:
+                    model_name: str | None = None, item_ids: list[str] | None = None,
+                    extra: dict | None = None) -> EvalResult:
     """Score one model folder. Writes <model>.csv (official 37 columns), <model>_metrics.json,
     <model>_categories.csv and <model>_categories.png into ``output_dir``.
 
     ``item_ids`` restricts the benchmark to a subset of whole scenarios (smoke runs); the score
-    is then the official formula over that subset."""
+    is then the official formula over that subset. ``extra`` is recorded in the JSON."""
     dataset = PhysicsIQDataset(dataset_root, descriptions)
     if item_ids is not None:
         dataset.restrict(item_ids)
     generated_dir = Path(generated_dir)
-    matched, gen_fps = validate_submission(dataset, generated_dir)
+    pool = ProcessPoolExecutor(max_workers=workers) if workers > 1 else None
+    try:
+        return _evaluate(dataset, generated_dir, output_dir, fps, pool, mask_cache, use_shipped_masks,
+                         model_name, extra)
+    finally:
+        if pool is not None:
+            pool.shutdown()
+
+
+def _evaluate(dataset, generated_dir, output_dir, fps, pool, mask_cache, use_shipped_masks, model_name,
+              extra) -> EvalResult:
+    matched, gen_fps = validate_submission(dataset, generated_dir, pool)
     if fps is not None and fps != gen_fps:
         raise SubmissionError(f"generations are {gen_fps:g} fps but fps={fps:g} was requested")
     fps = gen_fps
@@ -156,11 +184,7 @@ def evaluate_folder(dataset_root: str | os.PathLike, generated_dir: str | os.Pat
         shipped = [p if p is not None and p.is_file() else None for p in shipped]
         jobs.append((it.scenario, it.view, dataset.testing_clip(it, fps, 1), dataset.testing_clip(it, fps, 2),
                      matched[it.item_id], shipped[0], shipped[1], cache_dir, fps))
-    if workers > 1:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            results = list(pool.map(_job, jobs))
-    else:
-        results = [_job(j) for j in jobs]
+    results = list(pool.map(_job, jobs)) if pool is not None else [_job(j) for j in jobs]
 
     rows: dict[str, dict] = {s: {"scenario": s} for s in dataset.scenarios}
     for scenario, view, metrics in results:
@@ -179,7 +203,7 @@ def evaluate_folder(dataset_root: str | os.PathLike, generated_dir: str | os.Pat
     files["categories_csv"] = output_dir / f"{name}_categories.csv"
     categories.to_csv(files["categories_csv"], index=False)
     files["json"] = sc.write_score_json(output_dir / f"{name}_metrics.json", components, view_score,
-                                        categories, {"model": name, "fps": fps, "n_items": len(dataset)})
+                                        categories, {"model": name, "fps": fps, "n_items": len(dataset), **(extra or {})})
     files["plot"] = sc.plot_categories(output_dir / f"{name}_categories.png", categories,
                                        components.score, f"{name} @ {fps:g} fps")
     return EvalResult(components.score, components, view_score, categories, fps, files,

@@ -1,0 +1,166 @@
+"""One shard of one stage, as it runs inside a job (a SLURM array task or a local worker process).
+
+The job's ranks form replicas of ``replica_size`` consecutive ranks; the leader of each replica
+claims items of the shard one at a time (an exclusive file per item), so a slow item never holds
+back the others, and tells its followers which item to work on. Only leaders write records.
+
+Preemption and time limits: submitit calls ``checkpoint`` on the signal before the limit. The
+items run in a worker thread, so the checkpoint can let the current item finish (within the
+grace time) before the job is requeued; a requeued shard skips every finished item.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from launchers.replica import ReplicaGroup
+
+if TYPE_CHECKING:
+    from pipeline.config import Config
+
+log = logging.getLogger("pipeline.shard")
+
+
+@dataclass
+class ShardSpec:
+    stage: str
+    index: int
+    items: list[str]
+    cost: float = 0.0
+
+
+@dataclass
+class ShardResult:
+    stage: str
+    index: int
+    ran: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # done, blocked, exhausted or claimed elsewhere
+    stopped_early: bool = False
+
+
+def claim(claims_dir: Path, item_id: str) -> bool:
+    """Exclusive per-item claim among the replicas of one job run (O_EXCL create)."""
+    claims_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(claims_dir / item_id, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except FileExistsError:
+        return False
+    os.write(fd, f"{os.getpid()}\n".encode())
+    os.close(fd)
+    return True
+
+
+def job_run_id() -> str:
+    """Identifies this run of this job: a requeued job gets new claims, its old ones are void."""
+    env = os.environ
+    if "SLURM_JOB_ID" in env:
+        task = env.get("SLURM_ARRAY_TASK_ID")
+        base = f"{env['SLURM_ARRAY_JOB_ID']}_{task}" if task is not None else env["SLURM_JOB_ID"]
+        return f"{base}_r{env.get('SLURM_RESTART_COUNT', '0')}"
+    return f"local_{os.getpid()}_{int(time.time() * 1000)}"
+
+
+class ShardJob:
+    """Picklable callable submitted to submitit (one per stage; the shard is its argument)."""
+
+    def __init__(self, cfg: "Config", run_dir: str, grace_s: float = 60.0):
+        self.cfg = cfg
+        self.run_dir = str(run_dir)
+        self.grace_s = grace_s
+        self._runtime: dict[str, Any] = {}
+
+    def __getstate__(self):
+        return {"cfg": self.cfg, "run_dir": self.run_dir, "grace_s": self.grace_s}
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._runtime = {}
+
+    # ---- submitit entry points -----------------------------------------------------------------
+    def __call__(self, spec: ShardSpec) -> ShardResult:
+        stop = threading.Event()
+        outcome: dict[str, Any] = {}
+        worker = threading.Thread(target=self._work, args=(spec, stop, outcome), daemon=True)
+        self._runtime = {"stop": stop, "worker": worker}
+        worker.start()
+        while worker.is_alive():
+            worker.join(timeout=1.0)  # short joins keep the main thread free for submitit's signals
+        if "error" in outcome:
+            raise outcome["error"]
+        return outcome["result"]
+
+    def checkpoint(self, spec: ShardSpec):
+        """Called by submitit on USR2 (time limit or preemption): finish the current item, then
+        requeue the same shard; finished items are skipped when it restarts."""
+        import submitit
+
+        stop, worker = self._runtime.get("stop"), self._runtime.get("worker")
+        if stop is not None:
+            stop.set()
+            worker.join(timeout=self.grace_s)
+            log.warning("shard %s/%d checkpointed (current item %s)", spec.stage, spec.index,
+                        "finished" if not worker.is_alive() else "interrupted, it will be redone")
+        return submitit.helpers.DelayedSubmission(ShardJob(self.cfg, self.run_dir, self.grace_s), spec)
+
+    # ---- the work ---------------------------------------------------------------------------------
+    def _work(self, spec: ShardSpec, stop: threading.Event, outcome: dict) -> None:
+        try:
+            outcome["result"] = self.run_shard(spec, stop)
+        except BaseException as exc:  # re-raised in the main thread, where submitit reports it
+            outcome["error"] = exc
+
+    def run_shard(self, spec: ShardSpec, stop: threading.Event | None = None) -> ShardResult:
+        from pipeline.items import Manifest
+        from pipeline.stages import STAGES
+        from pipeline.store import RunStore
+
+        stop = stop or threading.Event()
+        store = RunStore(Path(self.run_dir))
+        stage = STAGES[spec.stage](self.cfg, store, Manifest.load(store))
+        res = self.cfg.cluster.resources[spec.stage]
+        group = ReplicaGroup.from_env(res.replica_size)
+        result = ShardResult(spec.stage, spec.index)
+        claims = store.root / spec.stage / "claims" / job_run_id()
+        try:
+            if group.is_leader:
+                self._lead(stage, spec, group, claims, stop, result)
+            else:
+                self._follow(stage, group)
+        finally:
+            stage.close()
+            group.close()
+        return result
+
+    def _lead(self, stage, spec, group, claims, stop, result) -> None:
+        max_attempts = self.cfg.cluster.max_attempts
+        set_up = False
+        for item in spec.items:
+            if stop.is_set():
+                result.stopped_early = True
+                break
+            if stage.state(item, max_attempts) != "todo" or not claim(claims, item):
+                result.skipped.append(item)
+                continue
+            if not set_up:
+                stage.setup()
+                set_up = True
+            group.announce(item)
+            record = stage.execute(item)
+            (result.ran if record.done else result.failed).append(item)
+        group.announce(None)
+
+    def _follow(self, stage, group) -> None:
+        """Ranks other than a replica's leader: follow its items (they take part in the model's
+        parallel forward once a parallel layout is applied; they never write records)."""
+        set_up = False
+        while (item := group.receive()) is not None:
+            if not set_up:
+                stage.setup()
+                set_up = True
+            stage.follow(item)

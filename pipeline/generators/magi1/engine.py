@@ -1,0 +1,337 @@
+"""``Magi1Generator``: MAGI-1 (official 24B / 4.5B checkpoints, our PyTorch implementation) behind the
+engine-agnostic :class:`~pipeline.generators.base.Generator` interface.
+
+* ``GenerationRequest.condition``: a uint8 image ``(H, W, 3)`` -> i2v (the image latent overwrites
+  latent frame 0 before every forward), a uint8 clip ``(T, H, W, 3)`` -> v2v (its last 32 frames are
+  the prefix: 8 latent frames, one whole clean chunk fills the KV cache, 2 frames are overwritten;
+  upstream takes the first 32 frames of its input file -- we continue from the end of the clip), or
+  ``None`` -> t2v.
+* Output (as upstream): every finished clean chunk is VAE-decoded on its own (tiled, the official
+  post-processing) and the frames are concatenated. Frame counts: t2v ``24 * ceil((nf//4)/6)``;
+  i2v ``24 * ceil((nf//4 + 1)/6)`` (96 -> 120; the first 4 frames reproduce the image); v2v the
+  generated chunks after the prefix (the partial first chunk of 4 latent frames decodes to 13
+  frames at 24 fps because the VAE decodes 3-latent-frame tiles and a 1-frame tile gives 1 frame).
+  :meth:`output_frames` gives the count per mode; ``num_frames`` is the i2v count.
+* DiT, VAE and T5 are loaded once per process (per path/device/dtype) and stay resident; caption
+  embeddings are cached per prompt (LRU) by :class:`~.text.MagiTextEncoder`.
+* Candidates of one prompt and condition are batched (``batch_size``) into one forward; each uses
+  its own seed's CPU noise, so candidate k equals the single run with its seed.
+* Hooks: ``on_step(StepInfo)`` after every forward step (``latents`` = the whole latent video,
+  ``chunk_ids``, ``chunk_t_before``/``chunk_t``, ``denoised`` = ``x + (1 - t) v``; return a tensor to
+  replace the latents) and ``on_chunk(ChunkInfo)`` when a chunk is finished (return None, a latent
+  tensor, or row indices to continue every row from a chosen candidate's state).
+"""
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+
+from ..base import (
+    ChunkHook,
+    ChunkInfo,
+    GenerationRequest,
+    Generator,
+    GeneratorConfigError,
+    GeneratorLoadError,
+    StepHook,
+    StepInfo,
+)
+from .config import MagiConfig, MagiConfigError, load_magi_config, preset
+
+__all__ = ["Magi1Generator", "resolve_magi_config", "V2V_PREFIX_FRAMES"]
+
+V2V_PREFIX_FRAMES = 32  # official prefix_frame (8 latent frames)
+_DTYPES = {"float32": "float32", "fp32": "float32", "bfloat16": "bfloat16", "bf16": "bfloat16",
+           "float16": "float16", "fp16": "float16"}
+
+
+def resolve_magi_config(cfg: Any) -> MagiConfig:
+    """The effective :class:`MagiConfig` of a ``pipeline.config.Magi1Config``: the official JSON
+    (``magi_config``) or the ``variant`` preset, then the pipeline's fields on top (width/height/
+    num_frames/fps/steps/distill/text_scale/history_scale). The JSON's ``load``, ``vae_pretrained``
+    and ``t5_pretrained`` paths are replaced by ``checkpoint``/``vae_checkpoint``/``t5_checkpoint``."""
+    try:
+        base = load_magi_config(cfg.magi_config) if cfg.magi_config else preset(cfg.variant)
+    except MagiConfigError as e:
+        raise GeneratorConfigError(str(e)) from None
+    rt: dict[str, Any] = {"video_size_w": int(cfg.width), "video_size_h": int(cfg.height),
+                          "num_frames": int(cfg.num_frames), "fps": int(round(float(cfg.fps))),
+                          "load": str(cfg.checkpoint), "vae_pretrained": str(cfg.vae_checkpoint),
+                          "t5_pretrained": str(cfg.t5_checkpoint)}
+    if float(cfg.fps) != int(round(float(cfg.fps))):
+        raise GeneratorConfigError(f"MAGI-1 fps must be an integer (official runtime_config.fps), got {cfg.fps}")
+    eng: dict[str, Any] = {}
+    if cfg.steps is not None:
+        rt["num_steps"] = int(cfg.steps)
+    if cfg.distill is not None:
+        eng["distill"] = bool(cfg.distill)
+        rt["cfg_number"] = 1 if cfg.distill else 3
+    guided = [i for i, e in enumerate(base.runtime_config.cfg_t_range) if float(e) < 0.3 - 1e-6]
+    if cfg.text_scale is not None:
+        ts = list(base.runtime_config.text_scales)
+        for i in guided:
+            ts[i] = float(cfg.text_scale)
+        rt["text_scales"] = tuple(ts)
+    if cfg.history_scale is not None:
+        ps = list(base.runtime_config.prev_chunk_scales)
+        for i in guided:
+            ps[i] = float(cfg.history_scale)
+        rt["prev_chunk_scales"] = tuple(ps)
+    try:
+        return base.replace(runtime_config=rt, engine_config=eng).validate()
+    except MagiConfigError as e:
+        raise GeneratorConfigError(f"MAGI-1 settings: {e}") from None
+
+
+def _vae_missing(path: Path) -> list[str]:
+    if not path.is_dir():
+        return [f"{path} (VAE folder does not exist)"]
+    out = [] if (path / "config.json").is_file() else [f"{path}/config.json"]
+    if not any((path / n).is_file() for n in ("diffusion_pytorch_model.safetensors",
+                                               "diffusion_pytorch_model.safetensors.index.json",
+                                               "diffusion_pytorch_model.bin")):
+        out.append(f"{path}/diffusion_pytorch_model.safetensors")
+    return out
+
+
+def _t5_missing(path: Path) -> list[str]:
+    folder = path / "t5-v1_1-xxl" if (path / "t5-v1_1-xxl").is_dir() else path
+    if not folder.is_dir():
+        return [f"{path} (T5 folder does not exist)"]
+    out = [] if (folder / "config.json").is_file() else [f"{folder}/config.json"]
+    if not any((folder / n).is_file() for n in ("tokenizer.json", "spiece.model")):
+        out.append(f"{folder}/spiece.model (or tokenizer.json)")
+    if not any(p.suffix in (".bin", ".safetensors") for p in folder.iterdir()):
+        out.append(f"{folder}/<weights>")
+    return out
+
+
+_RESIDENT: dict[tuple, Any] = {}
+_RES_LOCK = threading.Lock()
+
+
+def _resident(key: tuple, build):
+    with _RES_LOCK:
+        if key not in _RESIDENT:
+            _RESIDENT[key] = build()
+        return _RESIDENT[key]
+
+
+class Magi1Generator(Generator):
+    """See the module docstring."""
+
+    kind = "magi1"
+    accepts_clips = True
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def missing_checkpoint_files_for(cls, cfg: Any) -> list[str]:
+        from .checkpoint import missing_checkpoint_files
+
+        try:
+            mc = resolve_magi_config(cfg)
+        except GeneratorConfigError as e:
+            return [f"invalid MAGI-1 settings: {e}"]
+        missing = missing_checkpoint_files(cfg.checkpoint, mc.engine_config.distill, mc.engine_config.fp8_quant)
+        missing += _vae_missing(Path(cfg.vae_checkpoint)) + _t5_missing(Path(cfg.t5_checkpoint))
+        if cfg.special_tokens and not Path(cfg.special_tokens).is_file():
+            missing.append(f"{cfg.special_tokens} (special_tokens.npz)")
+        return missing
+
+    @classmethod
+    def from_config(cls, cfg: Any, device: str) -> "Magi1Generator":
+        """From ``pipeline.config.Magi1Config``."""
+        return cls(resolve_magi_config(cfg), checkpoint=cfg.checkpoint, vae_checkpoint=cfg.vae_checkpoint,
+                   t5_checkpoint=cfg.t5_checkpoint, special_tokens=cfg.special_tokens,
+                   batch_size=cfg.batch_size, device=device, dtype=cfg.dtype)
+
+    def __init__(self, magi: MagiConfig, *, checkpoint: str, vae_checkpoint: str, t5_checkpoint: str,
+                 special_tokens: Optional[str] = None, batch_size: int = 1, device: str = "cpu",
+                 dtype: str = "float32", prompt_cache_size: int = 64) -> None:
+        import torch
+
+        from .checkpoint import load_dit
+        from .sampler import SamplerSettings
+        from .text import MagiTextEncoder, SpecialTokenOptions
+        from .vae import MagiVAE
+
+        self._torch = torch
+        self.magi = magi.validate()
+        r = magi.runtime_config
+        dname = _DTYPES.get(str(dtype).replace("torch.", "").lower())
+        if dname is None:
+            raise GeneratorConfigError(f"unsupported dtype {dtype!r}; use float32 or bfloat16")
+        if isinstance(batch_size, bool) or int(batch_size) < 1:
+            raise GeneratorConfigError(f"batch_size must be >= 1, got {batch_size!r}")
+        self.batch_size = int(batch_size)
+        self.device = torch.device(device)
+        self.dtype = getattr(torch, dname)
+        self.settings = SamplerSettings.from_magi_config(magi)
+        self.special_tokens_path = special_tokens
+        self.options = SpecialTokenOptions() if special_tokens else SpecialTokenOptions.none()
+        try:
+            self.dit = load_dit(checkpoint, magi, device=self.device, dtype=self.dtype)
+        except GeneratorLoadError:
+            raise
+        except Exception as e:  # noqa: BLE001
+            raise GeneratorLoadError(f"cannot load the MAGI-1 DiT from {checkpoint}: {e}") from e
+        self.vae = _resident(("vae", str(Path(vae_checkpoint).resolve()), str(self.device), dname, r.fps),
+                             lambda: MagiVAE.from_folder(vae_checkpoint, device=self.device, dtype=self.dtype,
+                                                         fps=r.fps, scale_factor=r.scale_factor))
+        t5_dev = torch.device("cpu") if r.t5_device == "cpu" or self.device.type == "cpu" else self.device
+        m = magi.model_config
+        self.text = _resident(
+            ("t5", str(Path(t5_checkpoint).resolve()), str(special_tokens), str(t5_dev), m.caption_max_length),
+            lambda: MagiTextEncoder.from_folder(t5_checkpoint, special_tokens, device=t5_dev,
+                                                max_length=m.caption_max_length,
+                                                memory_cache_size=prompt_cache_size))
+        if self.text.width != m.caption_channels:
+            raise GeneratorLoadError(f"T5 at {t5_checkpoint} outputs {self.text.width}-dim captions but the DiT "
+                                     f"expects caption_channels={m.caption_channels}")
+        self.num_generate_calls = 0
+        self.num_model_calls = 0
+
+    # ------------------------------------------------------------------ geometry
+    @property
+    def width(self) -> int:
+        return self.magi.runtime_config.video_size_w
+
+    @property
+    def height(self) -> int:
+        return self.magi.runtime_config.video_size_h
+
+    @property
+    def fps(self) -> float:
+        return float(self.magi.runtime_config.fps)
+
+    @property
+    def num_frames(self) -> int:
+        """Frames returned for an image condition (i2v), e.g. 120 for num_frames=96."""
+        return self.output_frames("i2v")
+
+    def prefix_latent_frames(self, mode: str) -> int:
+        return {"t2v": 0, "i2v": 1, "v2v": V2V_PREFIX_FRAMES // 4}[mode]
+
+    def chunk_latent_lengths(self, mode: str, prefix_frames: Optional[int] = None) -> list[int]:
+        """Latent frames of every returned chunk."""
+        from .sampler import latent_frames
+
+        r = self.magi.runtime_config
+        W = r.chunk_width
+        tp = self.prefix_latent_frames(mode) if prefix_frames is None else int(prefix_frames)
+        T = latent_frames(r.num_frames, tp, W, r.temporal_downsample_factor)
+        out = []
+        for c in range(tp // W, T // W):
+            start = c * W if mode == "i2v" and tp == 1 else max(c * W, tp)
+            out.append((c + 1) * W - start)
+        return out
+
+    def output_frames(self, mode: str = "i2v", prefix_frames: Optional[int] = None) -> int:
+        """Video frames :meth:`generate` returns for ``mode`` (t2v | i2v | v2v)."""
+        return sum(self.vae.output_frames(n) for n in self.chunk_latent_lengths(mode, prefix_frames))
+
+    # ------------------------------------------------------------------ helpers
+    def _check(self, req: GenerationRequest) -> str:
+        c = req.condition
+        if c is None:
+            return "t2v"
+        if not isinstance(c, np.ndarray) or c.dtype != np.uint8:
+            raise ValueError("condition must be a uint8 numpy array (H,W,3) image or (T,H,W,3) clip")
+        if c.ndim == 3:
+            self.check_request(req)
+            return "i2v"
+        if c.ndim == 4 and c.shape[1:] == (self.height, self.width, 3) and c.shape[0] >= 4:
+            return "v2v"
+        raise ValueError(f"condition must be ({self.height},{self.width},3) or (T>=4,{self.height},{self.width},3), "
+                         f"got {c.shape}")
+
+    def encode_condition(self, condition: Optional[np.ndarray]):
+        """Prefix latents (1, 16, Tp, H/8, W/8) (x scale_factor, posterior mode) or None."""
+        if condition is None:
+            return None
+        torch = self._torch
+        if condition.ndim == 3:
+            return self.vae.encode(condition[None]).to(torch.float32)
+        n = min(V2V_PREFIX_FRAMES, condition.shape[0] // 4 * 4)
+        return self.vae.encode(condition[-n:]).to(torch.float32)
+
+    def decode(self, latent) -> np.ndarray:
+        """uint8 (B, T, H, W, 3) frames of DiT latents (B, 16, t, h, w), the official chunk post-processing."""
+        return self.vae.decode_to_uint8(latent.to(self.vae.device))
+
+    def caption_rows(self, prompt: str, num_chunks: int, clean_chunks: int):
+        from .text import caption_rows, null_caption_rows
+
+        embs, masks = self.text.encode(prompt)
+        null = self.dit.y_embedder.null_caption_embedding.detach().float().cpu()
+        te, tm = caption_rows(embs, masks, num_chunks, special_tokens=self.text.special_tokens,
+                              options=self.options, clean_chunks=clean_chunks, null_caption_embedding=null)
+        ne, nm = null_caption_rows(null, num_chunks, special_tokens=self.text.special_tokens, options=self.options)
+        return te, tm, ne, nm
+
+    # ------------------------------------------------------------------ generate
+    def generate(self, requests: list[GenerationRequest], on_step: StepHook | None = None,
+                 on_chunk: ChunkHook | None = None) -> list[np.ndarray]:
+        requests = list(requests)
+        for r in requests:
+            self._check(r)
+            if isinstance(r.seed, bool) or not isinstance(r.seed, (int, np.integer)):
+                raise ValueError(f"seed must be an int, got {r.seed!r}")
+        out: list[Optional[np.ndarray]] = [None] * len(requests)
+        groups: dict[tuple, list[int]] = {}
+        for i, r in enumerate(requests):
+            c = None if r.condition is None else np.ascontiguousarray(r.condition)
+            key = (r.prompt, None if c is None else (c.shape, c.tobytes()))
+            groups.setdefault(key, []).append(i)
+        for idx in groups.values():
+            for s in range(0, len(idx), self.batch_size):
+                part = idx[s:s + self.batch_size]
+                for i, v in zip(part, self._run([requests[i] for i in part], part, on_step, on_chunk)):
+                    out[i] = v
+        return out  # type: ignore[return-value]
+
+    def _run(self, reqs, indices, on_step, on_chunk) -> list[np.ndarray]:
+        from .sampler import draw_noise, latent_frames, prefix_chunks, sample
+
+        torch = self._torch
+        r = self.magi.runtime_config
+        first = reqs[0]
+        mode = self._check(first)
+        prefix = self.encode_condition(first.condition)
+        tp = 0 if prefix is None else int(prefix.shape[2])
+        T = latent_frames(r.num_frames, tp, r.chunk_width, r.temporal_downsample_factor)
+        h, w = self.height // 8, self.width // 8
+        noise = torch.cat([draw_noise(int(q.seed), (1, 16, T, h, w)) for q in reqs])
+        nch = T // r.chunk_width
+        te, tm, ne, nm = self.caption_rows(first.prompt, nch, prefix_chunks(tp, r.chunk_width))
+        seeds = tuple(int(q.seed) for q in reqs)
+        common = dict(seeds=seeds, request_indices=tuple(indices), prompt=first.prompt)
+
+        step_cb = chunk_cb = None
+        if on_step is not None:
+            def step_cb(d):
+                return on_step(StepInfo(step=d["step"], num_steps=d["num_steps"], timestep=d["chunk_t_before"][0],
+                                        latents=d["latents"], chunk_ids=d["chunk_ids"],
+                                        chunk_t_before=d["chunk_t_before"], chunk_t=d["chunk_t"],
+                                        denoised=d["denoised"], chunk_frames=d["chunk_frames"],
+                                        extra={"mode": mode}, **common))
+        if on_chunk is not None:
+            def chunk_cb(d):
+                return on_chunk(ChunkInfo(chunk=d["chunk"], num_chunks=d["num_chunks"], latent=d["latent"],
+                                          latents=d["latents"], step=d["step"], extra={"mode": mode}, **common))
+        res = sample(self.dit, self.settings, noise, te, tm, ne, nm, prefix, on_step=step_cb,
+                     on_chunk=chunk_cb, device=self.device)
+        self.num_generate_calls += 1
+        self.num_model_calls += res.model_calls
+        frames = [self.decode(c) for c in res.chunks]  # each (B, f, H, W, 3)
+        video = np.concatenate(frames, axis=1)
+        expected = self.output_frames(mode, tp)
+        if video.shape[1] != expected:  # pragma: no cover - guarded by the geometry helpers
+            raise RuntimeError(f"MAGI-1 returned {video.shape[1]} frames, expected {expected}")
+        return [np.ascontiguousarray(v) for v in video]
+
+    def close(self) -> None:
+        """Models stay resident for the process (shared by every generator built on the same paths)."""

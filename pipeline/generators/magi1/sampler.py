@@ -1,0 +1,339 @@
+"""MAGI-1 chunk-wise autoregressive sampler (the official ``SampleTransport`` + ``forward_dispatcher``
+conventions, re-implemented on :class:`~.dit.MagiDiT`).
+
+* The latent ``(B, 16, T, H, W)`` is ``T / chunk_width`` chunks of ``chunk_width`` (6) latent frames.
+  ``window_size`` (4) chunks are in flight at staggered schedule stages (``schedule.window_stages``);
+  each forward step advances every chunk of the window by one Euler step ``x += v * (t_next - t)``
+  on its own t (``schedule.t_grid``; t = 0 noise, 1 clean).
+* KV cache of finished chunks: on the first step of a window stage after the first, the chunk that
+  has just finished is prepended at ``clean_t`` with a null caption row and ``update_kv_cache`` so
+  its clean K/V land in its cache slot; per-chunk key ranges come from ``schedule.chunk_kv_ranges``.
+* Base models (``cfg_number`` 3): three passes per step -- text + history (no cache write), null
+  caption + history (writes the cache), and every denoised chunk alone without history -- combined
+  per chunk as ``(1-p)*uncond + (p-s)*cond_pre + s*cond_pre_text`` with ``(p, s) =
+  schedule.cfg_scales(t)``.
+* Distill models (``cfg_number`` 1): one pass with text (writes the cache) plus ``distill_dt``; when
+  the oldest denoised chunk's t exceeds ``distill_nearly_clean_chunk_threshold`` it is appended once
+  more without history and blended ``prev_chunks_scale * with + (1 - prev_chunks_scale) * without``.
+* i2v / v2v: ``prefix`` latents ``(B|1, 16, Tp, H, W)`` (already x scale_factor). Whole prefix chunks
+  are run once at ``clean_t`` to fill the KV cache; the leftover prefix frames (the i2v image) overwrite
+  the corresponding latent frames before every forward (t unchanged). Output chunks exclude the prefix
+  except for i2v, where chunk 0 keeps its frame 0 (its integrated value), as upstream.
+
+The initial noise is given by the caller (the whole latent including the prefix region, as the
+official sampler draws it: ``torch.randn`` on the CPU after seeding), so results are deterministic
+and a batch of candidates equals the single runs.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Optional, Sequence
+
+import torch
+
+from . import schedule as S
+from .config import MagiConfig
+
+__all__ = ["SamplerSettings", "SampleResult", "sample", "draw_noise", "latent_frames", "prefix_chunks"]
+
+PREV_CHUNKS_SCALE = 0.7  # official env ``prev_chunks_scale`` (distill nearly-clean blend)
+
+
+@dataclass(frozen=True)
+class SamplerSettings:
+    """Everything the sampler reads from a :class:`MagiConfig` (see ``from_magi_config``)."""
+
+    num_steps: int = 64
+    window_size: int = 4
+    chunk_width: int = 6
+    cfg_number: int = 3
+    cfg_t_range: tuple = (0.0, 0.0217, 0.1, 0.3, 0.999)
+    prev_chunk_scales: tuple = (1.5, 1.5, 1.5, 1.0, 1.0)
+    text_scales: tuple = (7.5, 7.5, 7.5, 0.0, 0.0)
+    noise2clean_kvrange: tuple = (5, 4, 3, 2)
+    clean_chunk_kvrange: int = 1
+    clean_t: float = 0.9999
+    distill: bool = False
+    nearly_clean_threshold: float = 0.3
+    shortcut_mode: str = "8,16,16"
+    prev_chunks_scale: float = PREV_CHUNKS_SCALE
+    kv_offload: bool = False
+
+    @classmethod
+    def from_magi_config(cls, cfg: MagiConfig, prev_chunks_scale: float = PREV_CHUNKS_SCALE) -> "SamplerSettings":
+        r, e = cfg.runtime_config, cfg.engine_config
+        return cls(num_steps=r.num_steps, window_size=r.window_size, chunk_width=r.chunk_width,
+                   cfg_number=r.cfg_number, cfg_t_range=tuple(r.cfg_t_range),
+                   prev_chunk_scales=tuple(r.prev_chunk_scales), text_scales=tuple(r.text_scales),
+                   noise2clean_kvrange=tuple(r.noise2clean_kvrange), clean_chunk_kvrange=r.clean_chunk_kvrange,
+                   clean_t=r.clean_t, distill=e.distill, nearly_clean_threshold=e.distill_nearly_clean_chunk_threshold,
+                   shortcut_mode=e.shortcut_mode, prev_chunks_scale=float(prev_chunks_scale),
+                   kv_offload=e.kv_offload)
+
+    def validate(self) -> None:
+        if self.cfg_number not in (1, 3):
+            raise ValueError(f"cfg_number must be 1 or 3, got {self.cfg_number}")
+        if self.num_steps % self.window_size:
+            raise ValueError(f"num_steps={self.num_steps} must be divisible by window_size={self.window_size}")
+        if self.noise2clean_kvrange and self.num_steps % len(self.noise2clean_kvrange):
+            raise ValueError(f"num_steps={self.num_steps} must be divisible by len(noise2clean_kvrange)")
+
+
+# ----------------------------------------------------------------------------------- geometry
+def latent_frames(num_frames: int, prefix_frames: int = 0, chunk_width: int = 6, temporal_downsample: int = 4) -> int:
+    """T of the whole latent (prefix region included): ``6 * ceil((num_frames // 4 + Tp) / 6)``."""
+    lat = num_frames // temporal_downsample + prefix_frames
+    return chunk_width * max(1, -(-lat // chunk_width))
+
+
+def prefix_chunks(prefix_frames: int, chunk_width: int = 6) -> int:
+    """Whole clean prefix chunks (``chunk_offset``); they are never denoised nor returned."""
+    return prefix_frames // chunk_width
+
+
+def draw_noise(seed: int, shape: Sequence[int]) -> torch.Tensor:
+    """The official initial latent for ``seed``: ``torch.randn`` on the CPU after seeding (float32).
+    (A GPU draws different numbers for the same seed; we always draw on the CPU.)"""
+    g = torch.Generator(device="cpu").manual_seed(int(seed))
+    return torch.randn(*shape, generator=g)
+
+
+@dataclass
+class SampleResult:
+    """``chunks[i]``: ``(B, 16, t_i, H, W)`` finished clean latents of output chunk ``i`` (prefix
+    excluded); ``latents``: the final whole latent; ``forward_steps``/``model_calls`` counters."""
+
+    chunks: list
+    latents: torch.Tensor
+    forward_steps: int
+    model_calls: int
+
+    @property
+    def latent(self) -> torch.Tensor:
+        return torch.cat(self.chunks, dim=2)
+
+
+# ----------------------------------------------------------------------------------- sampler
+def _rows(t: torch.Tensor, B: int, idx: Sequence[int]) -> torch.Tensor:
+    """(B|1, n_chunks, ...) per-chunk rows -> (B*len(idx), ...) in row order b*dn + j."""
+    sel = t[:, list(idx)]
+    if sel.shape[0] == 1 and B > 1:
+        sel = sel.expand(B, *sel.shape[1:])
+    return sel.reshape(B * len(idx), *sel.shape[2:])
+
+
+def sample(
+    model,
+    settings: SamplerSettings,
+    noise: torch.Tensor,
+    text_embs: torch.Tensor,
+    text_masks: torch.Tensor,
+    null_embs: torch.Tensor,
+    null_masks: torch.Tensor,
+    prefix: Optional[torch.Tensor] = None,
+    *,
+    on_step: Optional[Callable[[dict], Optional[Any]]] = None,
+    on_chunk: Optional[Callable[[dict], Optional[Any]]] = None,
+    device: Optional[torch.device | str] = None,
+) -> SampleResult:
+    """Run the chunk-wise sampler. Inputs:
+
+    * ``noise`` ``(B, 16, T, H, W)``: the whole initial latent (prefix region included);
+    * ``text_embs`` ``(B|1, n_chunks, L, C)`` / ``text_masks`` ``(B|1, n_chunks, L)``: caption row of each
+      chunk (``text.caption_rows``; clean prefix chunks may hold anything, they are never read);
+    * ``null_embs`` / ``null_masks``: the null rows (``text.null_caption_rows``), same layout;
+    * ``prefix`` ``(B|1, 16, Tp, H, W)`` or None.
+
+    ``on_step(d)`` gets a dict after every forward step with ``step``, ``num_steps``, ``latents``
+    (whole latent), ``chunk_ids``, ``chunk_t_before``, ``chunk_t``, ``denoised``, ``chunk_frames``;
+    it may return a tensor replacing ``latents``. ``on_chunk(d)`` gets ``chunk``, ``num_chunks``,
+    ``latent``, ``latents``, ``step`` when a chunk is finished and may return None, a tensor
+    replacing ``latents``, or ``B`` row indices (row b continues from row rows[b]: latents, KV
+    cache and finished chunks)."""
+    settings.validate()
+    st = settings
+    dev = torch.device(device) if device is not None else next(model.parameters()).device
+    W = st.chunk_width
+    x = noise.to(dev, torch.float32).clone()
+    B, C, T, H, Wd = x.shape
+    if T % W:
+        raise ValueError(f"noise has {T} latent frames, not a multiple of chunk_width={W}")
+    chunk_num = T // W
+    Tp = 0 if prefix is None else int(prefix.shape[2])
+    if prefix is not None:
+        prefix = prefix.to(dev, torch.float32)
+        if prefix.shape[0] not in (1, B) or tuple(prefix.shape[3:]) != (H, Wd) or prefix.shape[1] != C:
+            raise ValueError(f"prefix {tuple(prefix.shape)} does not fit the latent {tuple(x.shape)}")
+        if Tp >= T:
+            raise ValueError(f"prefix of {Tp} latent frames leaves nothing to generate in {T} frames")
+        prefix = prefix.expand(B, *prefix.shape[1:])
+    offset = prefix_chunks(Tp, W)
+    for name, tt in (("text_embs", text_embs), ("null_embs", null_embs)):
+        if tt.ndim != 4 or tt.shape[1] < chunk_num or tt.shape[0] not in (1, B):
+            raise ValueError(f"{name} must be (B|1, n_chunks>={chunk_num}, L, C), got {tuple(tt.shape)}")
+    text_embs, null_embs = text_embs.to(dev, torch.float32), null_embs.to(dev, torch.float32)
+    text_masks, null_masks = text_masks.to(dev), null_masks.to(dev)
+
+    n = st.num_steps
+    per = n // st.window_size
+    grid = S.t_grid(n, st.shortcut_mode)
+    intervals = S.distill_intervals(n, st.shortcut_mode)
+    stages = S.window_stages(chunk_num, st.window_size, offset)
+    total = per * len(stages)
+    tok = model.tokens_per_chunk(W, H, Wd)
+    cache = model.new_kv_cache(max_chunks=chunk_num, tokens_per_chunk=tok, batch=B, offload=st.kv_offload)
+    counts = [0] * chunk_num
+    finished: list[Optional[torch.Tensor]] = []
+    calls = 0
+
+    def dt_for(didx: int) -> Optional[float]:
+        if not st.distill:
+            return None
+        return S.distill_dt_factor(n, float(intervals[didx]) if n == 12 else None)
+
+    def fwd(xx, tt, yy, drop, mm, kv, *, cache_on, slice_point, update, nearly=False, didx=0):
+        nonlocal calls
+        calls += 1
+        return model(xx, tt, yy, drop, mm, kv, cache if cache_on else None, slice_point=slice_point,
+                     update_kv_cache=update, distill_nearly_clean_chunk=nearly, distill_dt=dt_for(didx))
+
+    # ---- v2v: whole clean prefix chunks fill the KV cache once (official extract_prefix_video_feature)
+    if offset > 0:
+        xp = prefix[:, :, : offset * W]
+        tp = torch.full((B, offset), float(st.clean_t), device=dev)
+        prev = (st.clean_chunk_kvrange if st.clean_chunk_kvrange != -1
+                else (st.noise2clean_kvrange[-1] if st.noise2clean_kvrange else 8))
+        kv = torch.tensor([[max(0, i + 1 - prev) * tok, (i + 1) * tok] for i in range(offset)], dtype=torch.int32)
+        yy, mm = _rows(null_embs, B, range(offset)), _rows(null_masks, B, range(offset))
+        # base: the cache is written by the null-caption pass (adaLN null token [-1]); distill: the
+        # single pass with caption_dropout_mask False. The other CFG passes have no side effects.
+        fwd(xp, tp, yy, st.cfg_number == 3, mm, kv, cache_on=True, slice_point=0, update=True, didx=0)
+
+    for step in range(total):
+        stage_i, didx = divmod(step, per)
+        ws = stages[stage_i]
+        cs, ce = ws.chunk_start, ws.chunk_end
+        extra = cs > offset and didx == 0
+        slice_point = cs - 1 if extra else cs
+        idx = S.chunk_step_indices(ws, n, st.window_size, didx)  # t-grid index per denoised chunk
+        t_den = grid[idx]
+        t_next = grid[[i + 1 for i in idx]]
+        xc = x[:, :, cs * W: ce * W].clone()
+        text_rows = list(range(cs, ce))
+        y_text, m_text = _rows(text_embs, B, text_rows), _rows(text_masks, B, text_rows)
+        y_null, m_null = _rows(null_embs, B, text_rows), _rows(null_masks, B, text_rows)
+        tt = t_den
+        step_idx = list(idx)
+        if extra:
+            xc = torch.cat([x[:, :, (cs - 1) * W: cs * W], xc], dim=2)
+            tt = torch.cat([torch.tensor([float(st.clean_t)]), t_den])
+            step_idx = [n] + step_idx
+            # the clean chunk gets a null row (official y[1:2, 0:1], mask emb_masks[1:2, 1:2]) in both halves
+            def with_null(rows, null_rows):
+                r = rows.view(B, -1, *rows.shape[1:])
+                nr = null_rows.view(B, -1, *null_rows.shape[1:])[:, :1]
+                return torch.cat([nr, r], dim=1).reshape(-1, *rows.shape[1:])
+            y_text, m_text = with_null(y_text, y_null), with_null(m_text, m_null)
+            y_null, m_null = with_null(y_null, y_null), with_null(m_null, m_null)
+        dn = len(step_idx)
+        tt = tt.to(dev).float().unsqueeze(0).repeat(B, 1)
+        kv = S.chunk_kv_ranges(slice_point, step_idx, n, st.noise2clean_kvrange, st.clean_chunk_kvrange, tok)
+        # ---- i2v / v2v leftover prefix frames overwrite the latent before every forward
+        if prefix is not None:
+            p0 = slice_point * W
+            if Tp > p0:
+                pad = min(Tp - p0, xc.shape[2])
+                xc[:, :, :pad] = prefix[:, :, p0: p0 + pad]
+                n_clean = (Tp - p0) // W
+                if n_clean > 0:
+                    tt[:, :n_clean] = 1.0
+        touch = extra or slice_point > 0  # the official code touches the cache only then
+        k0 = 1 if extra else 0
+        if st.cfg_number == 3:
+            v_text = fwd(xc, tt, y_text, False, m_text, kv, cache_on=touch, slice_point=slice_point, update=False)
+            v_pre = fwd(xc, tt, y_null, True, m_null, kv, cache_on=touch, slice_point=slice_point, update=touch)
+            nd = dn - k0
+            xu = xc[:, :, k0 * W:].reshape(B, C, nd, W, H, Wd).transpose(1, 2).reshape(B * nd, C, W, H, Wd)
+            tu = tt[:, k0:].reshape(B * nd, 1)
+            yu = y_null.view(B, dn, *y_null.shape[1:])[:, k0:].reshape(B * nd, *y_null.shape[1:])
+            mu = m_null.view(B, dn, *m_null.shape[1:])[:, k0:].reshape(B * nd, *m_null.shape[1:])
+            v_un = fwd(xu, tu, yu, True, mu, torch.tensor([[0, tok]], dtype=torch.int32), cache_on=False,
+                       slice_point=0, update=False)
+            v_un = v_un.reshape(B, nd, C, W, H, Wd).transpose(1, 2).reshape(B, C, nd * W, H, Wd)
+            parts = []
+            for j in range(nd):
+                p, s = S.cfg_scales(float(tt[0, k0 + j]), st.cfg_t_range, st.prev_chunk_scales, st.text_scales)
+                sl = slice((k0 + j) * W, (k0 + j + 1) * W)
+                u = v_un[:, :, j * W:(j + 1) * W]
+                parts.append((1 - p) * u + (p - s) * v_pre[:, :, sl] + s * v_text[:, :, sl])
+            v = torch.cat(parts, dim=2)
+        else:
+            nearly = float(tt[0, k0]) > st.nearly_clean_threshold
+            if nearly:
+                new = xc[:, :, k0 * W:(k0 + 1) * W]
+                xcat = torch.cat([xc, new], dim=2)
+                end = int(kv.max())
+                kvcat = torch.cat([kv, torch.tensor([[end, end + tok]], dtype=torch.int32)])
+                tcat = torch.cat([tt, tt[:, k0:k0 + 1]], dim=1)
+                ycat = torch.cat([y_text.view(B, dn, *y_text.shape[1:]),
+                                  y_text.view(B, dn, *y_text.shape[1:])[:, k0:k0 + 1]], dim=1)
+                mcat = torch.cat([m_text.view(B, dn, *m_text.shape[1:]),
+                                  m_text.view(B, dn, *m_text.shape[1:])[:, k0:k0 + 1]], dim=1)
+                out = fwd(xcat, tcat, ycat.reshape(B * (dn + 1), *y_text.shape[1:]), False,
+                          mcat.reshape(B * (dn + 1), *m_text.shape[1:]), kvcat, cache_on=touch,
+                          slice_point=slice_point, update=touch, nearly=True, didx=didx)
+                Tc = xc.shape[2]
+                sl = slice(k0 * W, (k0 + 1) * W)
+                out_main = out[:, :, :Tc].clone()
+                out_main[:, :, sl] = out[:, :, sl] * st.prev_chunks_scale + out[:, :, Tc:] * (1 - st.prev_chunks_scale)
+                v = out_main[:, :, k0 * W:]
+            else:
+                v = fwd(xc, tt, y_text, False, m_text, kv, cache_on=touch, slice_point=slice_point,
+                        update=touch, didx=didx)[:, :, k0 * W:]
+        # ---- Euler step on the (prefix-padded) denoised chunks
+        x_den = xc[:, :, k0 * W:]
+        nd = dn - k0
+        dt = (t_next - t_den).to(dev).view(1, 1, nd, 1, 1, 1)
+        x_new = (x_den.reshape(B, C, nd, W, H, Wd) + v.reshape(B, C, nd, W, H, Wd) * dt).reshape(x_den.shape)
+        x[:, :, cs * W: ce * W] = x_new
+        for c in range(cs, ce):
+            counts[c] += 1
+        if on_step is not None:
+            t_b = t_den.to(dev).view(1, 1, nd, 1, 1, 1)
+            den = (x_den.reshape(B, C, nd, W, H, Wd) + (1 - t_b) * v.reshape(B, C, nd, W, H, Wd)).reshape(x_den.shape)
+            ret = on_step({"step": step, "num_steps": total, "latents": x, "chunk_ids": tuple(range(cs, ce)),
+                           "chunk_t_before": tuple(float(a) for a in t_den), "chunk_t": tuple(float(a) for a in t_next),
+                           "denoised": den, "chunk_frames": (cs * W, ce * W)})
+            if ret is not None:
+                x = _replacement(ret, x)
+        if counts[cs] == n:
+            if prefix is not None and (cs + 1) * W <= Tp:
+                continue
+            real_start = max(cs * W, Tp) if prefix is not None else cs * W
+            if prefix is not None and cs == 0 and Tp == 1:
+                real_start = 0  # i2v keeps its first latent frame (the integrated value)
+            if on_chunk is not None:
+                ret = on_chunk({"chunk": cs - offset, "num_chunks": chunk_num - offset,
+                                "latent": x[:, :, real_start:(cs + 1) * W], "latents": x, "step": step})
+                if ret is not None:
+                    if isinstance(ret, torch.Tensor):
+                        x = _replacement(ret, x)
+                    else:
+                        rows = [int(r) for r in ret]
+                        if len(rows) != B or not all(0 <= r < B for r in rows):
+                            raise ValueError(f"on_chunk must return None, a latent tensor or {B} row indices; got {ret!r}")
+                        ri = torch.tensor(rows, device=x.device)
+                        x = x[ri].clone()
+                        for lst in (cache.k, cache.v):
+                            for i, kk in enumerate(lst):
+                                lst[i] = kk[ri.to(kk.device)].clone()
+                        finished = [f[ri] for f in finished]
+            finished.append(x[:, :, real_start:(cs + 1) * W].clone())
+    return SampleResult(chunks=finished, latents=x, forward_steps=total, model_calls=calls)
+
+
+def _replacement(ret: Any, x: torch.Tensor) -> torch.Tensor:
+    if not isinstance(ret, torch.Tensor) or tuple(ret.shape) != tuple(x.shape):
+        raise ValueError(f"a hook must return None or a tensor of shape {tuple(x.shape)}, "
+                         f"got {getattr(ret, 'shape', type(ret))}")
+    return ret.to(device=x.device, dtype=x.dtype).clone()

@@ -1,0 +1,67 @@
+"""``python -m pipeline.resume run=DIR [retry_failed=true] [cluster.KEY=VALUE ...]``
+
+Resubmits only what is missing or failed in a run folder (on the cluster it was made for, or
+another: ``cluster=local`` style overrides of cluster.* keys), re-chaining the stages after it.
+Finished, valid items are never redone. Only fields that leave the run key unchanged (resources,
+cluster, tracking) may be overridden; anything else belongs in a new run.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from pipeline.errors import ConfigError, PipelineError
+
+
+def resume(run_dir: Path, overrides: list[str], retry_failed: bool = False) -> list:
+    from launchers.local import LAUNCHERS, format_summaries
+    from omegaconf import OmegaConf
+    from pipeline.config import load_run_config
+    from pipeline.items import Manifest
+    from pipeline.stages import STAGES
+    from pipeline.store import RunStore, run_key
+
+    raw, cfg = load_run_config(run_dir, overrides)
+    if run_key(cfg) != run_dir.name:
+        raise ConfigError(f"these overrides change the run key ({run_dir.name} -> {run_key(cfg)}): "
+                          "resume may only change resources, cluster and tracking; start a new run instead")
+    store = RunStore(run_dir)
+    manifest = Manifest.load(store)
+    if retry_failed:  # grant items that used up their attempts a fresh budget
+        spent = [r.attempt for name in cfg.stages for r in store.records(name, STAGES[name](cfg, store, manifest).items()).values()
+                 if r is not None and r.status == "failed"]
+        cfg.cluster.max_attempts += max(spent, default=0)
+    from pipeline.store import atomic_write_text
+
+    atomic_write_text(run_dir / "config.yaml", OmegaConf.to_yaml(raw))  # resources as last used
+    outcome = LAUNCHERS[cfg.cluster.name](cfg, store, manifest)
+    if cfg.cluster.name == "slurm":
+        print(f"run: {run_dir}")
+        for entry in outcome:
+            print(f"{entry['stage']}: job {entry['job_id']} ({len(entry['shards'])} shard(s))")
+        if not outcome:
+            print("nothing to resume: every stage is done")
+    else:
+        print(format_summaries(outcome))
+        print(f"run: {run_dir}")
+    return outcome
+
+
+def main(argv: list[str]) -> None:
+    args = [a for a in argv if "=" in a]
+    run = [a.split("=", 1)[1] for a in args if a.startswith("run=")]
+    retry = [a.split("=", 1)[1].lower() for a in args if a.startswith("retry_failed=")]
+    overrides = [a for a in args if not a.startswith(("run=", "retry_failed="))]
+    if len(run) != 1 or len(args) != len(argv):
+        print("usage: python -m pipeline.resume run=RUN_DIR [retry_failed=true] [cluster.KEY=VALUE ...]",
+              file=sys.stderr)
+        sys.exit(2)
+    try:
+        resume(Path(run[0]), overrides, retry_failed=bool(retry) and retry[0] in ("1", "true", "yes"))
+    except PipelineError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

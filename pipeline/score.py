@@ -1,0 +1,158 @@
+"""``python -m pipeline.score videos=[a.mp4,b.mp4] reward.variant=vitg reward.checkpoint=PATH output=scores.csv``
+
+V-JEPA 2 surprise of arbitrary videos, outside a run. ``videos`` is a list, a folder (its video
+files, sorted) or a glob. The reward settings come from the very same Hydra config as
+``python -m pipeline.run`` (conf/, ``reward=GROUP_OPTION``, ``reward.KEY=VALUE``), so a typo in a key
+fails the same way. One CSV row per video, in order, with the scoring settings; a video that does
+not decode or is shorter than one window gets a row with its error and the others go on.
+Exit status: 0 all scored, 1 some rows hold errors, 2 bad arguments or config.
+"""
+from __future__ import annotations
+
+import csv
+import glob
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+from types import SimpleNamespace
+
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
+EXTRA_KEYS = ("videos", "output")
+# Videos decoded, preprocessed and batched together; bounds memory (49 frames at 256 px: ~40 MB each).
+CLIPS_PER_CHUNK = 8
+SETTING_COLUMNS = ("variant", "weights", "model_path", "window_size", "context_frames", "stride", "aggregate",
+                   "max_frames", "crop_size", "dtype", "mask_index")
+COLUMNS = ("video", "surprise", "error", "num_windows", "window_surprises", "frames_used", "video_num_frames",
+           "video_fps", *SETTING_COLUMNS)
+
+
+class UsageError(ValueError):
+    pass
+
+
+def parse_args(argv: list[str]) -> tuple[dict, list[str]]:
+    """Split ``videos=`` / ``output=`` (parsed with Hydra's own grammar) from config overrides."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    extras: dict = {"output": "scores.csv"}
+    overrides = []
+    for arg in argv:
+        key = arg.split("=", 1)[0]
+        if key in EXTRA_KEYS:
+            extras[key] = OverridesParser.create().parse_overrides([arg])[0].value()
+        else:
+            overrides.append(arg)
+    if "videos" not in extras:
+        raise UsageError("videos=... is required (a list [a.mp4,b.mp4], a folder or a glob)")
+    return extras, overrides
+
+
+def expand_videos(spec) -> list[Path]:
+    items = spec if isinstance(spec, list) else [spec]
+    out: list[Path] = []
+    for item in map(str, items):
+        path = Path(item).expanduser()
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES)
+            if not found:
+                raise UsageError(f"videos: folder {path} holds no video files ({', '.join(VIDEO_SUFFIXES)})")
+            out += found
+        elif glob.has_magic(item):
+            found = sorted(Path(p) for p in glob.glob(str(path), recursive=True))
+            if not found:
+                raise UsageError(f"videos: glob {item!r} matches nothing")
+            out += found
+        else:
+            out.append(path)  # a missing file gets an error row, like a corrupt one
+    return out
+
+
+def reward_config(overrides: list[str]):
+    """The typed RewardConfig, composed exactly as pipeline.run composes it."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from pipeline.config import RewardConfig, register_configs
+    from pipeline.run import CONF_DIR
+
+    register_configs()
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        cfg = compose(config_name="config", overrides=overrides)
+    missing = sorted(f"reward.{k}" for k in OmegaConf.missing_keys(cfg.reward))
+    if missing:
+        raise UsageError(f"missing required config value(s): {', '.join(missing)}")
+    reward = OmegaConf.to_object(cfg.reward)
+    assert isinstance(reward, RewardConfig)
+    if reward.aggregate not in ("mean", "max"):
+        raise UsageError(f"reward.aggregate={reward.aggregate!r} is not one of ['mean', 'max']")
+    return reward
+
+
+def rows(scorer, videos: list[Path]) -> list[dict]:
+    from pipeline.reward.surprise import ScoreFailure
+
+    out = []
+    for i in range(0, len(videos), CLIPS_PER_CHUNK):
+        chunk = videos[i : i + CLIPS_PER_CHUNK]
+        for path, res in zip(chunk, scorer.score_many([str(p) for p in chunk], on_error="record")):
+            row = {"video": str(path), **{k: res.settings.get(k) for k in SETTING_COLUMNS}}
+            if isinstance(res, ScoreFailure):
+                row.update(surprise=None, error=res.error)
+            else:
+                row.update(surprise=res.surprise, error="", num_windows=len(res.window_surprises),
+                           window_surprises=json.dumps(res.window_surprises), frames_used=res.num_frames_used,
+                           video_num_frames=res.settings.get("video_num_frames"),
+                           video_fps=res.settings.get("video_fps"))
+            out.append(row)
+    return out
+
+
+def write_csv(path: Path, table: list[dict]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(fd, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=COLUMNS)
+        writer.writeheader()
+        for row in table:
+            writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in COLUMNS})
+    os.replace(tmp, path)
+
+
+def main(argv: list[str]) -> int:
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    from pipeline.reward.checkpoints import RewardModelError
+    from pipeline.reward.model import check_reward_config
+    from pipeline.stages.score import build_vjepa2_scorer
+
+    if any(a in ("-h", "--help") for a in argv):
+        print(__doc__)
+        return 0
+    try:
+        extras, overrides = parse_args(argv)
+        reward = reward_config(overrides)
+        videos = expand_videos(extras["videos"])
+        check_reward_config(reward)
+        scorer = build_vjepa2_scorer(SimpleNamespace(reward=reward))
+    except RewardModelError as exc:
+        print(f"error: reward.checkpoint: {exc}", file=sys.stderr)
+        return 2
+    except (UsageError, ValueError, HydraException, OmegaConfBaseException) as exc:
+        cause = f" ({exc.__cause__})" if exc.__cause__ else ""
+        print(f"error: {exc}{cause}", file=sys.stderr)
+        return 2
+    table = rows(scorer, videos)
+    output = Path(extras["output"]).expanduser()
+    write_csv(output, table)
+    failed = [r for r in table if r["error"]]
+    print(f"scored {len(table) - len(failed)} of {len(table)} videos -> {output}")
+    for r in failed:
+        print(f"  {r['video']}: {r['error']}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,98 @@
+"""``python -m pipeline.status run=DIR``: per stage and per shard, what is done, running, failed
+or pending, with failure reasons and log paths; SLURM states from squeue/sacct."""
+from __future__ import annotations
+
+import sys
+from collections import Counter
+from pathlib import Path
+
+from pipeline.errors import PipelineError
+
+
+def item_states(stage, max_attempts: int, running_jobs: set[str]) -> dict[str, str]:
+    """done | failed (budget left) | exhausted | running | pending | blocked, per item."""
+    states = {}
+    for item in stage.items():
+        state = stage.state(item, max_attempts)
+        if state == "todo":
+            rec = stage.store.read(stage.name, item)
+            attempts = stage.store.attempts(stage.name, item)
+            live = attempts and attempts[-1]["event"] == "start" and attempts[-1].get("job") in running_jobs
+            state = "running" if live else ("failed" if rec is not None and rec.status == "failed" else "pending")
+        states[item] = state
+    return states
+
+
+def last_error_line(log: Path) -> str:
+    """The exception line at the end of a shard's stderr (why a whole shard died)."""
+    try:
+        lines = [x for x in log.read_text(errors="replace").splitlines() if x.strip()]
+    except OSError:
+        return f"(no log at {log})"
+    for line in reversed(lines):
+        if "Error" in line or "Exception" in line:
+            return line.strip()[:300]
+    return lines[-1].strip()[:300] if lines else "(empty log)"
+
+
+def render(run_dir: Path) -> str:
+    from launchers.slurm import read_submissions
+    from launchers.slurm_state import job_states, state_of
+    from pipeline.config import load_run_config
+    from pipeline.items import Manifest
+    from pipeline.stages import STAGES
+    from pipeline.store import RunStore
+
+    _, cfg = load_run_config(run_dir)
+    store = RunStore(run_dir)
+    manifest = Manifest.load(store)
+    submissions = read_submissions(run_dir, cfg.cluster.folder)
+    latest = {s["stage"]: s for s in submissions}  # the newest submission of each stage
+    jobs = [sh["job"] for s in latest.values() for sh in s["shards"]]
+    slurm = job_states(jobs)
+    running = {j for j in jobs if state_of(slurm, j) == "RUNNING"}
+    order = ("done", "running", "failed", "exhausted", "pending", "blocked")
+    lines = [f"run: {run_dir}  (experiment {cfg.name}, {len(manifest.items)} items)",
+             f"{'stage':<10}" + "".join(f"{k:>10}" for k in order) + "   job"]
+    problems = []
+    for name in cfg.stages:
+        stage = STAGES[name](cfg, store, manifest)
+        states = item_states(stage, cfg.cluster.max_attempts, running)
+        counts = Counter(states.values())
+        sub = latest.get(name)
+        job = f"{sub['job_id']}" if sub else "-"
+        lines.append(f"{name:<10}" + "".join(f"{counts.get(k, 0):>10}" for k in order) + f"   {job}")
+        for shard in (sub["shards"] if sub else []):
+            done = sum(states.get(i) == "done" for i in shard["items"])
+            log = Path(cfg.cluster.folder) / name / shard["job"] / f"{shard['job']}_0_log.err"
+            job_state = state_of(slurm, shard["job"])
+            lines.append(f"  shard {shard['index']:<3} {shard['job']:<12} {job_state:<11}"
+                         f" {done}/{len(shard['items'])} done   log: {log}")
+            if job_state in ("FAILED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL") and done < len(shard["items"]):
+                lines.append(f"      last error: {last_error_line(run_dir / log)}")
+        for item, state in states.items():
+            if state in ("failed", "exhausted"):
+                rec = store.read(name, item)
+                reason = rec.error.splitlines()[0] if rec and rec.error else "?"
+                problems.append(f"  {name} {item}: {reason} (attempt {rec.attempt}/{cfg.cluster.max_attempts}"
+                                f"{', no retries left' if state == 'exhausted' else ''}) "
+                                f"record: {name}/items/{item}.json")
+    if problems:
+        lines += ["failures:", *problems]
+    return "\n".join(lines)
+
+
+def main(argv: list[str]) -> None:
+    args = dict(a.split("=", 1) for a in argv if "=" in a)
+    if set(args) != {"run"}:
+        print("usage: python -m pipeline.status run=RUN_DIR", file=sys.stderr)
+        sys.exit(2)
+    try:
+        print(render(Path(args["run"])))
+    except PipelineError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
