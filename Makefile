@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-stamp
 DATA ?= data/physicsiq-synthetic
 MODELS ?= checkpoints/tiny
 
-.PHONY: install data models demo test clean
+.PHONY: install data models demo demo-magi1 test clean
 
 install: $(STAMP)
 
@@ -28,6 +28,12 @@ models: install
 demo: data models
 	$(PY) -m pipeline.run +experiment=demo benchmark.root=$(DATA) \
 		generator.checkpoint=$(MODELS)/wan_i2v reward.checkpoint=$(MODELS)/vjepa2
+
+demo-magi1: data models
+	$(PY) -m pipeline.run +experiment=demo_magi1 benchmark.root=$(DATA) \
+		generator.checkpoint=$(MODELS)/magi1/dit generator.vae_checkpoint=$(MODELS)/magi1/vae \
+		generator.t5_checkpoint=$(MODELS)/magi1/t5 generator.special_tokens=$(MODELS)/magi1/special_tokens.npz \
+		reward.checkpoint=$(MODELS)/vjepa2
 
 test: install
 	$(PY) -m pytest -q

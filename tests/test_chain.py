@@ -100,6 +100,20 @@ def test_truncated_candidate_is_redone(finished_run):
     assert diff.mean() < 0.5 and diff.max() <= 16
 
 
+def test_magi1_chain_on_the_tiny_model(tiny_models, small_dataset, tmp_path):
+    """generator=magi1_tiny through the whole chain: 24 fps, 144 frames per i2v candidate."""
+    m = tiny_models["magi1"]
+    run_dir = run(compose([
+        "+experiment=demo_magi1", f"run_root={tmp_path}", f"benchmark.root={small_dataset}",
+        "benchmark.max_scenarios=1", "search.n=1", f"generator.checkpoint={m}/dit",
+        f"generator.vae_checkpoint={m}/vae", f"generator.t5_checkpoint={m}/t5",
+        f"generator.special_tokens={m}/special_tokens.npz", f"reward.checkpoint={tiny_models['vjepa2']}",
+        "tracking=disabled", "evaluate.workers=1", f"evaluate.mask_cache={tmp_path / 'masks'}"]))
+    assert records(run_dir, "sample")["0001"]["data"]["frames"] == [144]
+    summary = json.loads((run_dir / "results" / "summary.json").read_text())
+    assert summary["items"] == 3 and 0.0 <= summary["physics_iq_score"] <= 100.0
+
+
 def test_every_config_field_is_read(finished_run):
     """No dead flags: every field of every config dataclass used by the demo is read by code."""
     _, _, accessed = finished_run

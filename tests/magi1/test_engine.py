@@ -29,7 +29,8 @@ def tiny_cfg(tiny_dir, **changes) -> Magi1Config:
     y.pop("defaults")
     for k in ("checkpoint", "vae_checkpoint", "t5_checkpoint", "special_tokens"):
         y[k] = y[k].replace("checkpoints/tiny/magi1", str(tiny_dir))
-    y.update(changes)
+    # Two chunks keep these engine tests quick; the yaml's 120 frames fill the 5 s Physics-IQ needs.
+    y.update({"num_frames": 24, **changes})
     return Magi1Config(**y)
 
 
