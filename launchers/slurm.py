@@ -9,8 +9,6 @@ appended to ``<run>/launch/submissions.jsonl`` for ``pipeline.status`` and ``pip
 """
 from __future__ import annotations
 
-import json
-import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -20,6 +18,7 @@ from launchers.shard import ShardJob, ShardSpec
 from launchers.sharding import balanced_shards
 from pipeline.stages import STAGES
 from pipeline.stages.base import ALL
+from pipeline.store import append_jsonl, read_jsonl
 
 if TYPE_CHECKING:
     from pipeline.config import Config, StageResources
@@ -105,23 +104,20 @@ def submit_chain(cfg: "Config", store: "RunStore", manifest: "Manifest") -> list
             "shards": [{"index": s.index, "job": j.job_id, "items": s.items, "cost": s.cost}
                        for s, j in zip(plan.shards, jobs)],
         }
-        _append(store.root / cfg.cluster.folder / SUBMISSIONS, entry)
+        append_jsonl(store.root / cfg.cluster.folder / SUBMISSIONS, entry)
         submitted.append(entry)
         previous = master
     return submitted
 
 
 def read_submissions(run_dir: Path, folder: str = "launch") -> list[dict]:
-    path = Path(run_dir) / folder / SUBMISSIONS
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return read_jsonl(Path(run_dir) / folder / SUBMISSIONS)
 
 
-def _append(path: Path, entry: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-    try:
-        os.write(fd, (json.dumps(entry) + "\n").encode())
-    finally:
-        os.close(fd)
+def format_submissions(run_dir: Path, submitted: list[dict]) -> str:
+    """What ``run`` and ``resume`` print after submitting: the run folder and one line per stage."""
+    lines = [f"run: {run_dir}"]
+    lines += [f"{e['stage']}: job {e['job_id']} ({len(e['shards'])} shard(s))" for e in submitted]
+    if not submitted:
+        lines.append("nothing to do: every stage is done")
+    return "\n".join(lines)

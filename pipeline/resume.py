@@ -36,11 +36,9 @@ def resume(run_dir: Path, overrides: list[str], retry_failed: bool = False) -> l
     atomic_write_text(run_dir / "config.yaml", OmegaConf.to_yaml(raw))  # resources as last used
     outcome = LAUNCHERS[cfg.cluster.name](cfg, store, manifest)
     if cfg.cluster.name == "slurm":
-        print(f"run: {run_dir}")
-        for entry in outcome:
-            print(f"{entry['stage']}: job {entry['job_id']} ({len(entry['shards'])} shard(s))")
-        if not outcome:
-            print("nothing to resume: every stage is done")
+        from launchers.slurm import format_submissions
+
+        print(format_submissions(run_dir, outcome))
     else:
         print(format_summaries(outcome))
         print(f"run: {run_dir}")

@@ -32,11 +32,9 @@ def run(cfg: DictConfig) -> Path:
     _log_to(store.root / "logs" / "run.log")
     outcome = LAUNCHERS[typed.cluster.name](typed, store, manifest)
     if typed.cluster.name == "slurm":  # submitted: report the jobs and return at once
-        print(f"run: {store.root}")
-        for entry in outcome:
-            print(f"{entry['stage']}: job {entry['job_id']} ({len(entry['shards'])} shard(s))")
-        if not outcome:
-            print("nothing to do: every stage is done")
+        from launchers.slurm import format_submissions
+
+        print(format_submissions(store.root, outcome))
         return store.root
     summaries = outcome
     print(format_summaries(summaries))

@@ -56,6 +56,22 @@ def file_digest(path: Path) -> str:
     return h.hexdigest()
 
 
+def append_jsonl(path: Path, entry: dict[str, Any]) -> None:
+    """Append one JSON line with a single write: appends from several processes stay whole."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    try:
+        os.write(fd, (json.dumps(entry, default=str) + "\n").encode())
+    finally:
+        os.close(fd)
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
 def json_digest(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
 
@@ -141,20 +157,11 @@ class RunStore:
     def log_attempt(self, stage: str, item_id: str, event: dict[str, Any]) -> None:
         """Append one line to the item's attempt history (start, then done/failed). A start with no
         end is an attempt that was killed; finished items show exactly one start."""
-        path = self.root / stage / "attempts" / f"{item_id}.jsonl"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        line = (json.dumps({**event, "time": time.time(), **worker_identity()}, default=str) + "\n").encode()
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-        try:
-            os.write(fd, line)  # one write of a short line: appends from several processes stay whole
-        finally:
-            os.close(fd)
+        append_jsonl(self.root / stage / "attempts" / f"{item_id}.jsonl",
+                     {**event, "time": time.time(), **worker_identity()})
 
     def attempts(self, stage: str, item_id: str) -> list[dict[str, Any]]:
-        path = self.root / stage / "attempts" / f"{item_id}.jsonl"
-        if not path.exists():
-            return []
-        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        return read_jsonl(self.root / stage / "attempts" / f"{item_id}.jsonl")
 
     def content_digest(self, record: Record) -> str:
         files = {name: file_digest(self.path(rel)) for name, rel in sorted(record.outputs.items())}

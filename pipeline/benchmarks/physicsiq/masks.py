@@ -19,6 +19,7 @@ from typing import Iterable, Iterator
 import cv2
 import numpy as np
 
+from pipeline.store import file_digest
 from pipeline.video_io import VideoError
 
 CACHE_VERSION = 1  # bump when the mask computation or file format changes
@@ -102,14 +103,6 @@ def make_mask_video(src: str | os.PathLike, dst: str | os.PathLike, params: Mask
     if not fps:
         raise VideoError(f"OpenCV cannot read the fps of {src}")
     return write_mask_video(dst, motion_masks(iter_video_bgr(src), params), fps)
-
-
-def file_digest(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 class MaskCache:

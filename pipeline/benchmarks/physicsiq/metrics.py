@@ -25,9 +25,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from pipeline.store import file_digest
 from pipeline.video_io import VideoError
 
-from .masks import CACHE_VERSION, MaskCache, MaskParams, file_digest, iter_video_bgr, motion_masks, write_mask_video
+from .masks import CACHE_VERSION, MaskCache, MaskParams, iter_video_bgr, motion_masks, write_mask_video
 
 CHUNK = 16  # frames per vectorised step: bounds the float temporaries
 

@@ -41,23 +41,24 @@ PREV_CHUNKS_SCALE = 0.7  # official env ``prev_chunks_scale`` (distill nearly-cl
 
 @dataclass(frozen=True)
 class SamplerSettings:
-    """Everything the sampler reads from a :class:`MagiConfig` (see ``from_magi_config``)."""
+    """Everything the sampler reads from a :class:`MagiConfig`, built by ``from_magi_config`` (no
+    defaults here: the upstream constants live once, in ``config.py``)."""
 
-    num_steps: int = 64
-    window_size: int = 4
-    chunk_width: int = 6
-    cfg_number: int = 3
-    cfg_t_range: tuple = (0.0, 0.0217, 0.1, 0.3, 0.999)
-    prev_chunk_scales: tuple = (1.5, 1.5, 1.5, 1.0, 1.0)
-    text_scales: tuple = (7.5, 7.5, 7.5, 0.0, 0.0)
-    noise2clean_kvrange: tuple = (5, 4, 3, 2)
-    clean_chunk_kvrange: int = 1
-    clean_t: float = 0.9999
-    distill: bool = False
-    nearly_clean_threshold: float = 0.3
-    shortcut_mode: str = "8,16,16"
-    prev_chunks_scale: float = PREV_CHUNKS_SCALE
-    kv_offload: bool = False
+    num_steps: int
+    window_size: int
+    chunk_width: int
+    cfg_number: int
+    cfg_t_range: tuple
+    prev_chunk_scales: tuple
+    text_scales: tuple
+    noise2clean_kvrange: tuple
+    clean_chunk_kvrange: int
+    clean_t: float
+    distill: bool
+    nearly_clean_threshold: float
+    shortcut_mode: str
+    prev_chunks_scale: float
+    kv_offload: bool
 
     @classmethod
     def from_magi_config(cls, cfg: MagiConfig, prev_chunks_scale: float = PREV_CHUNKS_SCALE) -> "SamplerSettings":
