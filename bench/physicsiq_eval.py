@@ -2,10 +2,15 @@
 
     python bench/physicsiq_eval.py                    # full set: 66 scenarios, 198 items, 8 fps
     python bench/physicsiq_eval.py --scenarios 6      # first 6 scenarios; also prints 66-scenario extrapolation
+    python bench/physicsiq_eval.py --width 960 --height 540 --gen-width 512 --gen-height 288
+                                                      # ground truth larger than the generations
 
-Makes (once, cached) a synthetic Physics-IQ dataset with 66 scenarios in the official layout at a
-modest resolution, and three model folders of 198 generations each (take-2 as the model, the
-take-1 motion one frame late, the switch frame held still). Then, for each folder in turn, runs
+Makes (once, cached) a synthetic Physics-IQ dataset with 66 scenarios in the official layout, and
+three model folders of 198 generations each (take-2 as the model, the take-1 motion one frame
+late, the switch frame held still), at the ground truth's size or, with --gen-width/--gen-height,
+resized to a generator's size. The second form is the realistic one: Physics-IQ was filmed in 4K
+and generators write 480p-720p, so the ground truth costs the baseline far more than the
+generation, and the evaluator's ground-truth cache saves that much more. Then, for each folder in turn, runs
 the baseline (bench/physicsiq_naive.py: one process, frame by frame, no cache, mp4v mask round
 trip) and the evaluator (pipeline.benchmarks.physicsiq.evaluate, ``--workers`` processes, mask
 cache starting empty, so the first folder pays for the ground truth), each in a fresh process,
@@ -48,7 +53,9 @@ def make_dataset(cache: Path, width: int, height: int, fps: int) -> Path:
     return root
 
 
-def make_models(root: Path, cache: Path, fps: int) -> dict[str, Path]:
+def make_models(root: Path, cache: Path, fps: int, size: tuple[int, int] | None) -> dict[str, Path]:
+    """The three model folders; ``size`` (width, height) resizes the generations (None: as the
+    ground truth)."""
     import cv2
     import numpy as np
 
@@ -56,10 +63,16 @@ def make_models(root: Path, cache: Path, fps: int) -> dict[str, Path]:
     from pipeline.benchmarks.physicsiq.layout import PhysicsIQDataset
     from pipeline.video_io import read_video
 
+    def fit(frames: np.ndarray) -> np.ndarray:
+        if size is None or frames.shape[2:0:-1] == size:
+            return frames
+        return np.stack([cv2.resize(f, size, interpolation=cv2.INTER_AREA) for f in frames])
+
     ds = PhysicsIQDataset(root)
+    tag = "" if size is None else f"-gen{size[0]}x{size[1]}"
     out = {}
     for model in MODELS:
-        folder = cache / "models" / f"{root.name}-{fps}fps" / model
+        folder = cache / "models" / f"{root.name}-{fps}fps{tag}" / model
         out[model] = folder
         done = folder / ".complete"
         if done.is_file():
@@ -67,14 +80,16 @@ def make_models(root: Path, cache: Path, fps: int) -> dict[str, Path]:
         folder.mkdir(parents=True, exist_ok=True)
         for it in ds:
             dst = folder / f"{it.item_id}_{model}.mp4"
-            if model == "take2":
+            if model == "take2" and size is None:
                 shutil.copy(ds.testing_clip(it, fps, 2), dst)
+            elif model == "take2":
+                write_submission_video(dst, fit(read_video(ds.testing_clip(it, fps, 2))[0]), fps)
             elif model == "late":  # the true motion one frame late
                 frames, _ = read_video(ds.testing_clip(it, fps, 1))
-                write_submission_video(dst, np.concatenate([frames[:1], frames[:-1]]), fps)
+                write_submission_video(dst, fit(np.concatenate([frames[:1], frames[:-1]])), fps)
             else:  # the switch frame held for 5 s
                 rgb = cv2.cvtColor(cv2.imread(str(ds.switch_frame(it))), cv2.COLOR_BGR2RGB)
-                write_submission_video(dst, np.repeat(rgb[None], 5 * fps, axis=0), fps)
+                write_submission_video(dst, fit(np.repeat(rgb[None], 5 * fps, axis=0)), fps)
         done.write_text("ok")
     return out
 
@@ -124,6 +139,8 @@ def main() -> None:
     p.add_argument("--fps", type=int, default=8)
     p.add_argument("--width", type=int, default=512)
     p.add_argument("--height", type=int, default=288)
+    p.add_argument("--gen-width", type=int, help="generations' width (default: the ground truth's)")
+    p.add_argument("--gen-height", type=int, help="generations' height (default: the ground truth's)")
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     p.add_argument("--cache", type=Path, default=default_cache(), help="dataset, model folders, scratch")
     p.add_argument("--_run", choices=("naive", "fast"), help=argparse.SUPPRESS)
@@ -138,13 +155,18 @@ def main() -> None:
         raise SystemExit(f"--scenarios must be in 1..{FULL_SCENARIOS}")
 
     root = make_dataset(args.cache, args.width, args.height, args.fps)
-    models = make_models(root, args.cache, args.fps)
-    scratch = args.cache / "runs" / f"{root.name}-{args.fps}fps-s{args.scenarios}"
+    if (args.gen_width is None) != (args.gen_height is None):
+        raise SystemExit("give both --gen-width and --gen-height, or neither")
+    gen_size = (args.gen_width, args.gen_height) if args.gen_width else None
+    models = make_models(root, args.cache, args.fps, gen_size)
+    gen_tag = f"{gen_size[0]}x{gen_size[1]}" if gen_size else f"{args.width}x{args.height}"
+    scratch = args.cache / "runs" / f"{root.name}-{args.fps}fps-gen{gen_tag}-s{args.scenarios}"
     shutil.rmtree(scratch, ignore_errors=True)
     mask_cache = scratch / "mask-cache"  # empty: the first folder builds the ground-truth cache
     n_items = 3 * args.scenarios
-    print(f"{n_items} items ({args.scenarios} scenarios x 3 views) at {args.fps} fps, "
-          f"{args.width}x{args.height}, {args.workers} worker(s), {os.cpu_count()} CPU(s)", flush=True)
+    print(f"{n_items} items ({args.scenarios} scenarios x 3 views) at {args.fps} fps, ground truth "
+          f"{args.width}x{args.height}, generations {gen_tag}, {args.workers} worker(s), "
+          f"{os.cpu_count()} CPU(s)", flush=True)
 
     rows, failures = [], []
     for i, model in enumerate(MODELS):

@@ -89,7 +89,7 @@ def test_fast_evaluator_equals_the_per_frame_baseline(dataset, dataset_root, tmp
     cold = evaluate_folder(dataset_root, gen, tmp_path / "fast", workers=2, mask_cache=cache)
     assert cold.score == comp.score and cold.files["csv"].read_bytes() == naive_csv.read_bytes()
     entries = sorted((cache / "grid").rglob("*.npy"))
-    assert len(entries) == 2 * 2 * len(dataset)  # frames + masks of every take-1 and take-2 clip
+    assert len(entries) == 3 * 2 * len(dataset)  # frames, mask bits, mask counts of every take-1/take-2 clip
     stamps = [p.stat().st_mtime_ns for p in entries]
     warm = evaluate_folder(dataset_root, gen, tmp_path / "fast2", workers=1, mask_cache=cache)
     assert warm.files["csv"].read_bytes() == naive_csv.read_bytes()

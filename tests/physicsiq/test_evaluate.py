@@ -113,3 +113,20 @@ def test_unshipped_fps_is_resampled(dataset, dataset_root, mask_cache, tmp_path)
     result = evaluate_folder(root, gen, tmp_path / "out", mask_cache=mask_cache)
     assert result.fps == 10 and result.score == pytest.approx(100.0, abs=0.01)
     assert ds.testing_clip(ds.items[0], 10).is_relative_to(root / ".cache")
+
+
+def test_videos_that_fail_in_the_metric_jobs_are_listed_together(dataset, dataset_root, tmp_path, monkeypatch):
+    # validation reads containers only; a file that gets past it but does not decode must still
+    # be named, together with every other such file, and nothing may be written
+    from pipeline.benchmarks.physicsiq import evaluate as ev
+    gen = make_submission(dataset, tmp_path / "late-bad", lambda it: dataset.testing_clip(it, FPS, 2))
+    files = sorted(gen.iterdir())
+    for f in (files[0], files[4]):
+        f.write_bytes(b"\x00" * 4096)
+    monkeypatch.setattr(ev, "_check_file", lambda path: (float(FPS), None))
+    with pytest.raises(SubmissionError) as err:
+        evaluate_folder(dataset_root, gen, tmp_path / "out")
+    msg = str(err.value)
+    assert "2 of 6 videos could not be evaluated" in msg
+    assert files[0].name in msg and files[4].name in msg
+    assert not (tmp_path / "out").exists()

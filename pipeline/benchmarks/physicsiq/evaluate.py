@@ -2,14 +2,15 @@
 
 Differences from the official driver, on purpose: the generated folder is only read (the
 official renames files in place; we pair files with items by their ``NNNN_`` prefix), all
-problems with a submission are collected and reported together before any metric work, masks
-are cached by content instead of by folder name, and any number of items (a synthetic subset)
-is accepted. The metric and score arithmetic is the official one.
+problems with a submission are collected and reported together (what the containers show before
+any metric work, frames that fail to decode after it, and nothing is written then), masks are
+cached by content instead of by folder name, and any number of items (a synthetic subset) is
+accepted. The metric and score arithmetic is the official one.
 
-Speed: validation and the (scenario, view) jobs run in ``workers`` processes; every video is
-decoded once; the ground truth's grid clips (resized frames + binarised masks) are cached by
-content (metrics.GroundTruthCache), so after the first evaluation at an fps only the generations
-are decoded and masked.
+Speed: validation reads containers only; the (scenario, view) jobs run in ``workers`` processes
+with one decoder thread each; every generation is decoded once; the ground truth's grid clips
+(resized frames + binarised masks) are cached by content (metrics.GroundTruthCache), so after the
+first evaluation at an fps only the generations are decoded and masked.
 """
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ from pipeline.video_io import VideoError, probe_video
 from . import score as sc
 from .contract import DURATION_S, DURATION_TOL_S
 from .layout import VIEWS, BenchmarkItem, PhysicsIQDataset
-from .masks import MaskCache
+from .masks import MaskCache, open_capture, use_one_decoder_thread
 from .metrics import GroundTruthCache, build_grid_clip, clip_metrics, window
 from .resample import ensure_testing_clips
 
@@ -80,18 +81,18 @@ def match_generations(dataset: PhysicsIQDataset, generated_dir: Path) -> tuple[d
 
 
 def _check_file(path: Path) -> tuple[float | None, str | None]:
-    """(OpenCV fps, problem) for one generation, from its container and first frame. Whether
-    every frame decodes is seen when the metrics decode it (an error naming the file)."""
+    """(OpenCV fps, problem) for one generation, from its container alone: no frame is decoded
+    here (that would double the decoding cost of the folder). A file whose frames do not decode
+    is reported by the metric jobs, with every other such file, before anything is written."""
     try:
         info = probe_video(path)
     except VideoError as exc:
         return None, f"{path.name}: not decodable ({exc})"
-    cap = cv2.VideoCapture(str(path))
+    cap = open_capture(path)
     fps = cap.get(cv2.CAP_PROP_FPS) if cap.isOpened() else 0.0
-    first = cap.read()[0] if fps else False
     cap.release()
-    if not fps or not first:
-        return None, f"{path.name}: not decodable (OpenCV cannot read its fps or first frame)"
+    if not fps:
+        return None, f"{path.name}: not decodable (OpenCV cannot open it or read its fps)"
     if not math.isclose(info.duration, DURATION_S, abs_tol=DURATION_TOL_S):
         return fps, f"{path.name}: duration {info.duration:.4f} s, needs {DURATION_S} ± {DURATION_TOL_S} s"
     if info.num_frames < math.ceil(5 * fps - 1e-9):
@@ -125,22 +126,23 @@ def validate_submission(dataset: PhysicsIQDataset, generated_dir: str | os.PathL
     return matched, rates[0]
 
 
-def _job(args: tuple) -> tuple[str, str, dict]:
-    """Worker: grid clips (ground truth cached) and metrics of one (scenario, view)."""
+def _job(args: tuple) -> tuple[str, str, dict | None, str | None]:
+    """Worker: grid clips (ground truth cached) and metrics of one (scenario, view), or the
+    problem that stopped them (so one bad file does not hide the others)."""
     scenario, view, take1, take2, gen, shipped1, shipped2, cache_dir, fps = args
-    gt = GroundTruthCache(cache_dir)
-    grid = tuple(s // 4 for s in gt.frame_size(take1))
-    if min(grid) < 1:
-        raise VideoError(f"{take1}: too small for the //4 evaluation grid")
-    limit = window(fps)
     try:
+        gt = GroundTruthCache(cache_dir)
+        grid = tuple(s // 4 for s in gt.frame_size(take1))
+        if min(grid) < 1:
+            raise VideoError(f"{take1}: too small for the //4 evaluation grid")
+        limit = window(fps)
         c1, c2 = gt.get(take1, grid, limit, shipped1), gt.get(take2, grid, limit, shipped2)
         if len(c1) != len(c2):
             raise VideoError(f"take-1 has {len(c1)} frames in the window, take-2 {len(c2)} ({take1}, {take2})")
         cg = build_grid_clip(gen, grid, limit, mask_cache=MaskCache(cache_dir))
-        return scenario, view, clip_metrics(c1, c2, cg, names=(take1, take2, gen), variance=gt.variance(c1, c2))
+        return scenario, view, clip_metrics(c1, c2, cg, names=(take1, take2, gen), variance=gt.variance(c1, c2)), None
     except VideoError as exc:
-        raise VideoError(f"{scenario} {view}: {exc}") from None
+        return scenario, view, None, f"{scenario} {view}: {exc}"
 
 
 def evaluate_folder(dataset_root: str | os.PathLike, generated_dir: str | os.PathLike,
@@ -158,7 +160,7 @@ def evaluate_folder(dataset_root: str | os.PathLike, generated_dir: str | os.Pat
     if item_ids is not None:
         dataset.restrict(item_ids)
     generated_dir = Path(generated_dir)
-    pool = ProcessPoolExecutor(max_workers=workers) if workers > 1 else None
+    pool = ProcessPoolExecutor(max_workers=workers, initializer=use_one_decoder_thread) if workers > 1 else None
     try:
         return _evaluate(dataset, generated_dir, output_dir, fps, pool, mask_cache, use_shipped_masks,
                          model_name, extra)
@@ -185,9 +187,13 @@ def _evaluate(dataset, generated_dir, output_dir, fps, pool, mask_cache, use_shi
         jobs.append((it.scenario, it.view, dataset.testing_clip(it, fps, 1), dataset.testing_clip(it, fps, 2),
                      matched[it.item_id], shipped[0], shipped[1], cache_dir, fps))
     results = list(pool.map(_job, jobs)) if pool is not None else [_job(j) for j in jobs]
+    failed = [problem for *_, problem in results if problem]
+    if failed:
+        raise SubmissionError(f"{len(failed)} of {len(results)} videos could not be evaluated "
+                              f"(nothing was written):\n  " + "\n  ".join(failed))
 
     rows: dict[str, dict] = {s: {"scenario": s} for s in dataset.scenarios}
-    for scenario, view, metrics in results:
+    for scenario, view, metrics, _ in results:
         rows[scenario].update({f"{k}_{view}": v for k, v in metrics.items()})
     incomplete = [s for s, r in rows.items() if len(r) != len(sc.CSV_COLUMNS)]
     if incomplete:

@@ -51,8 +51,22 @@ def motion_masks(frames_bgr: Iterable[np.ndarray], params: MaskParams = MaskPara
         yield cv2.morphologyEx(mask, cv2.MORPH_CLOSE, kernel)
 
 
+_CAPTURE_PARAMS: list[int] = []  # open parameters of every capture in this process
+
+
+def use_one_decoder_thread() -> None:
+    """Pool initializer for processes that together already fill the cores: one FFmpeg decoding
+    thread each, instead of every process starting one per core. Decoded frames do not depend on
+    the thread count. (cv2.setNumThreads is not called: in a forked child it deadlocks.)"""
+    _CAPTURE_PARAMS[:] = [cv2.CAP_PROP_N_THREADS, 1]
+
+
+def open_capture(path: str | os.PathLike) -> cv2.VideoCapture:
+    return cv2.VideoCapture(str(path), cv2.CAP_ANY, _CAPTURE_PARAMS)
+
+
 def iter_video_bgr(path: str | os.PathLike) -> Iterator[np.ndarray]:
-    cap = cv2.VideoCapture(str(path))
+    cap = open_capture(path)
     if not cap.isOpened():
         raise VideoError(f"OpenCV cannot open video {path}")
     try:
@@ -97,7 +111,7 @@ def write_mask_video(path: str | os.PathLike, masks: Iterable[np.ndarray], fps: 
 
 
 def make_mask_video(src: str | os.PathLike, dst: str | os.PathLike, params: MaskParams = MaskParams()) -> Path:
-    cap = cv2.VideoCapture(str(src))
+    cap = open_capture(src)
     fps = cap.get(cv2.CAP_PROP_FPS) if cap.isOpened() else 0.0
     cap.release()
     if not fps:

@@ -28,14 +28,16 @@ import numpy as np
 from pipeline.store import file_digest
 from pipeline.video_io import VideoError
 
-from .masks import CACHE_VERSION, MaskCache, MaskParams, iter_video_bgr, motion_masks, write_mask_video
+from .masks import (CACHE_VERSION, MaskCache, MaskParams, iter_video_bgr, motion_masks, open_capture,
+                    write_mask_video)
 
 CHUNK = 16  # frames per vectorised step: bounds the float temporaries
+GRID_LAYOUT = 2  # bump when the cached grid-clip files change form (2: packed bits + counts)
 
 
 def first_frame_size(path: str | os.PathLike) -> tuple[int, int]:
     """(width, height) of the first decoded frame."""
-    cap = cv2.VideoCapture(str(path))
+    cap = open_capture(path)
     ok, frame = cap.read() if cap.isOpened() else (False, None)
     cap.release()
     if not ok:
@@ -49,7 +51,7 @@ def window(fps: float) -> int:
 
 
 def video_fps(path: str | os.PathLike) -> float:
-    cap = cv2.VideoCapture(str(path))
+    cap = open_capture(path)
     fps = cap.get(cv2.CAP_PROP_FPS) if cap.isOpened() else 0.0
     cap.release()
     if not fps:
@@ -60,25 +62,70 @@ def video_fps(path: str | os.PathLike) -> float:
 # --- grid clips -------------------------------------------------------------------------------
 @dataclass
 class GridClip:
-    """A video on the evaluation grid: what the metrics read."""
+    """A video on the evaluation grid: what the metrics read.
+
+    The masks (resized mask > 127, all three decoded channels, as the official code keeps them)
+    are held in the two forms the metrics need: bit-packed per frame, for the IoUs (popcounts of
+    and/or), and per-pixel counts of moving frames, for the weighted spatial IoU."""
 
     rgb: np.ndarray  # (T, h, w, 3) uint8, BGR as decoded (channel order does not matter)
-    mask: np.ndarray  # (T, h, w, 3) bool: resized mask > 127
+    bits: np.ndarray  # (T, ceil(h*w*3 / 8)) uint8: packbits of each frame's flattened mask
+    counts: np.ndarray  # (h, w, 3) uint16: frames in which each pixel moves
+    mask_frames: int  # frames of mask in the window (checked against len(rgb) by the metrics)
     key: str = ""  # GroundTruthCache key (real clips only)
+
+    @classmethod
+    def from_masks(cls, rgb: np.ndarray, mask: np.ndarray) -> "GridClip":
+        """``mask``: (T, h, w, 3) bool."""
+        return cls(rgb, np.packbits(mask.reshape(len(mask), -1), axis=1),
+                   mask.sum(axis=0, dtype=np.uint16), len(mask))
 
     def __len__(self) -> int:
         return len(self.rgb)
 
+    def weighted(self) -> np.ndarray:
+        """Per-pixel share of moving frames, the official ``sum(masks) / T`` in float64."""
+        return self.counts / self.mask_frames
+
+    def any_bits(self) -> np.ndarray:
+        """(1, nbytes): pixels that move in any frame."""
+        return np.bitwise_or.reduce(self.bits, axis=0, keepdims=True)
+
+
+class _GridFrames:
+    """The first ``limit`` frames resized to ``grid``, written into one preallocated array (no
+    per-frame arrays to stack afterwards); ``binarize`` keeps resized > 127 instead."""
+
+    def __init__(self, grid: tuple[int, int], limit: int, binarize: bool = False):
+        self.grid, self.limit, self.binarize = grid, limit, binarize
+        self.out: np.ndarray | None = None
+        self.n = 0
+
+    def add(self, frame: np.ndarray) -> None:
+        if self.n >= self.limit:
+            return
+        small = cv2.resize(frame, self.grid)
+        if self.out is None:
+            self.out = np.empty((self.limit, *small.shape), bool if self.binarize else np.uint8)
+        if self.binarize:
+            np.greater(small, 127, out=self.out[self.n])
+        else:
+            self.out[self.n] = small
+        self.n += 1
+
+    def result(self, path) -> np.ndarray:
+        if not self.n:
+            raise VideoError(f"no frames decoded from {path}")
+        return self.out[:self.n]
+
 
 def _grid_masks(mask_video: str | os.PathLike, grid: tuple[int, int], limit: int) -> np.ndarray:
-    out = []
+    masks = _GridFrames(grid, limit, binarize=True)
     for i, frame in enumerate(iter_video_bgr(mask_video)):
         if i >= limit:
             break
-        out.append(cv2.resize(frame, grid) > 127)
-    if not out:
-        raise VideoError(f"no frames decoded from mask video {mask_video}")
-    return np.stack(out)
+        masks.add(frame)
+    return masks.result(mask_video)
 
 
 def build_grid_clip(video: str | os.PathLike, grid: tuple[int, int], limit: int,
@@ -91,12 +138,12 @@ def build_grid_clip(video: str | os.PathLike, grid: tuple[int, int], limit: int,
     ``mask_cache`` if given, else a temporary file) and read back."""
     cached = mask_cache.path_for(video) if mask_cache is not None and mask_video is None else None
     need_masks = mask_video is None and not (cached is not None and cached.is_file())
-    cap = cv2.VideoCapture(str(video))
+    cap = open_capture(video)
     fps = cap.get(cv2.CAP_PROP_FPS) if cap.isOpened() else 0.0
     if not fps:
         cap.release()
         raise VideoError(f"OpenCV cannot open {video} or read its fps")
-    rgb: list[np.ndarray] = []
+    rgb = _GridFrames(grid, limit)
 
     def frames():
         try:
@@ -105,8 +152,7 @@ def build_grid_clip(video: str | os.PathLike, grid: tuple[int, int], limit: int,
                 ok, frame = cap.read()
                 if not ok:
                     return
-                if i < limit:
-                    rgb.append(cv2.resize(frame, grid))
+                rgb.add(frame)
                 i += 1
                 yield frame
         finally:
@@ -121,25 +167,20 @@ def build_grid_clip(video: str | os.PathLike, grid: tuple[int, int], limit: int,
             os.close(fd)
             try:
                 write_mask_video(tmp, motion_masks(frames(), params), fps)
-                return GridClip(_stack(rgb, video), _grid_masks(tmp, grid, limit))
+                return GridClip.from_masks(rgb.result(video), _grid_masks(tmp, grid, limit))
             finally:
                 os.unlink(tmp)
     else:
         for _ in frames():
             pass
         mask_video = mask_video if mask_video is not None else cached
-    return GridClip(_stack(rgb, video), _grid_masks(mask_video, grid, limit))
-
-
-def _stack(frames: list[np.ndarray], path) -> np.ndarray:
-    if not frames:
-        raise VideoError(f"no frames decoded from {path}")
-    return np.stack(frames)
+    return GridClip.from_masks(rgb.result(video), _grid_masks(mask_video, grid, limit))
 
 
 class GroundTruthCache:
     """Grid clips of real testing clips, keyed by content (clip bytes, shipped mask bytes), grid,
-    window and mask parameters; stored as .npy (frames memory-mapped when read, masks packed).
+    window and mask parameters; stored as .npy (frames memory-mapped when read; masks as packed
+    bits and per-pixel counts).
 
     Disk: T·(W/4)·(H/4)·3 bytes of frames per clip (e.g. 1080p clips at 16 fps: 31 MB per clip).
     File digests are memoised by (path, size, mtime) so a warm run does not rehash the dataset.
@@ -174,9 +215,9 @@ class GroundTruthCache:
         return tuple(self.info(path)["size"])
 
     def key(self, clip, grid: tuple[int, int], limit: int, mask_video=None) -> str:
-        meta = json.dumps({"v": CACHE_VERSION, "kind": "grid", "params": asdict(self.params),
-                           "opencv": cv2.__version__, "grid": list(grid), "limit": limit,
-                           "clip": self.digest(clip),
+        meta = json.dumps({"v": CACHE_VERSION, "kind": "grid", "layout": GRID_LAYOUT,
+                           "params": asdict(self.params), "opencv": cv2.__version__, "grid": list(grid),
+                           "limit": limit, "clip": self.digest(clip),
                            "mask": self.digest(mask_video) if mask_video is not None else None},
                           sort_keys=True)
         return hashlib.sha256(meta.encode()).hexdigest()
@@ -184,21 +225,20 @@ class GroundTruthCache:
     def get(self, clip, grid: tuple[int, int], limit: int, mask_video=None) -> GridClip:
         k = self.key(clip, grid, limit, mask_video)
         base = self.cache_dir / "grid" / k[:2] / k
-        rgb_path, mask_path = base.with_suffix(".rgb.npy"), base.with_suffix(".mask.npy")
-        if rgb_path.is_file() and mask_path.is_file():
+        paths = {part: base.with_suffix(f".{part}.npy") for part in ("bits", "counts", "rgb")}
+        if all(p.is_file() for p in paths.values()):
             try:
-                rgb = np.load(rgb_path, mmap_mode="r")
-                packed = np.load(mask_path)
-                mask = np.unpackbits(packed, axis=-1, count=rgb.shape[-2] * 3).reshape(rgb.shape).astype(bool)
-                return GridClip(rgb, mask, k)
+                rgb = np.load(paths["rgb"], mmap_mode="r")
+                bits, counts = np.load(paths["bits"]), np.load(paths["counts"])
+                return GridClip(rgb, bits, counts, len(bits), k)
             except (OSError, ValueError):
                 pass  # a damaged entry is rebuilt
         got = build_grid_clip(clip, grid, limit, mask_video=mask_video, params=self.params)
-        if got.mask.shape != got.rgb.shape:
-            raise VideoError(f"{clip}: {len(got.mask)} mask frames but {len(got.rgb)} frames in the window")
-        packed = np.packbits(got.mask.reshape(len(got), got.rgb.shape[1], -1), axis=-1)
-        _atomic_npy(mask_path, packed)
-        _atomic_npy(rgb_path, got.rgb)  # written last: the pair is complete when it exists
+        if got.mask_frames != len(got):
+            raise VideoError(f"{clip}: {got.mask_frames} mask frames but {len(got)} frames in the window")
+        _atomic_npy(paths["bits"], got.bits)
+        _atomic_npy(paths["counts"], got.counts)
+        _atomic_npy(paths["rgb"], got.rgb)  # written last: the entry is complete when it exists
         got.key = k
         return got
 
@@ -232,37 +272,50 @@ def _atomic_npy(path: Path, array: np.ndarray) -> None:
 
 
 # --- metrics on grid clips --------------------------------------------------------------------
+def iou_bits(a: np.ndarray, b: np.ndarray) -> list[float]:
+    """Per-row IoU of bit-packed masks (rows, nbytes); 1.0 where both are empty. The counts are
+    the exact pixel counts of the unpacked masks, so the ratios are the official ones."""
+    inter = np.bitwise_count(a & b).sum(axis=1, dtype=np.int64)
+    union = np.bitwise_count(a | b).sum(axis=1, dtype=np.int64)
+    return [1.0 if u == 0 else i / u for i, u in zip(inter.tolist(), union.tolist())]
+
+
 def iou_frames(a: np.ndarray, b: np.ndarray) -> list[float]:
     """Per-frame IoU of (T, ...) boolean masks; 1.0 where both are empty."""
-    axes = tuple(range(1, a.ndim))
-    inter = np.logical_and(a, b).sum(axis=axes)
-    union = np.logical_or(a, b).sum(axis=axes)
-    return [1.0 if u == 0 else float(i / u) for i, u in zip(inter.tolist(), union.tolist())]
+    return iou_bits(np.packbits(a.reshape(len(a), -1), axis=1), np.packbits(b.reshape(len(b), -1), axis=1))
 
 
-def iou(a: np.ndarray, b: np.ndarray) -> float:
-    return iou_frames(a[None], b[None])[0]
-
-
-# (float32(a/255) - float32(b/255))**2 for every pair of uint8 values, computed with exactly the
-# official element operations (float64 division, cast to float32, float32 difference and square):
-# a table lookup gives the same bits as the arithmetic, at a fraction of the cost.
+# float32(v/255) for every uint8 v, computed as the official code does (float64 division, cast to
+# float32): a lookup gives the same bits as the arithmetic, and the float32 difference and square
+# that follow are the official element operations.
 _UNIT = (np.arange(256) / 255.0).astype(np.float32)
-_SQUARED_DIFF = ((_UNIT[:, None] - _UNIT[None, :]) ** 2).ravel()
+_UNIT_LUT = _UNIT.reshape(1, 256)
+
+
+def _unit(frames: np.ndarray) -> np.ndarray:
+    """(n, h, w, 3) uint8 -> (n, h*w*3) float32 on [0, 1]."""
+    frames = np.ascontiguousarray(frames)
+    return cv2.LUT(frames.reshape(len(frames), -1), _UNIT_LUT)
+
+
+def mse_against(ref: np.ndarray, others: list[np.ndarray]) -> list[list[float]]:
+    """Per-frame MSE of each clip in ``others`` against ``ref`` ((T, h, w, 3) uint8 clips), on
+    [0, 1] with float32 differences; ``ref`` is converted once. Each frame's mean is numpy's
+    float32 pairwise sum over the contiguous frame, as the official per-frame ``np.mean`` (tests
+    check the equality)."""
+    out: list[list[float]] = [[] for _ in others]
+    for s in range(0, len(ref), CHUNK):
+        r = _unit(ref[s:s + CHUNK])
+        for values, other in zip(out, others):
+            diff = _unit(other[s:s + CHUNK])
+            diff -= r
+            diff *= diff  # (o - r)^2 == (r - o)^2 bit for bit
+            values += diff.mean(axis=1).tolist()
+    return out
 
 
 def mse_frames(a: np.ndarray, b: np.ndarray) -> list[float]:
-    """Per-frame MSE of (T, h, w, 3) uint8 clips on [0, 1] with float32 differences; each frame's
-    mean is numpy's float32 pairwise sum over the contiguous frame, as the official per-frame
-    ``np.mean`` (tests check the equality)."""
-    out: list[float] = []
-    for s in range(0, len(a), CHUNK):
-        idx = np.asarray(a[s:s + CHUNK]).astype(np.uint16)
-        idx <<= 8
-        idx |= np.asarray(b[s:s + CHUNK])
-        sq = np.take(_SQUARED_DIFF, idx)
-        out += sq.reshape(len(sq), -1).mean(axis=1).tolist()
-    return out
+    return mse_against(b, [a])[0]
 
 
 def weighted_iou_masked(w1: np.ndarray, w2: np.ndarray) -> float:
@@ -280,16 +333,12 @@ def weighted_iou_full(w1: np.ndarray, w2: np.ndarray) -> float:
     return 1.0 if union_sum == 0 else float(np.sum(np.minimum(w1, w2)) / union_sum)
 
 
-def weighted_mask(mask: np.ndarray) -> np.ndarray:
-    return mask.sum(axis=0, dtype=np.uint16) / len(mask)
-
-
 def variance_metrics(take1: GridClip, take2: GridClip) -> dict:
     """Physical variance: take-1 against take-2."""
     return {
-        "variance_spatial": iou(take1.mask.any(axis=0), take2.mask.any(axis=0)),
-        "variance_weighted_spatial": weighted_iou_full(weighted_mask(take1.mask), weighted_mask(take2.mask)),
-        "variance_spatiotemporal_iou": iou_frames(take1.mask, take2.mask),
+        "variance_spatial": iou_bits(take1.any_bits(), take2.any_bits())[0],
+        "variance_weighted_spatial": weighted_iou_full(take1.weighted(), take2.weighted()),
+        "variance_spatiotemporal_iou": iou_bits(take1.bits, take2.bits),
         "variance_mse": mse_frames(take1.rgb, take2.rgb),
     }
 
@@ -297,24 +346,25 @@ def variance_metrics(take1: GridClip, take2: GridClip) -> dict:
 def clip_metrics(take1: GridClip, take2: GridClip, gen: GridClip, names=("take-1", "take-2", "generated"),
                  variance: dict | None = None) -> dict:
     """The 12 official metrics of one view, keyed by column stem (without ``_{view}``)."""
-    lengths = {n: (len(c.rgb), len(c.mask)) for n, c in zip(names, (take1, take2, gen))}
+    lengths = {n: (len(c), c.mask_frames) for n, c in zip(names, (take1, take2, gen))}
     if len({x for pair in lengths.values() for x in pair}) != 1:
         raise VideoError("videos have different frame counts within the evaluation window "
                          "(frames, mask frames): " + ", ".join(f"{n}={v}" for n, v in lengths.items()))
-    any1, any2, anyg = (c.mask.any(axis=0) for c in (take1, take2, gen))
-    w1, w2, wg = (weighted_mask(c.mask) for c in (take1, take2, gen))
+    any1, any2, anyg = (c.any_bits() for c in (take1, take2, gen))
+    w1, w2, wg = (c.weighted() for c in (take1, take2, gen))
     var = variance if variance is not None else variance_metrics(take1, take2)
+    v1_mse, v2_mse = mse_against(gen.rgb, [take1.rgb, take2.rgb])
     return {
-        "v1_mse": mse_frames(take1.rgb, gen.rgb),
-        "v2_mse": mse_frames(take2.rgb, gen.rgb),
+        "v1_mse": v1_mse,
+        "v2_mse": v2_mse,
         "variance_spatial": var["variance_spatial"],
         "variance_weighted_spatial": var["variance_weighted_spatial"],
         "variance_spatiotemporal_iou": var["variance_spatiotemporal_iou"],
         "variance_mse": var["variance_mse"],
-        "spatiotemporal_iou_v1": iou_frames(take1.mask, gen.mask),
-        "spatiotemporal_iou_v2": iou_frames(take2.mask, gen.mask),
-        "spatial_iou_v1": iou(any1, anyg),
-        "spatial_iou_v2": iou(any2, anyg),
+        "spatiotemporal_iou_v1": iou_bits(take1.bits, gen.bits),
+        "spatiotemporal_iou_v2": iou_bits(take2.bits, gen.bits),
+        "spatial_iou_v1": iou_bits(any1, anyg)[0],
+        "spatial_iou_v2": iou_bits(any2, anyg)[0],
         "weighted_spatial_iou_v1": weighted_iou_masked(w1, wg),
         "weighted_spatial_iou_v2": weighted_iou_masked(w2, wg),
     }
