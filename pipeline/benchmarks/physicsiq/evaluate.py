@@ -21,7 +21,6 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
 import pandas as pd
 
 from pipeline.video_io import VideoError, probe_video
@@ -29,7 +28,7 @@ from pipeline.video_io import VideoError, probe_video
 from . import score as sc
 from .contract import DURATION_S, DURATION_TOL_S
 from .layout import VIEWS, BenchmarkItem, PhysicsIQDataset
-from .masks import MaskCache, open_capture, use_one_decoder_thread
+from .masks import MaskCache, use_one_decoder_thread, video_fps
 from .metrics import GroundTruthCache, build_grid_clip, clip_metrics, window
 from .resample import ensure_testing_clips
 
@@ -88,10 +87,9 @@ def _check_file(path: Path) -> tuple[float | None, str | None]:
         info = probe_video(path)
     except VideoError as exc:
         return None, f"{path.name}: not decodable ({exc})"
-    cap = open_capture(path)
-    fps = cap.get(cv2.CAP_PROP_FPS) if cap.isOpened() else 0.0
-    cap.release()
-    if not fps:
+    try:
+        fps = video_fps(path)
+    except VideoError:
         return None, f"{path.name}: not decodable (OpenCV cannot open it or read its fps)"
     if not math.isclose(info.duration, DURATION_S, abs_tol=DURATION_TOL_S):
         return fps, f"{path.name}: duration {info.duration:.4f} s, needs {DURATION_S} ± {DURATION_TOL_S} s"

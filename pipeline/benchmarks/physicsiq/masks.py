@@ -65,6 +65,16 @@ def open_capture(path: str | os.PathLike) -> cv2.VideoCapture:
     return cv2.VideoCapture(str(path), cv2.CAP_ANY, _CAPTURE_PARAMS)
 
 
+def video_fps(path: str | os.PathLike) -> float:
+    """The fps OpenCV reports (what the official evaluator groups and selects ground truth by)."""
+    cap = open_capture(path)
+    fps = cap.get(cv2.CAP_PROP_FPS) if cap.isOpened() else 0.0
+    cap.release()
+    if not fps:
+        raise VideoError(f"OpenCV cannot read the fps of {path}")
+    return fps
+
+
 def iter_video_bgr(path: str | os.PathLike) -> Iterator[np.ndarray]:
     cap = open_capture(path)
     if not cap.isOpened():
@@ -111,11 +121,7 @@ def write_mask_video(path: str | os.PathLike, masks: Iterable[np.ndarray], fps: 
 
 
 def make_mask_video(src: str | os.PathLike, dst: str | os.PathLike, params: MaskParams = MaskParams()) -> Path:
-    cap = open_capture(src)
-    fps = cap.get(cv2.CAP_PROP_FPS) if cap.isOpened() else 0.0
-    cap.release()
-    if not fps:
-        raise VideoError(f"OpenCV cannot read the fps of {src}")
+    fps = video_fps(src)
     return write_mask_video(dst, motion_masks(iter_video_bgr(src), params), fps)
 
 

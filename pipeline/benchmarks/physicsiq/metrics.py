@@ -25,7 +25,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from pipeline.store import file_digest
+from pipeline.store import atomic_write_bytes, file_digest
 from pipeline.video_io import VideoError
 
 from .masks import (CACHE_VERSION, MaskCache, MaskParams, iter_video_bgr, motion_masks, open_capture,
@@ -50,16 +50,12 @@ def window(fps: float) -> int:
     return int(np.ceil(5 * fps))
 
 
-def video_fps(path: str | os.PathLike) -> float:
-    cap = open_capture(path)
-    fps = cap.get(cv2.CAP_PROP_FPS) if cap.isOpened() else 0.0
-    cap.release()
-    if not fps:
-        raise VideoError(f"OpenCV cannot read the fps of {path}")
-    return fps
-
-
 # --- grid clips -------------------------------------------------------------------------------
+def pack_frames(mask: np.ndarray) -> np.ndarray:
+    """(T, ...) bool -> (T, nbytes) uint8: each frame's flattened mask, bit-packed."""
+    return np.packbits(mask.reshape(len(mask), -1), axis=1)
+
+
 @dataclass
 class GridClip:
     """A video on the evaluation grid: what the metrics read.
@@ -77,8 +73,7 @@ class GridClip:
     @classmethod
     def from_masks(cls, rgb: np.ndarray, mask: np.ndarray) -> "GridClip":
         """``mask``: (T, h, w, 3) bool."""
-        return cls(rgb, np.packbits(mask.reshape(len(mask), -1), axis=1),
-                   mask.sum(axis=0, dtype=np.uint16), len(mask))
+        return cls(rgb, pack_frames(mask), mask.sum(axis=0, dtype=np.uint16), len(mask))
 
     def __len__(self) -> int:
         return len(self.rgb)
@@ -204,7 +199,7 @@ class GroundTruthCache:
             pass
         entry = {"path": str(path), "stamp": stamp, "sha256": file_digest(path),
                  "size": list(first_frame_size(path))}
-        _atomic_write(memo, json.dumps(entry).encode())
+        atomic_write_bytes(memo, json.dumps(entry).encode())
         return entry
 
     def digest(self, path: str | os.PathLike) -> str:
@@ -251,16 +246,8 @@ class GroundTruthCache:
         except (OSError, ValueError):
             pass
         got = variance_metrics(take1, take2)
-        _atomic_write(path, json.dumps(got).encode())  # floats round-trip exactly through JSON
+        atomic_write_bytes(path, json.dumps(got).encode())  # floats round-trip exactly through JSON
         return got
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
 
 
 def _atomic_npy(path: Path, array: np.ndarray) -> None:
@@ -282,7 +269,7 @@ def iou_bits(a: np.ndarray, b: np.ndarray) -> list[float]:
 
 def iou_frames(a: np.ndarray, b: np.ndarray) -> list[float]:
     """Per-frame IoU of (T, ...) boolean masks; 1.0 where both are empty."""
-    return iou_bits(np.packbits(a.reshape(len(a), -1), axis=1), np.packbits(b.reshape(len(b), -1), axis=1))
+    return iou_bits(pack_frames(a), pack_frames(b))
 
 
 # float32(v/255) for every uint8 v, computed as the official code does (float64 division, cast to
