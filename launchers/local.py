@@ -1,17 +1,21 @@
 """Run a chain of stages in this process.
 
 For each stage: find the items whose record is missing, failed, stale (built from other upstream
-outputs) or invalid; load the stage's models only if there is any; run them one by one, recording
-failures without stopping the other items. Items whose upstream is not done are "blocked".
+outputs) or invalid; load the stage's models only if there is any; run them one by one, each under
+its item lock, recording failures without stopping the other items. Items whose upstream is not
+done are "blocked". The command that calls a launcher holds the run folder (``launchers.guard``).
 """
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from pipeline.errors import PipelineError, StageError
+from launchers.claim import run_item
+from launchers.signals import StopOnSignal, install_in_worker, worker_stop
+from pipeline.errors import Interrupted, PipelineError, StageError
 from pipeline.stages import STAGES
 
 if TYPE_CHECKING:
@@ -31,12 +35,16 @@ class StageSummary:
     ran: int = 0
     failed: int = 0
     blocked: int = 0  # upstream not done
+    busy: int = 0  # being worked on by another process when this one came to it
     seconds: float = 0.0
     errors: list[tuple[str, str]] = field(default_factory=list)  # (item, first line of the error)
 
     @property
     def ok(self) -> bool:
-        return self.failed == 0 and self.blocked == 0
+        return self.failed == 0 and self.blocked == 0 and self.busy == 0
+
+
+BUSY = "being worked on by another process"
 
 
 def pending_items(stage: "Stage", max_attempts: int) -> tuple[list[str], dict[str, int]]:
@@ -51,41 +59,57 @@ def pending_items(stage: "Stage", max_attempts: int) -> tuple[list[str], dict[st
     return todo, counts
 
 
-def run_stage(stage: "Stage", progress: bool = True, max_attempts: int = 3) -> StageSummary:
+def run_stage(stage: "Stage", progress: bool = True, max_attempts: int = 3,
+              stop: threading.Event | None = None) -> StageSummary:
     from tqdm import tqdm
 
     started = time.time()
     todo, counts = pending_items(stage, max_attempts)
     summary = StageSummary(stage.name, total=len(todo) + sum(counts.values()), reused=counts["done"],
                            blocked=counts["blocked"], failed=counts["exhausted"])
-    if todo:
-        try:
-            stage.setup()
-        except PipelineError:
-            raise
-        except Exception as exc:
-            raise StageError(f"{stage.name}: cannot start: {exc}") from exc
-        try:
-            for item in tqdm(todo, desc=f"{stage.name:>8}", unit="item", disable=not progress, leave=False):
-                record = stage.execute(item)
-                if record.done:
-                    summary.ran += 1
+    set_up = []
+
+    def setup_once() -> None:
+        if not set_up:
+            try:
+                stage.setup()
+            except PipelineError:
+                raise
+            except Exception as exc:
+                raise StageError(f"{stage.name}: cannot start: {exc}") from exc
+            set_up.append(True)
+    try:
+        for item in tqdm(todo, desc=f"{stage.name:>8}", unit="item", disable=not progress, leave=False):
+            if stop is not None and stop.is_set():
+                break
+            record = run_item(stage, item, max_attempts, before=setup_once)
+            if record is None:
+                if stage.state(item, max_attempts) != "done":
+                    summary.busy += 1
+                    summary.errors.append((item, BUSY))
                 else:
-                    summary.failed += 1
-                    first = record.error.splitlines()[0] if record.error else "failed"
-                    summary.errors.append((item, first))
-                    log.error("%s %s failed (attempt %d): %s", stage.name, item, record.attempt, first)
-        finally:
+                    summary.reused += 1
+            elif record.done:
+                summary.ran += 1
+            else:
+                summary.failed += 1
+                first = record.error.splitlines()[0] if record.error else "failed"
+                summary.errors.append((item, first))
+                log.error("%s %s failed (attempt %d): %s", stage.name, item, record.attempt, first)
+    finally:
+        if set_up:
             stage.close()
     summary.seconds = time.time() - started
     return summary
 
 
-def run_stage_in_pool(stage: "Stage", cfg: "Config", store: "RunStore") -> StageSummary:
+def run_stage_in_pool(stage: "Stage", cfg: "Config", store: "RunStore",
+                      stop: threading.Event | None = None) -> StageSummary:
     """Per-item stage split into cfg.cluster.workers shards, each in its own process (each loads
     its models once), the same shard code that runs in a SLURM job."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
 
     from launchers.shard import ShardJob, ShardSpec
     from launchers.sharding import balanced_shards
@@ -97,16 +121,32 @@ def run_stage_in_pool(stage: "Stage", cfg: "Config", store: "RunStore") -> Stage
     shards = balanced_shards({i: stage.cost(i) for i in todo}, cfg.cluster.workers)
     job = ShardJob(cfg, str(store.root))
     ctx = multiprocessing.get_context("spawn")  # forking a process that loaded torch can deadlock
-    with ProcessPoolExecutor(max_workers=max(1, len(shards)), mp_context=ctx) as pool:
-        results = list(pool.map(job.run_shard, [ShardSpec(stage.name, s.index, s.items, s.cost) for s in shards]))
+    specs = [ShardSpec(stage.name, s.index, s.items, s.cost) for s in shards]
+    results = []
+    with ProcessPoolExecutor(max_workers=max(1, len(shards)), mp_context=ctx, initializer=install_in_worker) as pool:
+        for future in [pool.submit(run_shard_in_worker, job, spec) for spec in specs]:
+            try:
+                results.append(future.result())
+            except BrokenProcessPool:
+                # A worker that had not yet installed its handler dies on a forwarded signal.
+                if stop is None or not stop.is_set():
+                    raise StageError(f"{stage.name}: a worker process died; see {store.root}/logs/run.log") from None
     for res in results:
         summary.ran += len(res.ran)
         summary.failed += len(res.failed)
         for item in res.failed:
             err = store.read(stage.name, item).error
             summary.errors.append((item, err.splitlines()[0] if err else "failed"))
+        for item in res.skipped:
+            if stage.state(item, cfg.cluster.max_attempts) == "todo":
+                summary.busy += 1
+                summary.errors.append((item, BUSY))
     summary.seconds = time.time() - started
     return summary
+
+
+def run_shard_in_worker(job, spec):
+    return job.run_shard(spec, worker_stop())
 
 
 def preflight(stages: list["Stage"], max_attempts: int) -> None:
@@ -117,17 +157,27 @@ def preflight(stages: list["Stage"], max_attempts: int) -> None:
 
 
 def run_chain(cfg: "Config", store: "RunStore", manifest: "Manifest") -> list[StageSummary]:
-    stages = [STAGES[name](cfg, store, manifest) for name in cfg.stages]
-    preflight(stages, cfg.cluster.max_attempts)
-    summaries = []
-    for stage in stages:
-        if cfg.cluster.workers > 1 and not stage.aggregate:
-            summary = run_stage_in_pool(stage, cfg, store)
-        else:
-            summary = run_stage(stage, progress=cfg.tracking.progress, max_attempts=cfg.cluster.max_attempts)
-        summaries.append(summary)
-        log.info("%s: %d ran, %d reused, %d failed, %d blocked in %.1fs", summary.name, summary.ran,
-                 summary.reused, summary.failed, summary.blocked, summary.seconds)
+    """Every stage of ``cfg.stages`` in this process (or ``cluster.workers`` processes);
+    SIGTERM/SIGUSR2 stop it after the item in progress (raises Interrupted)."""
+    with StopOnSignal() as stop:
+        stages = [STAGES[name](cfg, store, manifest) for name in cfg.stages]
+        preflight(stages, cfg.cluster.max_attempts)
+        summaries = []
+        for stage in stages:
+            if stop.event.is_set():
+                break
+            if cfg.cluster.workers > 1 and not stage.aggregate:
+                summary = run_stage_in_pool(stage, cfg, store, stop=stop.event)
+            else:
+                summary = run_stage(stage, progress=cfg.tracking.progress, max_attempts=cfg.cluster.max_attempts,
+                                    stop=stop.event)
+            summaries.append(summary)
+            log.info("%s: %d ran, %d reused, %d failed, %d blocked in %.1fs", summary.name, summary.ran,
+                     summary.reused, summary.failed, summary.blocked, summary.seconds)
+        if stop.event.is_set():
+            done = sum(s.ran for s in summaries)
+            raise Interrupted(stop.signum, f"{stop.name}: stopped after the item in progress ({done} item(s) "
+                              f"finished in this launch); run the same command again to continue: {store.root}")
     return summaries
 
 

@@ -1,8 +1,9 @@
 """One shard of one stage, as it runs inside a job (a SLURM array task or a local worker process).
 
 The job's ranks form replicas of ``replica_size`` consecutive ranks; the leader of each replica
-claims items of the shard one at a time (an exclusive file per item), so a slow item never holds
-back the others, and tells its followers which item to work on. Only leaders write records.
+claims items of the shard one at a time (``launchers.claim``: a claim per job run and the item's
+run-wide lock), so a slow item never holds back the others and no other launch works on it at the
+same time, and tells its followers which item to work on. Only leaders write records.
 
 Preemption and time limits: submitit calls ``checkpoint`` on the signal before the limit. The
 items run in a worker thread, so the checkpoint can let the current item finish (within the
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from launchers.claim import claim, run_item
 from launchers.replica import ReplicaGroup
 
 if TYPE_CHECKING:
@@ -42,18 +44,6 @@ class ShardResult:
     failed: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)  # done, blocked, exhausted or claimed elsewhere
     stopped_early: bool = False
-
-
-def claim(claims_dir: Path, item_id: str) -> bool:
-    """Exclusive per-item claim among the replicas of one job run (O_EXCL create)."""
-    claims_dir.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(claims_dir / item_id, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-    except FileExistsError:
-        return False
-    os.write(fd, f"{os.getpid()}\n".encode())
-    os.close(fd)
-    return True
 
 
 def job_run_id() -> str:
@@ -139,7 +129,15 @@ class ShardJob:
 
     def _lead(self, stage, spec, group, claims, stop, result) -> None:
         max_attempts = self.cfg.cluster.max_attempts
-        set_up = False
+        set_up = []
+
+        def before(item: str):
+            def start() -> None:
+                if not set_up:
+                    stage.setup()
+                    set_up.append(True)
+                group.announce(item)
+            return start
         for item in spec.items:
             if stop.is_set():
                 result.stopped_early = True
@@ -147,12 +145,11 @@ class ShardJob:
             if stage.state(item, max_attempts) != "todo" or not claim(claims, item):
                 result.skipped.append(item)
                 continue
-            if not set_up:
-                stage.setup()
-                set_up = True
-            group.announce(item)
-            record = stage.execute(item)
-            (result.ran if record.done else result.failed).append(item)
+            record = run_item(stage, item, max_attempts, before=before(item))
+            if record is None:  # finished or taken by another launch meanwhile
+                result.skipped.append(item)
+            else:
+                (result.ran if record.done else result.failed).append(item)
         group.announce(None)
 
     def _follow(self, stage, group) -> None:

@@ -4,18 +4,29 @@ At submit time the pending items of every stage are computed from the run store 
 pending when it is not done and valid, or when an upstream stage of this submission will make
 it); per-item stages become job arrays of cost-balanced shards, aggregating stages single jobs,
 chained with ``afterany`` dependencies (a failed item must not cancel the rest of the chain:
-downstream items whose inputs are missing are reported as blocked). Every submission is
-appended to ``<run>/launch/submissions.jsonl`` for ``pipeline.status`` and ``pipeline.resume``.
+downstream items whose inputs are missing are reported as blocked). A shard job of R replicas
+gets at least R items unless fewer are pending, so no replica starts idle. A chain is submitted
+whole or not at all: when sbatch refuses a stage, the jobs queued for the stages before it are
+cancelled. Every submitted chain is appended to ``<run>/launch/submissions.jsonl`` for
+``pipeline.status`` and ``pipeline.resume``.
 """
 from __future__ import annotations
 
+import contextlib
+import io
+import math
+import subprocess
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import submitit
+from submitit.core.utils import FailedJobError
+
 from launchers.shard import ShardJob, ShardSpec
 from launchers.sharding import balanced_shards
+from pipeline.errors import PipelineError
 from pipeline.stages import STAGES
 from pipeline.stages.base import ALL
 from pipeline.store import append_jsonl, read_jsonl
@@ -59,14 +70,33 @@ def plan_chain(cfg: "Config", store: "RunStore", manifest: "Manifest") -> list[S
         upstream_pending = upstream_pending or bool(pending)
         if pending:
             costs = {i: stage.cost(i) for i in pending}
-            shards = balanced_shards(costs, res.max_shards)
+            shards = balanced_shards(costs, res.max_shards, min_items=replicas_per_job(res))
             plans.append(StagePlan(name, [ShardSpec(name, s.index, s.items, s.cost) for s in shards]))
     return plans
 
 
-def executor_for(cfg: "Config", store: "RunStore", stage: str, dependency: str | None):
-    import submitit
+def replicas_per_job(res: "StageResources") -> int:
+    return res.nodes * res.tasks_per_node // res.replica_size
 
+
+def slurm_mem(mem_gb: float) -> str:
+    """``--mem`` wants an integer with a unit: 480 -> "480G", 0.5 -> "512M"."""
+    return f"{int(mem_gb)}G" if float(mem_gb).is_integer() else f"{math.ceil(mem_gb * 1024)}M"
+
+
+def describe_resources(res: "StageResources") -> str:
+    parts = [f"{res.nodes} node(s) x {res.tasks_per_node} task(s)", f"{res.cpus_per_task} CPU/task"]
+    if res.gpus_per_node:
+        parts.append(f"{res.gpus_per_node} GPU/node")
+    if res.mem_gb:
+        parts.append(f"--mem={slurm_mem(res.mem_gb)}")
+    parts.append(f"{res.timeout_min} min")
+    parts += [f"{k}={v}" for k, v in (("partition", res.partition), ("account", res.account), ("qos", res.qos),
+                                       ("constraint", res.constraint)) if v]
+    return ", ".join(parts)
+
+
+def executor_for(cfg: "Config", store: "RunStore", stage: str, dependency: str | None):
     res: StageResources = cfg.cluster.resources[stage]
     folder = store.root / cfg.cluster.folder / stage / "%j"
     ex = submitit.SlurmExecutor(folder=folder, max_num_timeout=cfg.cluster.max_requeues)
@@ -79,7 +109,7 @@ def executor_for(cfg: "Config", store: "RunStore", stage: str, dependency: str |
         additional_parameters=dict(res.additional_parameters),
     )
     optional = {"gpus_per_node": res.gpus_per_node or None,
-                "mem": f"{res.mem_gb}GB" if res.mem_gb else None, "partition": res.partition,
+                "mem": slurm_mem(res.mem_gb) if res.mem_gb else None, "partition": res.partition,
                 "account": res.account, "qos": res.qos, "constraint": res.constraint,
                 "dependency": dependency}
     params.update({k: v for k, v in optional.items() if v is not None})
@@ -88,26 +118,51 @@ def executor_for(cfg: "Config", store: "RunStore", stage: str, dependency: str |
 
 
 def submit_chain(cfg: "Config", store: "RunStore", manifest: "Manifest") -> list[dict]:
-    """Submit every stage with pending work; returns one record per submitted stage."""
+    """Submit every stage with pending work; returns one record per submitted stage.
+
+    All or nothing: when sbatch refuses a stage, the jobs already queued for the stages before it
+    are cancelled and nothing is recorded, so the run folder is as before the command."""
     plans = plan_chain(cfg, store, manifest)
     job_fn = ShardJob(cfg, str(store.root), grace_s=max(10.0, cfg.cluster.signal_delay_s - 30))
     submitted, previous = [], None
     for plan in plans:
+        res = cfg.cluster.resources[plan.stage]
         ex = executor_for(cfg, store, plan.stage, f"afterany:{previous}" if previous else None)
-        jobs = ex.map_array(job_fn, plan.shards)
+        try:
+            with contextlib.redirect_stderr(io.StringIO()):  # submitit echoes sbatch's stderr
+                jobs = ex.map_array(job_fn, plan.shards)
+        except FailedJobError as exc:
+            raise SubmissionRefused(plan.stage, res, str(exc), cancel([e["job_id"] for e in submitted]),
+                                    [e["stage"] for e in submitted]) from None
         master = jobs[0].job_id.split("_")[0]
-        entry = {
+        submitted.append({
             "stage": plan.stage, "job_id": master, "time": time.time(),
             "folder": str(Path(cfg.cluster.folder) / plan.stage),
             "dependency": previous,
-            "resources": asdict(cfg.cluster.resources[plan.stage]),
+            "resources": asdict(res), "replicas": replicas_per_job(res),
             "shards": [{"index": s.index, "job": j.job_id, "items": s.items, "cost": s.cost}
                        for s, j in zip(plan.shards, jobs)],
-        }
-        append_jsonl(store.root / cfg.cluster.folder / SUBMISSIONS, entry)
-        submitted.append(entry)
+        })
         previous = master
+    for entry in submitted:
+        append_jsonl(store.root / cfg.cluster.folder / SUBMISSIONS, entry)
     return submitted
+
+
+class SubmissionRefused(PipelineError):
+    def __init__(self, stage: str, res: "StageResources", sbatch_error: str, cancelled: list[str],
+                 stages: list[str]):
+        said = " ".join(line.strip() for line in sbatch_error.splitlines() if line.strip()) or "no message"
+        undone = (f"; cancelled the jobs already queued for {', '.join(stages)} ({', '.join(cancelled)})"
+                  if stages else "")
+        super().__init__(f"sbatch refused stage {stage} ({describe_resources(res)}): {said}{undone}; nothing "
+                         f"was submitted: change cluster.resources.{stage} and run the same command again")
+
+
+def cancel(job_ids: list[str]) -> list[str]:
+    if job_ids:
+        subprocess.run(["scancel", *job_ids], capture_output=True, timeout=60)
+    return job_ids
 
 
 def read_submissions(run_dir: Path, folder: str = "launch") -> list[dict]:
@@ -115,9 +170,14 @@ def read_submissions(run_dir: Path, folder: str = "launch") -> list[dict]:
 
 
 def format_submissions(run_dir: Path, submitted: list[dict]) -> str:
-    """What ``run`` and ``resume`` print after submitting: the run folder and one line per stage."""
+    """What ``run`` and ``resume`` print after submitting: the run folder and one line per stage
+    with its shards, the replicas of each shard job and the items per shard."""
     lines = [f"run: {run_dir}"]
-    lines += [f"{e['stage']}: job {e['job_id']} ({len(e['shards'])} shard(s))" for e in submitted]
+    for e in submitted:
+        counts = sorted(len(sh["items"]) for sh in e["shards"])
+        per = str(counts[0]) if counts[0] == counts[-1] else f"{counts[0]}-{counts[-1]}"
+        lines.append(f"{e['stage']}: job {e['job_id']} ({len(e['shards'])} shard(s) x {e.get('replicas', 1)} "
+                     f"replica(s), {per} item(s) per shard)")
     if not submitted:
         lines.append("nothing to do: every stage is done")
     return "\n".join(lines)

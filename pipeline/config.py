@@ -13,12 +13,15 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
 from pipeline.errors import ConfigError
-from pipeline.schema import operational
+from pipeline.generators.magi1.config import VARIANTS as MAGI_VARIANTS
+from pipeline.reward.variants import VARIANT_CHOICES as REWARD_VARIANTS
+from pipeline.schema import above, at_least, device_name, one_of, operational, problems, setting
 from pipeline.stages.conform import ConformConfig
 from pipeline.stages.evaluate import EvaluateConfig
 from pipeline.stages.prepare import PrepareConfig
 from pipeline.stages.report import ReportConfig
 
+REWARD_DTYPES = ("float32", "tf32", "bfloat16", "float16", "auto")  # reward.model.resolve_precision
 STAGE_ORDER = ("prepare", "sample", "score", "select", "conform", "evaluate", "report")
 
 
@@ -27,12 +30,12 @@ class BenchmarkConfig:
     name: str = "physicsiq"
     root: str = MISSING  # dataset folder in the official Physics-IQ layout
     descriptions: Optional[str] = None  # descriptions.csv; default: inside or beside the root
-    max_scenarios: Optional[int] = None  # first N scenarios, all views (smoke runs); None = all
-    mode: str = "i2v"  # i2v: condition on the switch frame | v2v: on the 3 s conditioning clip
+    max_scenarios: Optional[int] = setting(None, check=at_least(1))  # first N scenarios, all views (smoke runs); None = all
+    mode: str = setting("i2v", check=one_of("i2v", "v2v"))  # i2v: condition on the switch frame | v2v: on the 3 s conditioning clip
     prompts: Optional[str] = None  # prompt-variant file (see prompts/README.md); None = descriptions.csv
     # fps of the evaluation. `python -m pipeline.evaluate` reads it (None = the generations' fps);
     # in the pipeline it must be None or equal generator.fps, so it never changes results.
-    fps: Optional[float] = operational(None)
+    fps: Optional[float] = operational(None, check=above(0))
 
 
 @dataclass
@@ -41,20 +44,20 @@ class GeneratorConfig:
 
     kind: str = MISSING
     checkpoint: str = MISSING
-    width: int = MISSING
-    height: int = MISSING
-    num_frames: int = MISSING
-    fps: float = MISSING
-    dtype: str = "float32"
-    device: str = operational("auto")
-    batch_size: int = operational(1)  # candidates of one prompt per forward
+    width: int = setting(MISSING, check=at_least(1))
+    height: int = setting(MISSING, check=at_least(1))
+    num_frames: int = setting(MISSING, check=at_least(1))
+    fps: float = setting(MISSING, check=above(0))
+    dtype: str = "float32"  # each engine checks the names it supports (settings_problems)
+    device: str = operational("auto", check=device_name)
+    batch_size: int = operational(1, check=at_least(1))  # candidates of one prompt per forward
 
 
 @dataclass
 class WanI2VConfig(GeneratorConfig):
     kind: str = "wan_i2v"
-    steps: int = 40
-    guidance_scale: float = 5.0
+    steps: int = setting(40, check=at_least(1))
+    guidance_scale: float = setting(5.0, check=at_least(0))
     negative_prompt: str = ""
 
 
@@ -65,12 +68,12 @@ class Magi1Config(GeneratorConfig):
     take their value from ``magi_config`` (an official MagiConfig JSON) or else the variant preset."""
 
     kind: str = "magi1"
-    variant: str = "4.5b_distill"  # 24b | 24b_distill | 4.5b | 4.5b_distill | tiny
+    variant: str = setting("4.5b_distill", check=one_of(*MAGI_VARIANTS))  # 24b | 24b_distill | 4.5b | 4.5b_distill | tiny
     magi_config: Optional[str] = None  # official MagiConfig JSON (example/4.5B/4.5B_base_config.json)
     distill: Optional[bool] = None  # None = from the variant / magi_config
-    steps: Optional[int] = None  # num_steps; divisible by 4
-    text_scale: Optional[float] = None  # cfg text scale of stages 0-2 (base models, cfg_number 3)
-    history_scale: Optional[float] = None  # cfg previous-chunk scale of stages 0-2
+    steps: Optional[int] = setting(None, check=at_least(1))  # num_steps; divisible by 4
+    text_scale: Optional[float] = setting(None, check=at_least(0))  # cfg text scale of stages 0-2 (cfg_number 3)
+    history_scale: Optional[float] = setting(None, check=at_least(0))  # cfg previous-chunk scale of stages 0-2
     t5_checkpoint: str = MISSING  # folder holding t5-v1_1-xxl/
     vae_checkpoint: str = MISSING  # ViTVAE folder (config.json + weights)
     special_tokens: Optional[str] = None  # special_tokens.npz (PAD_HQ / PAD_DURATION tokens); None = off
@@ -79,27 +82,27 @@ class Magi1Config(GeneratorConfig):
 @dataclass
 class RewardConfig:
     name: str = "vjepa2_surprise"
-    variant: str = "tiny"  # tiny | vitl | vith | vitg | vitg384 (official .pt) | custom (+ arch) | hf (HF folder)
+    variant: str = setting("tiny", check=one_of(*REWARD_VARIANTS))  # tiny | vitl | vith | vitg | vitg384 (official .pt) | custom (+ arch) | hf (HF folder)
     # Official .pt file, or a folder holding the variant's file (vitg.pt, vitg-384.pt, ...), or the
     # HF folder for variant=hf. None: $VJEPA_CHECKPOINT_DIR/<variant file>.
     checkpoint: Optional[str] = None
     arch: Optional[str] = None  # variant=custom: ARCH.json with encoder/predictor constructor arguments
-    weights: str = "target_encoder"  # encoder weights of an official .pt: target_encoder (EMA, hub) | encoder
-    window_size: int = 16
-    context_frames: int = 8
-    stride: int = 2
-    aggregate: str = "mean"  # mean | max over windows
-    max_frames: Optional[int] = None  # None = all frames; 49 = the reference CLI's uniform subsample
-    dtype: str = "float32"  # float32 | tf32 (CUDA matmuls) | bfloat16 | float16 | auto (bf16 on CUDA, else fp32)
-    device: str = operational("auto")
-    batch_windows: int = operational(8)  # windows (of one or several clips) per forward
+    weights: str = setting("target_encoder", check=one_of("target_encoder", "encoder"))  # encoder weights of an official .pt: target_encoder (EMA, hub) | encoder
+    window_size: int = setting(16, check=at_least(2))
+    context_frames: int = setting(8, check=at_least(1))  # a whole number of tubelets, < window_size
+    stride: int = setting(2, check=at_least(1))
+    aggregate: str = setting("mean", check=one_of("mean", "max"))  # over windows
+    max_frames: Optional[int] = setting(None, check=at_least(1))  # None = all frames; 49 = the reference CLI's uniform subsample
+    dtype: str = setting("float32", check=one_of(*REWARD_DTYPES))  # float32 | tf32 (CUDA matmuls) | bfloat16 | float16 | auto (bf16 on CUDA, else fp32)
+    device: str = operational("auto", check=device_name)
+    batch_windows: int = operational(8, check=at_least(1))  # windows (of one or several clips) per forward
 
 
 @dataclass
 class SearchConfig:
     name: str = "best_of_n"
-    n: int = 4  # candidates per item
-    base_seed: int = 0  # candidate k uses seed base_seed + k
+    n: int = setting(4, check=at_least(1))  # candidates per item
+    base_seed: int = setting(0, check=at_least(0))  # candidate k uses seed base_seed + k
 
 
 @dataclass
@@ -107,14 +110,14 @@ class StageResources:
     """What one shard job of a stage asks SLURM for. A job runs nodes × tasks_per_node ranks; every
     replica_size consecutive ranks hold one model copy (1 for small models, 8 for MAGI-1 24B)."""
 
-    nodes: int = 1
-    tasks_per_node: int = 1  # ranks per node: one per GPU on GPU stages
-    gpus_per_node: int = 0
-    cpus_per_task: int = 1
-    mem_gb: Optional[float] = None
-    timeout_min: int = 60
-    replica_size: int = 1  # ranks per model copy
-    max_shards: int = 1  # job-array tasks for this stage (fewer when fewer items are pending)
+    nodes: int = setting(1, check=at_least(1))
+    tasks_per_node: int = setting(1, check=at_least(1))  # ranks per node: one per GPU on GPU stages
+    gpus_per_node: int = setting(0, check=at_least(0))
+    cpus_per_task: int = setting(1, check=at_least(1))
+    mem_gb: Optional[float] = setting(None, check=above(0))  # per node
+    timeout_min: int = setting(60, check=at_least(1))
+    replica_size: int = setting(1, check=at_least(1))  # ranks per model copy; divides nodes x tasks_per_node
+    max_shards: int = setting(1, check=at_least(1))  # job-array tasks for this stage (fewer when fewer items are pending)
     partition: Optional[str] = None
     account: Optional[str] = None
     qos: Optional[str] = None
@@ -130,18 +133,18 @@ def _default_resources() -> dict[str, StageResources]:
 @dataclass
 class ClusterConfig:
     name: str = "local"  # local | slurm
-    workers: int = 1  # local: shards run in this many processes (1 = in this process)
-    array_parallelism: int = 64  # slurm: array tasks running at once
-    max_attempts: int = 3  # per item: after this many failures it is reported, not retried
-    signal_delay_s: int = 120  # slurm: USR2 this long before the time limit (checkpoint + requeue)
-    max_requeues: int = 5  # slurm: time-outs / preemptions a shard may be requeued after
+    workers: int = setting(1, check=at_least(1))  # local: shards run in this many processes (1 = in this process)
+    array_parallelism: int = setting(64, check=at_least(1))  # slurm: array tasks running at once
+    max_attempts: int = setting(3, check=at_least(1))  # per item: after this many failures it is reported, not retried
+    signal_delay_s: int = setting(120, check=at_least(0))  # slurm: USR2 this long before the time limit (checkpoint + requeue)
+    max_requeues: int = setting(5, check=at_least(0))  # slurm: time-outs / preemptions a shard may be requeued after
     folder: str = "launch"  # submitit files and logs, relative to the run folder
     resources: dict[str, StageResources] = field(default_factory=_default_resources)
 
 
 @dataclass
 class WandbConfig:
-    mode: str = "offline"  # offline | online | disabled
+    mode: str = setting("offline", check=one_of("offline", "online", "disabled"))
     project: str = "physics-alignment"
     entity: Optional[str] = None
     tags: list[str] = field(default_factory=list)
@@ -181,7 +184,8 @@ def register_configs() -> None:
 
 
 def to_config(cfg: DictConfig) -> Config:
-    """Validate a composed config and turn it into typed dataclasses, before any work starts."""
+    """Validate a composed config and turn it into typed dataclasses, before any work starts:
+    every value outside its domain is named, by key, in one line."""
     missing = sorted(OmegaConf.missing_keys(cfg))
     if missing:
         raise ConfigError("missing required config value(s): " + ", ".join(missing)
@@ -190,22 +194,45 @@ def to_config(cfg: DictConfig) -> Config:
     if not isinstance(obj.generator, GeneratorConfig):
         raise ConfigError("generator: choose a generator config (e.g. generator=wan_tiny); "
                           f"got an untyped node with keys {sorted(cfg.generator)}")
-    unknown = [s for s in obj.stages if s not in STAGE_ORDER]
-    if unknown:
-        raise ConfigError(f"stages: unknown stage(s) {unknown}; known: {list(STAGE_ORDER)}")
-    unknown = [s for s in obj.cluster.resources if s not in STAGE_ORDER]
-    if unknown:
-        raise ConfigError(f"cluster.resources: unknown stage(s) {unknown}; known: {list(STAGE_ORDER)}")
-    for stage, res in obj.cluster.resources.items():
-        ranks = res.nodes * res.tasks_per_node
-        if res.replica_size < 1 or ranks % res.replica_size:
-            raise ConfigError(f"cluster.resources.{stage}: {ranks} ranks (nodes x tasks_per_node) do not "
-                              f"split into replicas of replica_size={res.replica_size}")
-        if res.gpus_per_node and res.gpus_per_node != res.tasks_per_node:
-            raise ConfigError(f"cluster.resources.{stage}: one rank per GPU: tasks_per_node must equal "
-                              f"gpus_per_node ({res.tasks_per_node} != {res.gpus_per_node})")
     _check_choices(obj)
+    bad = problems(obj) or _relation_problems(obj)
+    if bad:
+        raise ConfigError("; ".join(bad))
     return obj
+
+
+def _relation_problems(cfg: Config) -> list[str]:
+    """Values that are each in their domain but do not fit together (or the engine)."""
+    from pipeline.generators import generator_class
+
+    out = []
+    for stage, res in cfg.cluster.resources.items():
+        key = f"cluster.resources.{stage}"
+        ranks = res.nodes * res.tasks_per_node
+        if ranks % res.replica_size:
+            out.append(f"{key}.replica_size={res.replica_size}: does not divide the job's {ranks} ranks "
+                       f"(nodes x tasks_per_node)")
+        if res.gpus_per_node and res.gpus_per_node != res.tasks_per_node:
+            out.append(f"{key}.tasks_per_node={res.tasks_per_node}: one rank per GPU, so it must equal "
+                       f"gpus_per_node={res.gpus_per_node}")
+        if cfg.cluster.name == "slurm" and cfg.cluster.signal_delay_s >= res.timeout_min * 60:
+            out.append(f"cluster.signal_delay_s={cfg.cluster.signal_delay_s}: not shorter than the time limit of "
+                       f"the job ({key}.timeout_min={res.timeout_min}), so its checkpoint signal would come first")
+    r = cfg.reward
+    if r.context_frames >= r.window_size:
+        out.append(f"reward.context_frames={r.context_frames}: leaves no frame to predict in a window of "
+                   f"reward.window_size={r.window_size}")
+    if r.max_frames is not None and r.max_frames < r.window_size:
+        out.append(f"reward.max_frames={r.max_frames}: fewer than one window (reward.window_size={r.window_size})")
+    engine = generator_class(cfg.generator.kind)
+    out += engine.settings_problems(cfg.generator)
+    frames = None if out else engine.planned_frames(cfg.generator, cfg.benchmark.mode)
+    if frames is not None and "score" in cfg.stages:
+        used = min(frames, r.max_frames or frames)
+        if used < r.window_size:
+            out.append(f"reward.window_size={r.window_size}: longer than the {used} frames the reward sees of "
+                       f"each candidate (generator.num_frames={cfg.generator.num_frames})")
+    return out
 
 
 def _check_choices(cfg: Config) -> None:
@@ -215,17 +242,18 @@ def _check_choices(cfg: Config) -> None:
     from pipeline.stages.score import SCORERS
 
     choices = {
-        "reward.aggregate": (cfg.reward.aggregate, ("mean", "max")),
-        "prepare.resize": (cfg.prepare.resize, ("crop", "stretch")),
-        "tracking.wandb.mode": (cfg.tracking.wandb.mode, ("offline", "online", "disabled")),
-        "search.name": (cfg.search.name, tuple(STRATEGIES)),
-        "benchmark.name": (cfg.benchmark.name, tuple(BENCHMARKS)),
-        "cluster.name": (cfg.cluster.name, tuple(LAUNCHERS)),
-        "reward.name": (cfg.reward.name, tuple(SCORERS)),
+        "stages": (cfg.stages, STAGE_ORDER),
+        "cluster.resources": (list(cfg.cluster.resources), STAGE_ORDER),
+        "search.name": ([cfg.search.name], tuple(STRATEGIES)),
+        "benchmark.name": ([cfg.benchmark.name], tuple(BENCHMARKS)),
+        "cluster.name": ([cfg.cluster.name], tuple(LAUNCHERS)),
+        "reward.name": ([cfg.reward.name], tuple(SCORERS)),
     }
-    for key, (value, allowed) in choices.items():
-        if value not in allowed:
-            raise ConfigError(f"{key}={value!r} is not one of {list(allowed)}")
+    for key, (values, allowed) in choices.items():
+        unknown = [v for v in values if v not in allowed]
+        if unknown:
+            shown = unknown[0] if len(values) == 1 and key != "stages" else unknown
+            raise ConfigError(f"{key}={shown!r} is not one of {list(allowed)}")
 
 
 def load_run_config(run_dir, overrides: list[str] = ()) -> tuple[DictConfig, Config]:

@@ -32,7 +32,8 @@ from typing import Any, Optional
 from omegaconf import MISSING, OmegaConf
 
 from pipeline.config import BenchmarkConfig
-from pipeline.errors import ConfigError, PipelineError
+from pipeline.cli import exit_status
+from pipeline.errors import ConfigError
 from pipeline.stages.evaluate import EvaluateConfig
 
 CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
@@ -64,6 +65,8 @@ def compose(overrides: list[str]) -> EvaluateCLIConfig:
     from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
+    from pipeline.schema import problems
+
     register()
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
@@ -72,7 +75,11 @@ def compose(overrides: list[str]) -> EvaluateCLIConfig:
     if missing:
         raise ConfigError("missing required value(s): " + ", ".join(missing)
                           + f" (e.g. python -m pipeline.evaluate {missing[0]}=...)")
-    return OmegaConf.to_object(cfg)
+    typed = OmegaConf.to_object(cfg)
+    bad = problems(typed)
+    if bad:
+        raise ConfigError("; ".join(bad))
+    return typed
 
 
 def evaluate(cfg: EvaluateCLIConfig):
@@ -114,28 +121,11 @@ def format_result(result) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from hydra.errors import HydraException
-
-    from pipeline.benchmarks.physicsiq.evaluate import SubmissionError
-    from pipeline.benchmarks.physicsiq.layout import DatasetError
-    from pipeline.video_io import VideoError
-
     argv = sys.argv[1:] if argv is None else argv
     if any(a in ("-h", "--help") for a in argv):
         print(__doc__)
         return 0
-    try:
-        cfg = compose(argv)
-        result = evaluate(cfg)
-    except HydraException as exc:
-        cause = f" ({exc.__cause__})" if exc.__cause__ else ""
-        print(f"error: {exc}{cause}", file=sys.stderr)
-        return 2
-    except (PipelineError, SubmissionError, DatasetError, VideoError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(format_result(result))
-    return 0
+    return exit_status(lambda: print(format_result(evaluate(compose(argv)))))
 
 
 if __name__ == "__main__":

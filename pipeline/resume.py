@@ -10,10 +10,12 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from pipeline.errors import ConfigError, PipelineError
+from pipeline.cli import exit_status
+from pipeline.errors import ConfigError
 
 
 def resume(run_dir: Path, overrides: list[str], retry_failed: bool = False) -> list:
+    from launchers.guard import exclusive_launch
     from launchers.local import LAUNCHERS, format_summaries
     from omegaconf import OmegaConf
     from pipeline.config import load_run_config
@@ -31,10 +33,9 @@ def resume(run_dir: Path, overrides: list[str], retry_failed: bool = False) -> l
         spent = [r.attempt for name in cfg.stages for r in store.records(name, STAGES[name](cfg, store, manifest).items()).values()
                  if r is not None and r.status == "failed"]
         cfg.cluster.max_attempts += max(spent, default=0)
-    from pipeline.store import atomic_write_text
-
-    atomic_write_text(run_dir / "config.yaml", OmegaConf.to_yaml(raw))  # resources as last used
-    outcome = LAUNCHERS[cfg.cluster.name](cfg, store, manifest)
+    with exclusive_launch(store, cfg.cluster.folder, "python -m pipeline.resume"):
+        store.save_config(OmegaConf.to_yaml(raw), OmegaConf.to_yaml(raw, resolve=True))  # as last used
+        outcome = LAUNCHERS[cfg.cluster.name](cfg, store, manifest)
     if cfg.cluster.name == "slurm":
         from launchers.slurm import format_submissions
 
@@ -45,21 +46,19 @@ def resume(run_dir: Path, overrides: list[str], retry_failed: bool = False) -> l
     return outcome
 
 
-def main(argv: list[str]) -> None:
+def main(argv: list[str]) -> int:
     args = [a for a in argv if "=" in a]
     run = [a.split("=", 1)[1] for a in args if a.startswith("run=")]
     retry = [a.split("=", 1)[1].lower() for a in args if a.startswith("retry_failed=")]
     overrides = [a for a in args if not a.startswith(("run=", "retry_failed="))]
-    if len(run) != 1 or len(args) != len(argv):
-        print("usage: python -m pipeline.resume run=RUN_DIR [retry_failed=true] [cluster.KEY=VALUE ...]",
-              file=sys.stderr)
-        sys.exit(2)
-    try:
+
+    def body() -> None:
+        if len(run) != 1 or len(args) != len(argv):
+            raise ConfigError("usage: python -m pipeline.resume run=RUN_DIR [retry_failed=true] "
+                              "[cluster.KEY=VALUE ...]")
         resume(Path(run[0]), overrides, retry_failed=bool(retry) and retry[0] in ("1", "true", "yes"))
-    except PipelineError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
+    return exit_status(body)
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    sys.exit(main(sys.argv[1:]))

@@ -12,14 +12,16 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
+from pipeline.cli import exit_status, one_line
 from pipeline.config import register_configs, to_config
-from pipeline.errors import PipelineError
+from pipeline.errors import Interrupted, PipelineError
 
 register_configs()
 CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 
 
 def run(cfg: DictConfig) -> Path:
+    from launchers.guard import exclusive_launch
     from launchers.local import LAUNCHERS, format_summaries
     from pipeline.items import Manifest
     from pipeline.stages.report import summary_text
@@ -27,10 +29,12 @@ def run(cfg: DictConfig) -> Path:
 
     typed = to_config(cfg)
     manifest = Manifest.from_benchmark(typed)
-    store = RunStore.for_config(typed, OmegaConf.to_yaml(cfg), OmegaConf.to_yaml(cfg, resolve=True))
-    manifest.save(store)
-    _log_to(store.root / "logs" / "run.log")
-    outcome = LAUNCHERS[typed.cluster.name](typed, store, manifest)
+    store = RunStore.for_config(typed)
+    with exclusive_launch(store, typed.cluster.folder, "python -m pipeline.run"):
+        store.save_config(OmegaConf.to_yaml(cfg), OmegaConf.to_yaml(cfg, resolve=True))
+        manifest.save(store)
+        _log_to(store.root / "logs" / "run.log")
+        outcome = LAUNCHERS[typed.cluster.name](typed, store, manifest)
     if typed.cluster.name == "slurm":  # submitted: report the jobs and return at once
         from launchers.slurm import format_submissions
 
@@ -45,27 +49,55 @@ def run(cfg: DictConfig) -> Path:
     return store.root
 
 
+class QuietFileHandler(logging.FileHandler):
+    """The run log: a write that fails (a full disk) is dropped, not printed as a traceback; the
+    stage's own write fails the same way and says so in one line."""
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        pass
+
+
 def _log_to(path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     root = logging.getLogger()
     for old in [h for h in root.handlers if getattr(h, "_pipeline_run_log", False)]:
         root.removeHandler(old)  # a multirun job must not write into the previous run's log
         old.close()
-    handler = logging.FileHandler(path)
+    handler = QuietFileHandler(path)
     handler._pipeline_run_log = True
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root.setLevel(logging.INFO)
     root.addHandler(handler)
 
 
+_FAILED_POINTS: list[PipelineError] = []  # known failures of this command's runs (one per multirun point)
+
+
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="config")
-def main(cfg: DictConfig) -> None:
+def hydra_main(cfg: DictConfig) -> None:
+    # A known failure is kept, not raised: Hydra would print its own banner, and the other
+    # points of a multirun still run. An interruption stops the sweep.
     try:
         run(cfg)
+    except Interrupted:
+        raise
     except PipelineError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
+        _FAILED_POINTS.append(exc)
+
+
+def main() -> int:
+    def body() -> None:
+        _FAILED_POINTS.clear()
+        try:
+            hydra_main()
+        except Interrupted as exc:  # Hydra may wrap what the job raised
+            raise exc from None
+        if len(_FAILED_POINTS) == 1:
+            raise _FAILED_POINTS[0]
+        if _FAILED_POINTS:
+            raise PipelineError(f"{len(_FAILED_POINTS)} runs failed: " + "; ".join(map(one_line, _FAILED_POINTS)))
+    return exit_status(body, hydra=True)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

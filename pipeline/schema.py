@@ -1,16 +1,76 @@
-"""Field helpers shared by every config dataclass (kept free of pipeline imports to avoid cycles)."""
+"""Field helpers shared by every config dataclass (kept free of pipeline imports to avoid cycles).
+
+A field declares its domain next to its default (``setting(4, check=at_least(1))``); ``problems``
+walks a whole config and names every value outside its domain by its dotted key, so a bad value
+stops the command before any work with one line instead of failing mid-chain.
+"""
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import field
-from typing import Any
+from typing import Any, Callable, Optional
+
+# A domain check: None when the value is fine, else what is wrong with it ("must be >= 1").
+Check = Callable[[Any], Optional[str]]
 
 
-def operational(default: Any = dataclasses.MISSING, *, factory: Any = dataclasses.MISSING) -> Any:
-    """A field that changes how work runs, never what it produces: excluded from the run key."""
+def setting(default: Any = dataclasses.MISSING, *, factory: Any = dataclasses.MISSING,
+            check: Check | None = None, run_key: bool = True) -> Any:
+    """A config field with an optional domain ``check`` (None values are not checked: they mean
+    "unset" wherever a field is Optional). ``run_key=False``: see ``operational``."""
+    metadata = {"run_key": run_key, "check": check}
     if factory is not dataclasses.MISSING:
-        return field(default_factory=factory, metadata={"run_key": False})
-    return field(default=default, metadata={"run_key": False})
+        return field(default_factory=factory, metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+def operational(default: Any = dataclasses.MISSING, *, factory: Any = dataclasses.MISSING,
+                check: Check | None = None) -> Any:
+    """A field that changes how work runs, never what it produces: excluded from the run key."""
+    return setting(default, factory=factory, check=check, run_key=False)
+
+
+def at_least(low: float) -> Check:
+    return lambda v: None if _number(v) and v >= low else f"must be >= {low:g}"
+
+
+def above(low: float) -> Check:
+    return lambda v: None if _number(v) and v > low else f"must be > {low:g}"
+
+
+def one_of(*choices: Any) -> Check:
+    return lambda v: None if v in choices else f"is not one of {list(choices)}"
+
+
+def device_name(v: Any) -> Optional[str]:
+    """auto, cpu, mps, cuda or cuda:N (what torch.device accepts and the pipeline resolves)."""
+    ok = isinstance(v, str) and (v in ("auto", "cpu", "mps", "cuda")
+                                 or (v.startswith("cuda:") and v[5:].isdigit()))
+    return None if ok else "must be auto, cpu, mps, cuda or cuda:N"
+
+
+def _number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def problems(obj: Any, prefix: str = "") -> list[str]:
+    """``key=value what is wrong`` for every field of ``obj`` (recursively, dicts of dataclasses
+    included) whose value fails its declared check."""
+    out: list[str] = []
+    if dataclasses.is_dataclass(obj):
+        for f in dataclasses.fields(obj):
+            value, key = getattr(obj, f.name), f"{prefix}{f.name}"
+            check = f.metadata.get("check")
+            if check is not None and value is not None:
+                why = check(value)
+                if why:
+                    out.append(f"{key}={value!r} {why}")
+            out += problems(value, key + ".")
+    elif isinstance(obj, dict):
+        for k, v in obj.items():
+            out += problems(v, f"{prefix}{k}.")
+    return out
 
 
 def result_fields(obj: Any) -> Any:

@@ -5,7 +5,7 @@ files, sorted) or a glob. The reward settings come from the very same Hydra conf
 ``python -m pipeline.run`` (conf/, ``reward=GROUP_OPTION``, ``reward.KEY=VALUE``), so a typo in a key
 fails the same way. One CSV row per video, in order, with the scoring settings; a video that does
 not decode or is shorter than one window gets a row with its error and the others go on.
-Exit status: 0 all scored, 1 some rows hold errors, 2 bad arguments or config.
+Exit status: 0 all scored, 3 some rows hold errors, 2 bad arguments or config (one ``error:`` line).
 """
 from __future__ import annotations
 
@@ -18,6 +18,9 @@ import tempfile
 from pathlib import Path
 from types import SimpleNamespace
 
+from pipeline.cli import exit_status
+from pipeline.errors import ConfigError
+
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
 EXTRA_KEYS = ("videos", "output")
 # Videos decoded, preprocessed and batched together; bounds memory (49 frames at 256 px: ~40 MB each).
@@ -28,8 +31,11 @@ COLUMNS = ("video", "surprise", "error", "num_windows", "window_surprises", "fra
            "video_fps", *SETTING_COLUMNS)
 
 
-class UsageError(ValueError):
-    pass
+SOME_ROWS_FAILED = 3  # exit status: the CSV is written, some of its rows are errors
+
+
+class UsageError(ConfigError):
+    """Bad arguments to this command."""
 
 
 def parse_args(argv: list[str]) -> tuple[dict, list[str]]:
@@ -76,6 +82,7 @@ def reward_config(overrides: list[str]):
 
     from pipeline.config import RewardConfig, register_configs
     from pipeline.run import CONF_DIR
+    from pipeline.schema import problems
 
     register_configs()
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
@@ -85,8 +92,9 @@ def reward_config(overrides: list[str]):
         raise UsageError(f"missing required config value(s): {', '.join(missing)}")
     reward = OmegaConf.to_object(cfg.reward)
     assert isinstance(reward, RewardConfig)
-    if reward.aggregate not in ("mean", "max"):
-        raise UsageError(f"reward.aggregate={reward.aggregate!r} is not one of ['mean', 'max']")
+    bad = problems(reward, "reward.")
+    if bad:
+        raise ConfigError("; ".join(bad))
     return reward
 
 
@@ -121,9 +129,11 @@ def write_csv(path: Path, table: list[dict]) -> None:
 
 
 def main(argv: list[str]) -> int:
-    from hydra.errors import HydraException
-    from omegaconf.errors import OmegaConfBaseException
+    return exit_status(lambda: score_videos(argv))
 
+
+def score_videos(argv: list[str]) -> int:
+    """0: every video scored; 3: the CSV holds error rows (the others are scored)."""
     from pipeline.reward.checkpoints import RewardModelError
     from pipeline.reward.model import check_reward_config
     from pipeline.stages.score import build_vjepa2_scorer
@@ -131,19 +141,14 @@ def main(argv: list[str]) -> int:
     if any(a in ("-h", "--help") for a in argv):
         print(__doc__)
         return 0
+    extras, overrides = parse_args(argv)
+    reward = reward_config(overrides)
+    videos = expand_videos(extras["videos"])
     try:
-        extras, overrides = parse_args(argv)
-        reward = reward_config(overrides)
-        videos = expand_videos(extras["videos"])
         check_reward_config(reward)
-        scorer = build_vjepa2_scorer(SimpleNamespace(reward=reward))
     except RewardModelError as exc:
-        print(f"error: reward.checkpoint: {exc}", file=sys.stderr)
-        return 2
-    except (UsageError, ValueError, HydraException, OmegaConfBaseException) as exc:
-        cause = f" ({exc.__cause__})" if exc.__cause__ else ""
-        print(f"error: {exc}{cause}", file=sys.stderr)
-        return 2
+        raise ConfigError(f"reward.checkpoint: {exc}") from None
+    scorer = build_vjepa2_scorer(SimpleNamespace(reward=reward))
     table = rows(scorer, videos)
     output = Path(extras["output"]).expanduser()
     write_csv(output, table)
@@ -151,7 +156,7 @@ def main(argv: list[str]) -> int:
     print(f"scored {len(table) - len(failed)} of {len(table)} videos -> {output}")
     for r in failed:
         print(f"  {r['video']}: {r['error']}", file=sys.stderr)
-    return 1 if failed else 0
+    return SOME_ROWS_FAILED if failed else 0
 
 
 if __name__ == "__main__":

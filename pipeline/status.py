@@ -6,7 +6,8 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from pipeline.errors import PipelineError
+from pipeline.cli import exit_status
+from pipeline.errors import ConfigError
 
 
 def item_states(stage, max_attempts: int, running_jobs: set[str]) -> dict[str, str]:
@@ -82,17 +83,14 @@ def render(run_dir: Path) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str]) -> None:
-    args = dict(a.split("=", 1) for a in argv if "=" in a)
-    if set(args) != {"run"}:
-        print("usage: python -m pipeline.status run=RUN_DIR", file=sys.stderr)
-        sys.exit(2)
-    try:
+def main(argv: list[str]) -> int:
+    def body() -> None:
+        args = dict(a.split("=", 1) for a in argv if "=" in a)
+        if set(args) != {"run"} or len(args) != len(argv):
+            raise ConfigError("usage: python -m pipeline.status run=RUN_DIR")
         print(render(Path(args["run"])))
-    except PipelineError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
+    return exit_status(body)
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    sys.exit(main(sys.argv[1:]))

@@ -23,6 +23,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
+from pipeline.errors import PipelineError
+from pipeline.locks import FileLock
 from pipeline.schema import result_fields
 
 if TYPE_CHECKING:
@@ -90,7 +92,8 @@ class Record:
     outputs: dict[str, str] = field(default_factory=dict)  # name -> path relative to the run folder
     data: dict[str, Any] = field(default_factory=dict)
     inputs: dict[str, str] = field(default_factory=dict)  # upstream stage -> digest it was built from
-    digest: str = ""
+    digest: str = ""  # of the outputs' contents and ``data``
+    files: dict[str, dict[str, Any]] = field(default_factory=dict)  # output -> sha256, size
     attempt: int = 1
     started: float = 0.0
     seconds: float = 0.0
@@ -106,7 +109,8 @@ class RunStore:
         self.root = Path(root)
 
     @classmethod
-    def for_config(cls, cfg: "Config", composed_yaml: str, resolved_yaml: str) -> "RunStore":
+    def for_config(cls, cfg: "Config") -> "RunStore":
+        """The run folder of ``cfg`` (made if new; an existing one must carry the same run key)."""
         key = run_key(cfg)
         store = cls(Path(cfg.run_root) / cfg.name / key)
         store.root.mkdir(parents=True, exist_ok=True)
@@ -115,15 +119,15 @@ class RunStore:
         if run_json.exists():
             previous = json.loads(run_json.read_text())
             if previous.get("run_key") != key:
-                raise RuntimeError(f"{run_json} belongs to run key {previous.get('run_key')}, not {key}")
+                raise PipelineError(f"{run_json} belongs to run key {previous.get('run_key')}, not {key}")
         else:
             atomic_write_text(run_json, json.dumps(meta, indent=2, default=str))
-        atomic_write_text(store.root / "config.yaml", composed_yaml)
-        atomic_write_text(store.root / "resolved.yaml", resolved_yaml)
         return store
 
-    def stage_dir(self, stage: str) -> Path:
-        return self.root / stage
+    def save_config(self, composed_yaml: str, resolved_yaml: str) -> None:
+        """The config this launch runs with (resources as last used); by the folder's writer."""
+        atomic_write_text(self.root / "config.yaml", composed_yaml)
+        atomic_write_text(self.root / "resolved.yaml", resolved_yaml)
 
     def outputs_dir(self, stage: str) -> Path:
         return self.root / stage / "outputs"
@@ -147,9 +151,30 @@ class RunStore:
             return None  # a record from a foreign or broken writer is treated as absent
 
     def write(self, stage: str, record: Record) -> Record:
-        record.digest = self.content_digest(record)
+        record.files = {name: self._fingerprint(rel) for name, rel in sorted(record.outputs.items())}
+        record.digest = self._digest(record.files, record.data)
         atomic_write_text(self._record_path(stage, record.item), json.dumps(asdict(record), indent=1, default=str))
         return record
+
+    def _fingerprint(self, rel: str) -> dict[str, Any]:
+        return {"sha256": file_digest(self.path(rel)), "size": os.path.getsize(self.path(rel))}
+
+    def intact(self, record: Record) -> bool:
+        """Whether the outputs on disk are the ones the record was written with: every file
+        present and hashing, with the record's data, to the record's digest. Every file is hashed
+        each time: size and mtime cannot vouch for content (mtime ticks are milliseconds wide)."""
+        try:
+            return self.content_digest(record) == record.digest
+        except OSError:
+            return False
+
+    def item_lock(self, stage: str, item_id: str) -> FileLock:
+        """Held by whoever works on the item, in any launch: one process per item at a time."""
+        return FileLock(self.root / stage / "locks" / f"{item_id}.lock")
+
+    def writer_lock(self) -> FileLock:
+        """Held by a launch (a local run, or a SLURM submission while it plans and submits)."""
+        return FileLock(self.root / "launch" / "writer.lock")
 
     def records(self, stage: str, item_ids: Iterable[str]) -> dict[str, Record | None]:
         return {i: self.read(stage, i) for i in item_ids}
@@ -164,12 +189,13 @@ class RunStore:
         return read_jsonl(self.root / stage / "attempts" / f"{item_id}.jsonl")
 
     def content_digest(self, record: Record) -> str:
-        files = {name: file_digest(self.path(rel)) for name, rel in sorted(record.outputs.items())}
-        return json_digest({"files": files, "data": record.data})
+        """The digest of the record's outputs as they are on disk now (every file hashed)."""
+        files = {name: self._fingerprint(rel) for name, rel in sorted(record.outputs.items())}
+        return self._digest(files, record.data)
 
-
-def now() -> float:
-    return time.time()
+    @staticmethod
+    def _digest(files: dict[str, dict[str, Any]], data: dict[str, Any]) -> str:
+        return json_digest({"files": {name: f["sha256"] for name, f in files.items()}, "data": data})
 
 
 def worker_identity() -> dict[str, Any]:

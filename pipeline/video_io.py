@@ -8,15 +8,19 @@ video under the final name.
 """
 from __future__ import annotations
 
+import errno
 import os
+import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from pipeline.errors import PipelineError
 
-class VideoError(RuntimeError):
+
+class VideoError(PipelineError):
     """A video that is missing, does not decode, or does not have the expected shape."""
 
 
@@ -98,19 +102,36 @@ def write_video(path: str | os.PathLike, frames: np.ndarray, fps: float, quality
     try:
         writer = iio.get_writer(
             tmp, format="FFMPEG", fps=fps, codec="libx264", quality=quality,
-            macro_block_size=2, pixelformat="yuv420p", ffmpeg_log_level="error",
+            # quiet: a failed write is caught below by probing the file, with a message of ours
+            macro_block_size=2, pixelformat="yuv420p", ffmpeg_log_level="quiet",
         )
         try:
             for frame in frames:
                 writer.append_data(frame)
         finally:
             writer.close()
+        # ffmpeg can fail to write the trailer (a full disk) and still exit quietly: only a file
+        # that probes with every frame takes the final name.
+        written = probe_video(tmp).num_frames
+        if written != len(frames):
+            raise VideoError(f"{path}: ffmpeg wrote {written} of {len(frames)} frames")
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
+        full = isinstance(exc, Exception) and _disk_full(path.parent)
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if full:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path)) from exc
         raise
     return path
+
+
+def _disk_full(folder: Path) -> bool:
+    """Too little room left for a video: the likely reason a write failed."""
+    try:
+        return shutil.disk_usage(folder).free < 1 << 20
+    except OSError:
+        return False
 
 
 def check_video(path: str | os.PathLike, num_frames: int | None = None, fps: float | None = None) -> VideoInfo:

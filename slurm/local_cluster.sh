@@ -7,13 +7,19 @@
 #
 # Needs root and apt (Debian 12: slurm-wlm 22.05). Everything the script starts is recorded in
 # $SLURM_LOCAL_DIR/pids and `stop` signals only those PIDs; daemons it did not start are left alone.
-# Knobs: SLURM_LOCAL_DIR (/tmp/pipeline-slurm), SLURM_LOCAL_CPUS (8: more slots than cores, so
-# arrays run side by side), SLURM_LOCAL_MEM_MB (8000), SLURM_LOCAL_PARTITION (debug).
+#
+# The node advertises the hardware of the shipped cluster presets' GPU nodes, whatever this machine
+# has (slurmd's config_overrides): 64 CPUs, 1 TiB and 8 GPUs, the GPUs being stand-in character
+# devices (the kernel's null device under new names), so `cluster=slurm` is submitted unchanged and
+# sbatch accepts or refuses it as a real cluster would. The jobs run on this machine's cores and see
+# no CUDA device. Knobs: SLURM_LOCAL_DIR (/tmp/pipeline-slurm), SLURM_LOCAL_CPUS (64),
+# SLURM_LOCAL_MEM_MB (1048576), SLURM_LOCAL_GPUS (8), SLURM_LOCAL_PARTITION (debug).
 set -euo pipefail
 
 DIR=${SLURM_LOCAL_DIR:-/tmp/pipeline-slurm}
-CPUS=${SLURM_LOCAL_CPUS:-8}
-MEM_MB=${SLURM_LOCAL_MEM_MB:-8000}
+CPUS=${SLURM_LOCAL_CPUS:-64}
+MEM_MB=${SLURM_LOCAL_MEM_MB:-1048576}
+GPUS=${SLURM_LOCAL_GPUS:-8}
 PARTITION=${SLURM_LOCAL_PARTITION:-debug}
 DB_PASS=${SLURM_LOCAL_DB_PASS:-pipeline-local}
 PIDS=$DIR/pids
@@ -53,8 +59,25 @@ install_packages() {
     }
 }
 
+make_gpu_devices() {  # stand-ins: character devices with the null device's numbers (1, 3)
+    mkdir -p "$DIR/dev"
+    local k
+    for ((k = 0; k < GPUS; k++)); do
+        [ -c "$DIR/dev/gpu$k" ] || mknod "$DIR/dev/gpu$k" c 1 3
+    done
+}
+
 write_configs() {
     mkdir -p /etc/slurm "$DIR"/{state,spool,log,run}
+    local gres="" gres_types=""
+    if [ "$GPUS" -gt 0 ]; then
+        make_gpu_devices
+        gres="Gres=gpu:$GPUS"
+        gres_types="GresTypes=gpu"
+        echo "NodeName=localhost Name=gpu File=$DIR/dev/gpu[0-$((GPUS - 1))]" > /etc/slurm/gres.conf
+    else
+        rm -f /etc/slurm/gres.conf
+    fi
     cat > /etc/slurm/slurm.conf <<EOF
 # written by slurm/local_cluster.sh
 ClusterName=pipelinelocal
@@ -88,7 +111,8 @@ AccountingStorageType=accounting_storage/slurmdbd
 AccountingStorageHost=localhost
 AccountingStoragePort=6819
 JobAcctGatherType=jobacct_gather/linux
-NodeName=localhost NodeAddr=127.0.0.1 CPUs=$CPUS RealMemory=$MEM_MB State=UNKNOWN
+$gres_types
+NodeName=localhost NodeAddr=127.0.0.1 CPUs=$CPUS RealMemory=$MEM_MB $gres State=UNKNOWN
 PartitionName=$PARTITION Nodes=localhost Default=YES MaxTime=INFINITE State=UP
 EOF
     cat > /etc/slurm/slurmdbd.conf <<EOF
@@ -110,7 +134,8 @@ EOF
 }
 
 start_munge() {
-    if pgrep -x munged >/dev/null; then return 0; fi  # a foreign munged is reused, never killed
+    # A working munged (ours or foreign) is reused, never killed; pgrep would also match a zombie.
+    if munge -n </dev/null >/dev/null 2>&1; then return 0; fi
     [ -f /etc/munge/munge.key ] || mungekey --create >/dev/null 2>&1 || true
     mkdir -p /run/munge && chown munge:munge /run/munge
     runuser -u munge -- /usr/sbin/munged --pid-file=/run/munge/munged.pid
@@ -157,7 +182,7 @@ cmd_start() {
     wait_for 30 "controller" scontrol ping
     wait_for 30 "an idle node" bash -c "sinfo -h -o %T | grep -Eq 'idle|mix|alloc'"
     wait_for 30 "cluster registration in accounting" bash -c "sacctmgr -n -P show cluster format=cluster | grep -q pipelinelocal"
-    log "cluster up: partition $PARTITION, $CPUS cpus, state in $DIR"
+    log "cluster up: partition $PARTITION, $CPUS cpus, $MEM_MB MB, $GPUS gpus, state in $DIR"
 }
 
 cmd_stop() {

@@ -35,7 +35,7 @@ def test_claims_are_exclusive(tmp_path):
 @pytest.fixture
 def prepared_run(demo_overrides):
     cfg = to_config(compose(demo_overrides + ["benchmark.max_scenarios=1", "stages=[prepare]"]))
-    store = RunStore.for_config(cfg, "", "")
+    store = RunStore.for_config(cfg)
     manifest = Manifest.from_benchmark(cfg)
     manifest.save(store)
     return cfg, store, manifest

@@ -21,7 +21,7 @@ def open_run(overrides):
     raw = compose(overrides + ["benchmark.max_scenarios=1"])
     cfg = to_config(raw)
     manifest = Manifest.from_benchmark(cfg)
-    store = RunStore.for_config(cfg, "", "")
+    store = RunStore.for_config(cfg)
     manifest.save(store)
     return cfg, store, manifest
 
@@ -82,12 +82,16 @@ def test_score_reuses_scores_by_video_content(run_upto):
     assert all(0.0 <= c["surprise"] <= 2.0 for c in before.data["candidates"])
 
 
-def test_select_picks_the_argmin_and_refuses_nan():
+def test_select_picks_the_argmin_and_passes_over_non_finite():
     cands = [{"name": "cand00", "seed": 0, "surprise": 0.5}, {"name": "cand01", "seed": 1, "surprise": 0.2},
              {"name": "cand02", "seed": 2, "surprise": 0.2}]
-    assert argmin_surprise(cands)["seed"] == 1  # ties go to the lowest seed
-    cands[0]["surprise"] = math.nan
-    with pytest.raises(ValueError, match="non-finite surprise"):
+    assert argmin_surprise(cands) == (cands[1], {})  # ties go to the lowest seed
+    cands[1]["surprise"] = math.nan
+    cands[2].update(surprise=None, error="non-finite V-JEPA surprise in windows [0] (of 3)")
+    assert argmin_surprise(cands) == (cands[0], {"cand01": "surprise is nan",
+                                                  "cand02": "non-finite V-JEPA surprise in windows [0] (of 3)"})
+    cands[0]["surprise"] = -math.inf
+    with pytest.raises(ValueError, match="no candidate has a finite surprise: cand00: surprise is -inf"):
         argmin_surprise(cands)
 
 

@@ -24,7 +24,8 @@ def test_atomic_write_leaves_no_temp_on_failure(tmp_path, monkeypatch):
 
 def test_run_folder_layout_and_records(tmp_path):
     cfg = to_config(compose([f"run_root={tmp_path}", "+experiment=demo"]))
-    store = RunStore.for_config(cfg, "composed: 1\n", "resolved: 1\n")
+    store = RunStore.for_config(cfg)
+    store.save_config("composed: 1\n", "resolved: 1\n")
     assert store.root == tmp_path / "demo" / run_key(cfg)
     for name in ("config.yaml", "resolved.yaml", "run.json"):
         assert (store.root / name).is_file()

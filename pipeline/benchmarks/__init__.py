@@ -20,7 +20,7 @@ def generator_accepts_clips(kind: str) -> bool:
     from pipeline import generators
 
     try:
-        cls = generators._resolve(kind)  # the lazily registered class, without loading a model
+        cls = generators.generator_class(kind)
     except Exception:  # an unknown kind is reported by the generator's own checks
         return False
     return bool(getattr(cls, "accepts_clips", False))
@@ -46,6 +46,8 @@ class PhysicsIQBenchmark:
             raise ConfigError(f"benchmark.mode=v2v needs a generator conditioned on a video clip, but "
                               f"generator.kind={g.kind!r} takes a single image; use benchmark.mode=i2v "
                               "or a clip-conditioned generator (e.g. MAGI-1)")
+        if "conform" in cfg.stages:
+            self.check_frames(cfg)
         try:
             self.dataset = PhysicsIQDataset(b.root, b.descriptions)
             self.dataset.validate(g.fps)
@@ -55,6 +57,24 @@ class PhysicsIQBenchmark:
         self.mode = b.mode
         self.fps = g.fps
         self.prompts = b.prompts
+
+    @staticmethod
+    def check_frames(cfg: "Config") -> None:
+        """The contract's 5 s at the generator's fps must fit in what the generator makes."""
+        from pipeline.benchmarks.physicsiq.contract import frames_needed
+        from pipeline.generators import generator_class
+
+        g, drop = cfg.generator, cfg.conform.drop_first_frame
+        try:
+            need = frames_needed(g.fps)
+        except ValueError:
+            raise ConfigError(f"generator.fps={g.fps:g}: 5 s at this rate is not a whole number of frames, "
+                              "which the Physics-IQ contract needs") from None
+        made = generator_class(g.kind).planned_frames(g, cfg.benchmark.mode)
+        if made is not None and made - drop < need:
+            raise ConfigError(f"generator.num_frames={g.num_frames}: candidates will have {made} frames"
+                              f"{', one fewer after conform.drop_first_frame' if drop else ''}; the Physics-IQ "
+                              f"contract needs {need} (5 s at {g.fps:g} fps)")
 
     def items(self) -> list["Item"]:
         from pipeline.benchmarks.prompts import PromptVariantError, load_prompt_variants

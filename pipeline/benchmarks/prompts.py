@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Iterable
 
 import pandas as pd
 
+from pipeline.errors import PipelineError
+
 if TYPE_CHECKING:
     from pipeline.benchmarks.physicsiq.layout import BenchmarkItem
 
@@ -27,7 +29,7 @@ KEY_COLUMNS = ("item_id", "generated_video_name", "scenario")
 REPO_ROOT = Path(__file__).resolve().parent.parent.parent
 
 
-class PromptVariantError(ValueError):
+class PromptVariantError(PipelineError, ValueError):
     """A prompt-variant file that cannot be read or does not cover the run's items."""
 
 

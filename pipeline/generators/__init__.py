@@ -45,6 +45,11 @@ def available_generators() -> list[str]:
     return sorted(_REGISTRY)
 
 
+def generator_class(kind: str) -> Factory:
+    """The engine registered as ``kind`` (imported on first use; no model is loaded)."""
+    return _resolve(kind)
+
+
 def _resolve(kind: str) -> Factory:
     try:
         f = _REGISTRY[kind]
@@ -81,6 +86,7 @@ __all__ = [
     "StepInfo",
     "available_generators",
     "build_generator",
+    "generator_class",
     "generator_from_config",
     "missing_checkpoint_files_for",
     "register_generator",

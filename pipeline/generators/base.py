@@ -15,12 +15,14 @@ from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
+from pipeline.errors import PipelineError
 
-class GeneratorLoadError(RuntimeError):
+
+class GeneratorLoadError(PipelineError):
     """The model folder is missing, incomplete or cannot be loaded."""
 
 
-class GeneratorConfigError(ValueError):
+class GeneratorConfigError(PipelineError, ValueError):
     """Invalid generator settings (frame count, size, dtype, ...)."""
 
 
@@ -128,6 +130,19 @@ class Generator(abc.ABC):
 
     def close(self) -> None:
         """Release model memory (optional)."""
+
+    # ----------------------------------------------------------------- checked before any work
+    @classmethod
+    def settings_problems(cls, cfg: Any) -> list[str]:
+        """``generator.KEY=VALUE: why`` for each setting of the engine's config the engine cannot
+        run; cheap (config files at most, no weights): called when a command starts."""
+        return []
+
+    @classmethod
+    def planned_frames(cls, cfg: Any, mode: str) -> Optional[int]:
+        """Frames each candidate will have for ``mode`` (i2v | v2v | t2v), known without loading
+        the model; None when it cannot be told yet (the check then happens after generation)."""
+        return None
 
     def __enter__(self):
         return self

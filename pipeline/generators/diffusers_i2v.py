@@ -30,6 +30,7 @@ from .base import (
     float_frames_to_uint8,
     group_requests,
 )
+from pipeline.weight_files import truncated_weights
 
 __all__ = [
     "WanI2VGenerator",
@@ -85,6 +86,10 @@ def _component_missing(root: Path, name: str) -> list[str]:
             missing.extend(f"{name}/{s}" for s in sorted(shards) if s not in files)
     elif not any(f.endswith(_WEIGHT_SUFFIXES) for f in files):
         missing.append(f"{name}/<weights>.safetensors")
+    for f in sorted(files):
+        why = truncated_weights(d / f) if f.endswith(_WEIGHT_SUFFIXES) else None
+        if why:
+            missing.append(f"{name}/{f} (truncated: {why})")
     return missing
 
 
@@ -126,6 +131,29 @@ def _read_json(p: Path) -> dict:
         return {}
 
 
+def geometry_problems(path: str | os.PathLike, width: int, height: int, num_frames: int) -> list[str]:
+    """Sizes and frame counts the checkpoint's VAE and transformer can make (their config.json
+    factors; Wan 2.1/2.2 I2V defaults while the folder is not there): one entry per key."""
+    root = Path(path)
+    vae_cfg = _read_json(root / "vae" / "config.json")
+    t_name = "transformer" if (root / "transformer").is_dir() else "transformer_2"
+    tr_cfg = _read_json(root / t_name / "config.json")
+    t_factor = int(vae_cfg.get("scale_factor_temporal") or 4)
+    s_factor = int(vae_cfg.get("scale_factor_spatial") or 8)
+    patch = tr_cfg.get("patch_size") or [1, 2, 2]
+    size_mult_h = math.lcm(16, s_factor * int(patch[1]))
+    size_mult_w = math.lcm(16, s_factor * int(patch[2]))
+    out = []
+    if (num_frames - 1) % t_factor != 0:
+        lo = (num_frames - 1) // t_factor * t_factor + 1
+        out.append(f"generator.num_frames={num_frames}: Wan makes {t_factor}k+1 frames (e.g. {lo} or "
+                   f"{lo + t_factor})")
+    if height % size_mult_h or width % size_mult_w:
+        out.append(f"generator.width x generator.height={width}x{height}: must be multiples of "
+                   f"{size_mult_w} x {size_mult_h} (VAE spatial factor {s_factor} x patch size {list(patch)[1:]})")
+    return out
+
+
 class WanI2VGenerator(Generator):
     """Best-of-N friendly wrapper around ``WanImageToVideoPipeline``.
 
@@ -141,6 +169,19 @@ class WanI2VGenerator(Generator):
     @classmethod
     def missing_checkpoint_files_for(cls, cfg: Any) -> list[str]:
         return missing_checkpoint_files(cfg.checkpoint)
+
+    @classmethod
+    def settings_problems(cls, cfg: Any) -> list[str]:
+        """What is wrong with a ``WanI2VConfig`` before any weight is read (one entry per key)."""
+        out = []
+        if _DTYPES.get(str(cfg.dtype).replace("torch.", "").lower()) is None:
+            out.append(f"generator.dtype={cfg.dtype!r} is not one of {sorted(set(_DTYPES.values()))}")
+        return out + geometry_problems(cfg.checkpoint, cfg.width, cfg.height, cfg.num_frames)
+
+    @classmethod
+    def planned_frames(cls, cfg: Any, mode: str) -> int:
+        """Frames every candidate has: the pipeline returns ``num_frames`` (the first is the image)."""
+        return int(cfg.num_frames)
 
     @classmethod
     def from_config(cls, cfg: Any, device: str) -> "WanI2VGenerator":
@@ -191,25 +232,9 @@ class WanI2VGenerator(Generator):
             )
 
         # ---- settings that depend on the checkpoint's VAE / transformer factors
-        vae_cfg = _read_json(self.path / "vae" / "config.json")
-        t_name = "transformer" if (self.path / "transformer").is_dir() else "transformer_2"
-        tr_cfg = _read_json(self.path / t_name / "config.json")
-        t_factor = int(vae_cfg.get("scale_factor_temporal") or 4)
-        s_factor = int(vae_cfg.get("scale_factor_spatial") or 8)
-        patch = tr_cfg.get("patch_size") or [1, 2, 2]
-        size_mult_h = math.lcm(16, s_factor * int(patch[1]))
-        size_mult_w = math.lcm(16, s_factor * int(patch[2]))
-        if (num_frames - 1) % t_factor != 0:
-            lo = (num_frames - 1) // t_factor * t_factor + 1
-            raise GeneratorConfigError(
-                f"num_frames={num_frames} is invalid for Wan: it must be {t_factor}k+1 "
-                f"(e.g. {lo} or {lo + t_factor})"
-            )
-        if height % size_mult_h or width % size_mult_w:
-            raise GeneratorConfigError(
-                f"width x height = {width}x{height} must be multiples of {size_mult_w} x {size_mult_h} "
-                f"(VAE spatial factor {s_factor} x patch size {list(patch)[1:]})"
-            )
+        problems = geometry_problems(self.path, width, height, num_frames)
+        if problems:
+            raise GeneratorConfigError("; ".join(problems))
 
         self._width, self._height, self._num_frames, self._fps = int(width), int(height), int(num_frames), fps
         self.num_inference_steps = int(num_inference_steps)

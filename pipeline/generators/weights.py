@@ -17,3 +17,4 @@ def indexed_shards(index: Path, what: str) -> list[Path]:
     if missing:
         raise GeneratorLoadError(f"{what} {str(index.parent)!r} is incomplete: missing shards {missing}")
     return [index.parent / s for s in shards]
+

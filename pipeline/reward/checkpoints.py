@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 
+from pipeline.errors import PipelineError
 from pipeline.reward.variants import CHECKPOINT_FILES, Arch, ArchError, EncoderArch, PredictorArch, validate
 
 ENV_DIR = "VJEPA_CHECKPOINT_DIR"
@@ -34,7 +35,7 @@ PREFIXES = ("module.", "backbone.")
 StateDict = dict[str, torch.Tensor]
 
 
-class RewardModelError(RuntimeError):
+class RewardModelError(PipelineError):
     """The reward model files are missing, incomplete, or do not fit the architecture."""
 
 

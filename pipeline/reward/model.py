@@ -136,26 +136,33 @@ def clear_model_cache() -> None:
 def check_reward_config(r) -> None:
     """Cheap checks of a RewardConfig before any work (no weights are read).
 
-    Raises RewardModelError when the checkpoint cannot be found, ValueError naming the key for
-    any other bad setting.
+    Raises ConfigError naming the key for a bad setting, RewardModelError when the checkpoint
+    cannot be found.
     """
+    from pipeline.errors import ConfigError
     from pipeline.reward.checkpoints import WEIGHT_KEYS, read_hf_arch
     from pipeline.reward.windows import token_split
+    from pipeline.weight_files import truncated_in, truncated_weights
 
     if r.variant not in VARIANT_CHOICES:
-        raise ValueError(f"reward.variant={r.variant!r} is not one of {list(VARIANT_CHOICES)}")
+        raise ConfigError(f"reward.variant={r.variant!r} is not one of {list(VARIANT_CHOICES)}")
     if r.weights not in WEIGHT_KEYS:
-        raise ValueError(f"reward.weights={r.weights!r} is not one of {list(WEIGHT_KEYS)}")
+        raise ConfigError(f"reward.weights={r.weights!r} is not one of {list(WEIGHT_KEYS)}")
     if (r.variant == "custom") != bool(r.arch):
-        raise ValueError("reward.arch=ARCH.json is required with reward.variant=custom and read only then "
-                         f"(variant={r.variant}, arch={r.arch})")
-    resolve_precision(r.dtype, "cpu")
+        raise ConfigError("reward.arch=ARCH.json is required with reward.variant=custom and read only then "
+                          f"(variant={r.variant}, arch={r.arch})")
+    try:
+        resolve_precision(r.dtype, "cpu")
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    arch = None if r.variant == "hf" else load_arch(r.arch) if r.variant == "custom" else VARIANTS[r.variant]
     path = resolve_checkpoint(r.variant, r.checkpoint)
-    if r.variant == "hf":
+    cut = truncated_in(path) if path.is_dir() else [f"{path} (truncated: {why})" for why in [truncated_weights(path)] if why]
+    if cut:
+        raise RewardModelError(f"incomplete V-JEPA 2 checkpoint: {'; '.join(cut)}")
+    if arch is None:
         arch = read_hf_arch(path)
-    else:
-        arch = load_arch(r.arch) if r.variant == "custom" else VARIANTS[r.variant]
     try:
         token_split(r.window_size, r.context_frames, arch.encoder.tubelet_size, arch.encoder.grid)
     except ValueError as exc:
-        raise ValueError(f"reward.window_size / reward.context_frames: {exc}") from None
+        raise ConfigError(f"reward.window_size / reward.context_frames: {exc}") from None

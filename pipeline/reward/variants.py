@@ -14,13 +14,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pipeline.errors import PipelineError
+
 # Official file names in $VJEPA_CHECKPOINT_DIR / the reward.checkpoint folder.
 CHECKPOINT_FILES = {"vitl": "vitl.pt", "vith": "vith.pt", "vitg": "vitg.pt", "vitg384": "vitg-384.pt",
                     "tiny": "tiny.pt"}
 VARIANT_CHOICES = ("tiny", "vitl", "vith", "vitg", "vitg384", "custom", "hf")
 
 
-class ArchError(ValueError):
+class ArchError(PipelineError, ValueError):
     """An architecture description that is invalid or that this implementation cannot reproduce."""
 
 

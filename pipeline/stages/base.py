@@ -4,16 +4,18 @@ launcher decides what to run from ``pending()``.
 """
 from __future__ import annotations
 
+import time
 import traceback
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from pipeline.store import Record, RunStore, json_digest, now
+from pipeline.errors import DISK_ERRNOS, DiskFullError
+from pipeline.store import Record, RunStore, json_digest
 
 if TYPE_CHECKING:
     from pipeline.config import Config
-    from pipeline.manifest import Manifest
+    from pipeline.items import Manifest
 
 ALL = "all"  # the single item of an aggregating stage
 
@@ -60,7 +62,7 @@ class Stage(ABC):
 
     def is_done(self, item_id: str) -> bool:
         rec = self.store.read(self.name, item_id)
-        if rec is None or not rec.done or rec.inputs != self.inputs(item_id):
+        if rec is None or not rec.done or rec.inputs != self.inputs(item_id) or not self.store.intact(rec):
             return False
         try:
             self.validate(rec)
@@ -79,10 +81,8 @@ class Stage(ABC):
     def run(self, item_id: str) -> Output: ...
 
     def validate(self, record: Record) -> None:
-        """Raise if the outputs of a finished record can no longer be trusted."""
-        for rel in record.outputs.values():
-            if not self.store.path(rel).exists():
-                raise FileNotFoundError(self.store.path(rel))
+        """Raise if the outputs of a finished record can no longer be trusted, beyond their
+        content digest (which the store checks): e.g. a video that must decode."""
 
     def cost(self, item_id: str) -> float:
         """Relative work of an item, for balancing shards (sample overrides it)."""
@@ -101,17 +101,26 @@ class Stage(ABC):
         inputs = self.inputs(item_id)
         previous = self.store.read(self.name, item_id)
         attempt = (previous.attempt + 1) if previous else 1
-        started = now()
-        self.store.log_attempt(self.name, item_id, {"event": "start", "attempt": attempt})
+        started = time.time()
         try:
-            out = self.run(item_id)
-            record = Record(item=item_id, status="done", outputs=out.outputs, data=out.data,
-                            inputs=inputs or {}, attempt=attempt, started=started)
-        except Exception as exc:  # recorded, reported by the launcher, the other items go on
-            record = Record(item=item_id, status="failed", inputs=inputs or {}, attempt=attempt,
-                            started=started, error=f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}")
-        record.seconds = now() - started
-        record = self.store.write(self.name, record)
+            self.store.log_attempt(self.name, item_id, {"event": "start", "attempt": attempt})
+            try:
+                out = self.run(item_id)
+                record = Record(item=item_id, status="done", outputs=out.outputs, data=out.data,
+                                inputs=inputs or {}, attempt=attempt, started=started)
+            except Exception as exc:  # recorded, reported by the launcher, the other items go on
+                if isinstance(exc, OSError) and exc.errno in DISK_ERRNOS:
+                    raise
+                record = Record(item=item_id, status="failed", inputs=inputs or {}, attempt=attempt,
+                                started=started, error=f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}")
+            record.seconds = time.time() - started
+            record = self.store.write(self.name, record)
+        except OSError as exc:
+            if exc.errno not in DISK_ERRNOS:
+                raise
+            # Not the item's fault: no attempt is spent, nothing partial is recorded, the run stops.
+            raise DiskFullError(f"{self.name} {item_id}: {exc.strerror} ({exc.filename or self.store.root}); "
+                                "free space and run the same command again: finished items are kept") from None
         self.store.log_attempt(self.name, item_id, {"event": record.status, "attempt": attempt,
                                                     "seconds": round(record.seconds, 3)})
         return record

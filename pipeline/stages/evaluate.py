@@ -5,13 +5,13 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Optional
 
-from pipeline.schema import operational
+from pipeline.schema import at_least, operational
 from pipeline.stages.base import Output, Stage
 
 
 @dataclass
 class EvaluateConfig:
-    workers: int = operational(2)  # scenario/view pairs evaluated in parallel processes
+    workers: int = operational(2, check=at_least(1))  # scenario/view pairs evaluated in parallel processes
     mask_cache: Optional[str] = operational(None)  # real-mask cache; None = inside the dataset
 
 

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pipeline.schema import one_of, setting
 from pipeline.stages.base import Output, Stage
 from pipeline.store import Record, atomic_write_bytes
 
 
 @dataclass
 class PrepareConfig:
-    resize: str = "crop"  # crop | stretch
+    resize: str = setting("crop", check=one_of("crop", "stretch"))
 
 
 def encode_png(rgb) -> bytes:

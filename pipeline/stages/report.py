@@ -32,13 +32,17 @@ class Report(Stage):
         for item in self.manifest.items:
             cands = self.store.read("score", item.item_id).data["candidates"]
             chosen = self.store.read("select", item.item_id).data
+            excluded = chosen.get("excluded", {})
+            finite = [c["surprise"] for c in cands if c["name"] not in excluded]
             metrics = per_item.get(item.item_id, {})
             rows.append({
                 "item_id": item.item_id, "scenario": item.scenario, "view": item.view,
                 "category": item.category, "prompt": item.prompt,
-                "seeds": [c["seed"] for c in cands], "surprises": [c["surprise"] for c in cands],
+                "seeds": [c["seed"] for c in cands],
+                "surprises": [float("nan") if c["name"] in excluded else c["surprise"] for c in cands],
+                "excluded": "; ".join(f"{name}: {why}" for name, why in excluded.items()),
                 "chosen_seed": chosen["seed"], "chosen_surprise": chosen["surprise"],
-                "mean_surprise": sum(c["surprise"] for c in cands) / len(cands),
+                "mean_surprise": sum(finite) / len(finite),
                 **{m: metrics.get(m) for m in METRICS},
             })
         return pd.DataFrame(rows)

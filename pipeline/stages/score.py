@@ -39,8 +39,6 @@ class Score(Stage):
             check_reward_config(self.cfg.reward)
         except RewardModelError as exc:
             raise StageError(f"reward.checkpoint: {exc}") from None
-        except ValueError as exc:
-            raise StageError(str(exc)) from None
 
     def setup(self) -> None:
         self.scorer = SCORERS[self.cfg.reward.name](self.cfg)
@@ -61,9 +59,19 @@ class Score(Stage):
             digest = file_digest(self.store.path(rel))
             entry = known.get(digest)
             if entry is None:
-                result = self.scorer.score_video(self.store.path(rel))
+                entry = self._score(self.store.path(rel))
                 self.scored += 1
-                entry = {"surprise": result.surprise, "windows": result.window_surprises,
-                         "frames_used": result.num_frames_used, "settings": self.scorer.settings}
             candidates.append({**entry, "name": name, "seed": seed, "video": rel, "sha256": digest})
         return Output(data={"candidates": candidates})
+
+    def _score(self, path) -> dict:
+        """One candidate's entry. A non-finite surprise is kept as an error of that candidate
+        (select passes it over and says why); the item's other candidates still count."""
+        from pipeline.reward.surprise import NonFiniteSurpriseError
+
+        try:
+            result = self.scorer.score_video(path)
+        except NonFiniteSurpriseError as exc:
+            return {"surprise": None, "error": str(exc), "settings": self.scorer.settings}
+        return {"surprise": result.surprise, "windows": result.window_surprises,
+                "frames_used": result.num_frames_used, "settings": self.scorer.settings}

@@ -6,12 +6,25 @@ import math
 from pipeline.stages.base import Output, Stage
 
 
-def argmin_surprise(candidates: list[dict]) -> dict:
-    bad = [c["name"] for c in candidates if not math.isfinite(c["surprise"])]
-    if bad:
-        raise ValueError(f"non-finite surprise for candidate(s) {bad}: refusing to select")
+def unusable(candidate: dict) -> str | None:
+    """Why a scored candidate cannot be chosen, or None."""
+    surprise = candidate.get("surprise")
+    if candidate.get("error"):
+        return candidate["error"].splitlines()[0]
+    if not isinstance(surprise, (int, float)) or not math.isfinite(surprise):
+        return f"surprise is {surprise}"
+    return None
+
+
+def argmin_surprise(candidates: list[dict]) -> tuple[dict, dict[str, str]]:
+    """(the candidate with the lowest finite surprise, {candidate: why it was passed over})."""
+    excluded = {c["name"]: why for c in candidates if (why := unusable(c))}
+    usable = [c for c in candidates if c["name"] not in excluded]
+    if not usable:
+        raise ValueError("no candidate has a finite surprise: "
+                         + "; ".join(f"{name}: {why}" for name, why in excluded.items()))
     # Ties go to the lowest seed, so the choice never depends on dict or file order.
-    return min(candidates, key=lambda c: (c["surprise"], c["seed"]))
+    return min(usable, key=lambda c: (c["surprise"], c["seed"])), excluded
 
 
 class Select(Stage):
@@ -20,6 +33,6 @@ class Select(Stage):
 
     def run(self, item_id: str) -> Output:
         candidates = self.store.read("score", item_id).data["candidates"]
-        best = argmin_surprise(candidates)
+        best, excluded = argmin_surprise(candidates)
         return Output(data={"chosen": best["name"], "seed": best["seed"], "surprise": best["surprise"],
-                            "video": best["video"], "n": len(candidates)})
+                            "video": best["video"], "n": len(candidates), "excluded": excluded})

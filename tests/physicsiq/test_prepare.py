@@ -30,7 +30,7 @@ def config(dataset_root, tmp_path, *extra):
 
 def prepare(cfg):
     manifest = Manifest.from_benchmark(cfg)
-    store = RunStore.for_config(cfg, "", "")
+    store = RunStore.for_config(cfg)
     manifest.save(store)
     stage = Prepare(cfg, store, manifest)
     summary = run_stage(stage, progress=False)
@@ -47,7 +47,8 @@ def clips_accepted(monkeypatch):
 @pytest.mark.parametrize("fps, frames, source", [(8, 24, "8FPS"), (12, 36, "30FPS")])
 def test_v2v_prepare_writes_the_conditioning_clip(dataset, dataset_root, tmp_path, clips_accepted,
                                                   fps, frames, source):
-    cfg = config(dataset_root, tmp_path, "benchmark.mode=v2v", f"generator.fps={fps}")
+    cfg = config(dataset_root, tmp_path, "benchmark.mode=v2v", f"generator.fps={fps}",
+                 f"generator.num_frames={5 * fps + 1}")
     stage, store, manifest = prepare(cfg)
     item = manifest.get(manifest.ids()[0])
     assert Path(item.condition_source).parent.name == source  # shipped at 8 fps, else the 30 FPS master

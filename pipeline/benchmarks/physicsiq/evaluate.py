@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from pipeline.errors import PipelineError
 from pipeline.video_io import VideoError, probe_video
 
 from . import score as sc
@@ -35,7 +36,7 @@ from .resample import ensure_testing_clips
 _ID = re.compile(r"^(\d{4})_")
 
 
-class SubmissionError(ValueError):
+class SubmissionError(PipelineError, ValueError):
     """The generated folder does not satisfy the benchmark contract."""
 
 

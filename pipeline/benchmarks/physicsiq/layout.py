@@ -12,13 +12,15 @@ from pathlib import Path
 
 import pandas as pd
 
+from pipeline.errors import PipelineError
+
 VIEWS: tuple[str, ...] = ("perspective-left", "perspective-center", "perspective-right")
 TAKES: tuple[str, ...] = ("take-1", "take-2")
 CSV_COLUMNS: tuple[str, ...] = ("scenario", "description", "category", "generated_video_name")
 MASTER_FPS = 30
 
 
-class DatasetError(RuntimeError):
+class DatasetError(PipelineError):
     """The dataset folder or its descriptions table does not match the official layout."""
 
 

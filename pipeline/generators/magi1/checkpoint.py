@@ -27,6 +27,7 @@ from typing import Optional, Union
 import torch
 
 from ..base import GeneratorLoadError
+from pipeline.weight_files import truncated_weights
 from .config import MagiConfig, MagiModelConfig
 
 INDEX_NAME = "model.safetensors.index.json"
@@ -107,14 +108,22 @@ def missing_checkpoint_files(load: Union[str, os.PathLike], distill: bool = Fals
         return [str(e)]
     idx = wd / INDEX_NAME
     if not idx.is_file():
-        return [] if (wd / SINGLE_NAME).is_file() else [f"{wd}/{INDEX_NAME} (or {SINGLE_NAME})"]
-    try:
-        wm = read_weight_map(wd)
-    except Magi1CheckpointError as e:
-        return [str(e)]
-    return [f"{wd}/{s}" + (" (only a .zst copy: zstd-compressed shards are not supported; run `zstd -d`)"
-                           if (wd / (s + ".zst")).is_file() else "")
-            for s in sorted(set(wm.values())) if not (wd / s).is_file()]
+        if not (wd / SINGLE_NAME).is_file():
+            return [f"{wd}/{INDEX_NAME} (or {SINGLE_NAME})"]
+        shards = [SINGLE_NAME]
+    else:
+        try:
+            shards = sorted(set(read_weight_map(wd).values()))
+        except Magi1CheckpointError as e:
+            return [str(e)]
+    out = []
+    for s in shards:
+        if not (wd / s).is_file():
+            out.append(f"{wd}/{s}" + (" (only a .zst copy: zstd-compressed shards are not supported; run `zstd -d`)"
+                                      if (wd / (s + ".zst")).is_file() else ""))
+        elif why := truncated_weights(wd / s):
+            out.append(f"{wd}/{s} (truncated: {why})")
+    return out
 
 
 def check_weights(model, weight_dir: Path, weight_map: Optional[dict] = None) -> dict[str, str]:

@@ -20,8 +20,10 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
+from pipeline.errors import PipelineError
 
-class MagiConfigError(ValueError):
+
+class MagiConfigError(PipelineError, ValueError):
     """An official MagiConfig JSON is malformed, incomplete or asks for something unsupported."""
 
 

@@ -39,6 +39,8 @@ from ..base import (
     StepHook,
     StepInfo,
 )
+from pipeline.weight_files import truncated_in
+from .config import VARIANTS as MAGI_VARIANTS
 from .config import MagiConfig, MagiConfigError, load_magi_config, preset
 
 __all__ = ["Magi1Generator", "resolve_magi_config", "V2V_PREFIX_FRAMES"]
@@ -86,6 +88,23 @@ def resolve_magi_config(cfg: Any) -> MagiConfig:
         raise GeneratorConfigError(f"MAGI-1 settings: {e}") from None
 
 
+PREFIX_LATENT_FRAMES = {"t2v": 0, "i2v": 1, "v2v": V2V_PREFIX_FRAMES // 4}
+
+
+def chunk_latent_lengths(runtime: Any, mode: str, prefix_frames: Optional[int] = None) -> list[int]:
+    """Latent frames of every chunk returned for ``mode`` (the prefix's clean chunks are not)."""
+    from .sampler import latent_frames
+
+    W = runtime.chunk_width
+    tp = PREFIX_LATENT_FRAMES[mode] if prefix_frames is None else int(prefix_frames)
+    T = latent_frames(runtime.num_frames, tp, W, runtime.temporal_downsample_factor)
+    out = []
+    for c in range(tp // W, T // W):
+        start = c * W if mode == "i2v" and tp == 1 else max(c * W, tp)
+        out.append((c + 1) * W - start)
+    return out
+
+
 def _vae_missing(path: Path) -> list[str]:
     if not path.is_dir():
         return [f"{path} (VAE folder does not exist)"]
@@ -94,7 +113,7 @@ def _vae_missing(path: Path) -> list[str]:
                                                "diffusion_pytorch_model.safetensors.index.json",
                                                "diffusion_pytorch_model.bin")):
         out.append(f"{path}/diffusion_pytorch_model.safetensors")
-    return out
+    return out + truncated_in(path)
 
 
 def _t5_missing(path: Path) -> list[str]:
@@ -106,7 +125,7 @@ def _t5_missing(path: Path) -> list[str]:
         out.append(f"{folder}/spiece.model (or tokenizer.json)")
     if not any(p.suffix in (".bin", ".safetensors") for p in folder.iterdir()):
         out.append(f"{folder}/<weights>")
-    return out
+    return out + truncated_in(folder)
 
 
 _RESIDENT: dict[tuple, Any] = {}
@@ -140,6 +159,46 @@ class Magi1Generator(Generator):
         if cfg.special_tokens and not Path(cfg.special_tokens).is_file():
             missing.append(f"{cfg.special_tokens} (special_tokens.npz)")
         return missing
+
+    @classmethod
+    def settings_problems(cls, cfg: Any) -> list[str]:
+        """What is wrong with a ``Magi1Config`` before any file is read (one entry per key)."""
+        out = []
+        if str(cfg.dtype).replace("torch.", "").lower() not in _DTYPES:
+            out.append(f"generator.dtype={cfg.dtype!r} is not one of {sorted(set(_DTYPES.values()))}")
+        if cfg.width % 16 or cfg.height % 16:
+            out.append(f"generator.width x generator.height={cfg.width}x{cfg.height}: must be multiples of 16 "
+                       "(VAE x8, patch 2)")
+        if float(cfg.fps) != int(round(float(cfg.fps))):
+            out.append(f"generator.fps={cfg.fps}: MAGI-1 needs a whole number of frames per second")
+        if out or cfg.variant not in MAGI_VARIANTS:
+            return out
+        try:
+            base = load_magi_config(cfg.magi_config) if cfg.magi_config else preset(cfg.variant)
+        except MagiConfigError as e:
+            return [f"generator.magi_config={cfg.magi_config}: {e}"]
+        window = base.runtime_config.window_size
+        if cfg.steps is not None and cfg.steps % window:
+            out.append(f"generator.steps={cfg.steps}: must be a multiple of the sampler window ({window})")
+            return out
+        try:
+            resolve_magi_config(cfg)
+        except GeneratorConfigError as e:
+            out.append(f"generator (MAGI-1 settings): {e}")
+        return out
+
+    @classmethod
+    def planned_frames(cls, cfg: Any, mode: str) -> Optional[int]:
+        """Frames a candidate will have for ``mode`` (i2v | v2v | t2v), from the settings and the
+        VAE's config.json alone; None while the VAE folder is not there to ask."""
+        from .vae import read_vae_config, tiled_output_frames
+
+        folder = Path(cfg.vae_checkpoint)
+        if not (folder / "config.json").is_file():
+            return None
+        r = resolve_magi_config(cfg).runtime_config
+        factor = read_vae_config(folder).patch_length
+        return sum(tiled_output_frames(n, r.fps // 2, factor) for n in chunk_latent_lengths(r, mode))
 
     @classmethod
     def from_config(cls, cfg: Any, device: str) -> "Magi1Generator":
@@ -213,21 +272,11 @@ class Magi1Generator(Generator):
         return self.output_frames("i2v")
 
     def prefix_latent_frames(self, mode: str) -> int:
-        return {"t2v": 0, "i2v": 1, "v2v": V2V_PREFIX_FRAMES // 4}[mode]
+        return PREFIX_LATENT_FRAMES[mode]
 
     def chunk_latent_lengths(self, mode: str, prefix_frames: Optional[int] = None) -> list[int]:
         """Latent frames of every returned chunk."""
-        from .sampler import latent_frames
-
-        r = self.magi.runtime_config
-        W = r.chunk_width
-        tp = self.prefix_latent_frames(mode) if prefix_frames is None else int(prefix_frames)
-        T = latent_frames(r.num_frames, tp, W, r.temporal_downsample_factor)
-        out = []
-        for c in range(tp // W, T // W):
-            start = c * W if mode == "i2v" and tp == 1 else max(c * W, tp)
-            out.append((c + 1) * W - start)
-        return out
+        return chunk_latent_lengths(self.magi.runtime_config, mode, prefix_frames)
 
     def output_frames(self, mode: str = "i2v", prefix_frames: Optional[int] = None) -> int:
         """Video frames :meth:`generate` returns for ``mode`` (t2v | i2v | v2v)."""

@@ -246,12 +246,8 @@ class MagiVAE(nn.Module):
 
     def output_frames(self, latent_frames: int) -> int:
         """Number of video frames a tiled decode of ``latent_frames`` latent frames returns."""
-        tile = self.tile_sample_length // self.temporal_factor
-        n = 0
-        for start in range(0, latent_frames, max(int(tile * (1 - self.temporal_overlap)), 1)):
-            length = min(tile, latent_frames - start)
-            n += 1 if length == 1 else length * self.temporal_factor
-        return n
+        return tiled_output_frames(latent_frames, self.tile_sample_length, self.temporal_factor,
+                                   self.temporal_overlap)
 
     # ------------------------------------------------------------------ loading / saving
     @classmethod
@@ -292,6 +288,17 @@ class MagiVAE(nn.Module):
         os.replace(folder / (VAE_WEIGHTS_NAME + ".tmp"), folder / VAE_WEIGHTS_NAME)
         os.replace(tmp, folder / VAE_CONFIG_NAME)
         return folder
+
+
+def tiled_output_frames(latent_frames: int, tile_sample_length: int, temporal_factor: int,
+                        temporal_overlap: float = 0.0) -> int:
+    """Video frames of a temporally tiled decode: a one-latent-frame tile gives one frame."""
+    tile = tile_sample_length // temporal_factor
+    n = 0
+    for start in range(0, latent_frames, max(int(tile * (1 - temporal_overlap)), 1)):
+        length = min(tile, latent_frames - start)
+        n += 1 if length == 1 else length * temporal_factor
+    return n
 
 
 def read_vae_config(folder: Path) -> ViTVAEConfig:

@@ -1,0 +1,62 @@
+"""kill -9 of a local run at random points, and SIGTERM / SIGUSR2 to it: a rerun of the same
+command completes the run, every item done exactly once, nothing corrupt counted as done."""
+from __future__ import annotations
+
+import os
+import random
+import signal
+import time
+
+import pytest
+
+from tests.faults.audit import audit
+from tests.faults.conftest import events, finish_run, kill_group, only_run, run_dir_of, start_run, wait_for
+
+pytestmark = pytest.mark.slow
+ITEMS_DONE = 3 * 5 + 2  # three items through five per-item stages, then evaluate and report
+
+
+def test_kill9_at_random_points_then_rerun_does_every_item_once(chain_args, tmp_path):
+    rng = random.Random(20261204)
+    run_root = tmp_path / "runs"
+    killed = 0
+    for _ in range(3):
+        proc = start_run(chain_args)
+        target = len(events(run_root)) + rng.randint(1, 12)  # a random point in the stages' work
+        wait_for(lambda: proc.poll() is not None or len(events(run_root)) >= target, 300, "the run to progress")
+        time.sleep(rng.uniform(0.0, 0.3))  # anywhere inside the item, not only at its start
+        if proc.poll() is None:
+            kill_group(proc, signal.SIGKILL)
+            killed += 1
+        proc.wait()
+    assert killed >= 2
+    res = finish_run(chain_args)
+    assert res.returncode == 0, res.stderr[-2000:]
+    result = audit(run_dir_of(res.stdout))
+    assert result.clean, result
+    assert result.done == ITEMS_DONE
+
+
+@pytest.mark.parametrize("sig, workers", [(signal.SIGTERM, 1), (signal.SIGUSR2, 2)])
+def test_signal_finishes_the_item_in_progress_and_rerun_completes(chain_args, tmp_path, sig, workers):
+    args = [*chain_args, f"cluster.workers={workers}"]
+    proc = start_run(args)
+    run_root = tmp_path / "runs"
+    wait_for(lambda: any(e["stage"] == "sample" and e["event"] == "start" for e in events(run_root)), 300,
+             "a sample item to start")
+    os.kill(proc.pid, sig)  # the launcher only, as a scheduler or `kill PID` does
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 128 + sig, err[-2000:]
+    lines = err.strip().splitlines()
+    assert lines[-1].startswith(f"interrupted: {signal.Signals(sig).name}: stopped after the item in progress"), err
+    assert "Traceback" not in err, err
+    run = only_run(run_root)
+    sample = [e for e in events(run_root) if e["stage"] == "sample"]
+    started = {(e["item"], e["attempt"]) for e in sample if e["event"] == "start"}
+    ended = {(e["item"], e["attempt"]) for e in sample if e["event"] in ("done", "failed")}
+    assert started and started == ended, "an item in progress was abandoned"
+    assert not (run / "report" / "items").exists()  # it did stop early
+    res = finish_run(args)
+    assert res.returncode == 0, res.stderr[-2000:]
+    result = audit(run)
+    assert result.clean and result.done == ITEMS_DONE, result

@@ -1,0 +1,90 @@
+"""Errors as a user sees them: every command ends a known failure with one line ``error: ...``
+and exit status 2, and a bug with its traceback and status 1."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def command(module: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300)
+
+
+@pytest.fixture
+def run_dir(demo_overrides):
+    """A finished prepare-only run to point resume and status at."""
+    res = command("pipeline.run", *demo_overrides, "benchmark.max_scenarios=1", "stages=[prepare]")
+    assert res.returncode == 0, res.stderr[-2000:]
+    return next(Path(next(a for a in demo_overrides if a.startswith("run_root=")).split("=", 1)[1]).glob("demo/*"))
+
+
+def known_failures(tmp, demo, run_dir, videos):
+    """(command, args, what the line must say), one per known failure."""
+    return [
+        ("pipeline.run", ["+experiment=demo", "search.nn=4"], "Key 'nn' not in 'SearchConfig'"),
+        ("pipeline.run", ["+experiment=demo", "generator=nope"], "Could not find 'generator/nope'"),
+        ("pipeline.run", ["+experiment=demo", "search.n=abc"], "search.n=abc"),
+        ("pipeline.run", ["benchmark=physicsiq"], "missing required config value(s): benchmark.root"),
+        ("pipeline.run", [*demo, "search.n=0"], "search.n=0 must be >= 1"),
+        ("pipeline.run", [*demo, f"benchmark.root={tmp / 'nope'}"], "Physics-IQ dataset folder does not exist"),
+        ("pipeline.run", [*demo, f"generator.checkpoint={tmp / 'nope'}"], "generator.checkpoint="),
+        ("pipeline.resume", [], "usage: python -m pipeline.resume"),
+        ("pipeline.resume", [f"run={tmp}"], "not a run folder"),
+        ("pipeline.resume", [f"run={run_dir}", "search.n=9"], "change the run key"),
+        ("pipeline.resume", [f"run={run_dir}", "cluster.nope=1"], "cluster.nope"),
+        ("pipeline.resume", [f"run={run_dir}", "cluster.workers=0"], "cluster.workers=0 must be >= 1"),
+        ("pipeline.status", [], "usage: python -m pipeline.status"),
+        ("pipeline.status", [f"run={tmp}"], "not a run folder"),
+        ("pipeline.score", [f"videos={videos}"], "reward.checkpoint"),
+        ("pipeline.score", ["reward.windowsize=8", f"videos={videos}"], "windowsize"),
+        ("pipeline.score", [], "videos=... is required"),
+        ("pipeline.score", [f"videos={videos}", "reward.stride=0"], "reward.stride=0 must be >= 1"),
+        ("pipeline.evaluate", ["generated=x"], "missing required value(s): benchmark.root, output"),
+        ("pipeline.evaluate", ["benchmark.rooot=x", "generated=x", "output=y"], "Key 'rooot' not in"),
+        ("pipeline.evaluate", [f"benchmark.root={tmp}", f"generated={tmp / 'none'}", f"output={tmp / 'o'}"], ""),
+        ("pipeline.evaluate", ["benchmark.root=x", "generated=x", "output=y", "evaluate.workers=0"],
+         "evaluate.workers=0 must be >= 1"),
+    ]
+
+
+def test_every_known_failure_is_one_line_and_status_2(demo_overrides, run_dir, tmp_path, monkeypatch):
+    monkeypatch.delenv("VJEPA_CHECKPOINT_DIR", raising=False)
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    (videos / "a.mp4").write_bytes(b"")
+    demo = [a for a in demo_overrides if not a.startswith("run_root=")] + [f"run_root={tmp_path / 'other'}"]
+    for module, args, says in known_failures(tmp_path, demo, run_dir, videos):
+        res = command(module, *args)
+        lines = res.stderr.strip().splitlines()
+        assert res.returncode == 2, (module, args, res.stderr[-2000:])
+        assert len(lines) == 1 and lines[0].startswith("error: ") and says in lines[0], (module, args, lines)
+        assert "HYDRA_FULL_ERROR" not in res.stderr
+
+
+BUGS = {  # a bug planted in each command's body
+    "pipeline.run": ("run", ["+experiment=demo"]),
+    "pipeline.resume": ("resume", ["run=x"]),
+    "pipeline.status": ("render", ["run=x"]),
+    "pipeline.score": ("score_videos", ["videos=x"]),
+    "pipeline.evaluate": ("evaluate", ["benchmark.root=x", "generated=x", "output=y"]),
+}
+
+
+@pytest.mark.parametrize("module", sorted(BUGS))
+def test_a_bug_keeps_its_traceback_and_status_1(module):
+    name, args = BUGS[module]
+    code = (f"import sys, {module} as m\n"
+            f"def broken(*a, **k):\n    return 1 / 0\n"
+            f"m.{name} = broken\n"
+            f"sys.argv = ['{module}', *{args!r}]\n"
+            f"sys.exit(m.main() if '{module}' in ('pipeline.run', 'pipeline.evaluate') else m.main(sys.argv[1:]))\n")
+    res = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 1, res.stderr[-2000:]
+    assert "Traceback" in res.stderr and "ZeroDivisionError" in res.stderr
+    assert "error: " not in res.stderr.splitlines()[-1]

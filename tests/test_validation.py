@@ -1,0 +1,125 @@
+"""Every config value with a domain is checked before any work: one bad value per case, one line
+naming its key, no run folder item written. The table covers every field that declares a check
+(the last test fails when a new checked field has no case here)."""
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from pipeline.config import Config, Magi1Config, WanI2VConfig
+from pipeline.errors import PipelineError
+from pipeline.run import run
+from tests.conftest import compose
+
+RES = "cluster.resources.sample"
+MAGI = ["generator=magi1_tiny"]  # + the tiny MAGI-1 checkpoint paths (fixture)
+
+# (overrides, the key the message must name)
+CASES = [
+    (["search.n=0"], "search.n"),
+    (["search.n=-1"], "search.n"),
+    (["search.base_seed=-1"], "search.base_seed"),
+    (["search.name=beam"], "search.name"),
+    (["reward.window_size=1"], "reward.window_size"),
+    (["reward.context_frames=0"], "reward.context_frames"),
+    (["reward.stride=0"], "reward.stride"),
+    (["reward.max_frames=0"], "reward.max_frames"),
+    (["reward.batch_windows=0"], "reward.batch_windows"),
+    (["reward.variant=vitz"], "reward.variant"),
+    (["reward.weights=ema"], "reward.weights"),
+    (["reward.aggregate=median"], "reward.aggregate"),
+    (["reward.dtype=fp8"], "reward.dtype"),
+    (["reward.device=gpu"], "reward.device"),
+    (["reward.name=clip_score"], "reward.name"),
+    (["reward.context_frames=16"], "reward.context_frames"),  # window > context
+    (["reward.max_frames=8"], "reward.max_frames"),  # at least one window
+    (["reward.context_frames=3"], "reward.context_frames"),  # a whole number of tubelets
+    (["reward.window_size=15"], "reward.window_size"),  # a whole number of tubelets
+    (["reward.window_size=64", "reward.context_frames=8"], "reward.window_size"),  # longer than a video
+    (["generator.width=0"], "generator.width"),
+    (["generator.height=-16"], "generator.height"),
+    (["generator.width=72"], "generator.width"),  # Wan: multiples of 16
+    (["generator.num_frames=0"], "generator.num_frames"),
+    (["generator.num_frames=40"], "generator.num_frames"),  # Wan: 4k+1
+    (["generator.num_frames=37"], "generator.num_frames"),  # fewer than the contract's 5 s
+    (["generator.fps=0"], "generator.fps"),
+    (["generator.fps=7.5"], "generator.fps"),  # 5 s is not a whole number of frames
+    (["generator.batch_size=0"], "generator.batch_size"),
+    (["generator.device=gpu"], "generator.device"),
+    (["generator.dtype=fp8"], "generator.dtype"),
+    (["generator.steps=0"], "generator.steps"),
+    (["generator.guidance_scale=-1"], "generator.guidance_scale"),
+    ([*MAGI, "generator.variant=huge"], "generator.variant"),
+    ([*MAGI, "generator.steps=6"], "generator.steps"),  # multiples of the sampler window
+    ([*MAGI, "generator.steps=0"], "generator.steps"),
+    ([*MAGI, "generator.text_scale=-1"], "generator.text_scale"),
+    ([*MAGI, "generator.history_scale=-1"], "generator.history_scale"),
+    ([*MAGI, "generator.fps=23.5"], "generator.fps"),
+    ([*MAGI, "generator.num_frames=48"], "generator.num_frames"),  # 72 frames out: under 5 s at 24 fps
+    ([*MAGI, "generator.dtype=int8"], "generator.dtype"),
+    (["benchmark.max_scenarios=0"], "benchmark.max_scenarios"),
+    (["benchmark.mode=t2v"], "benchmark.mode"),
+    (["benchmark.fps=-1"], "benchmark.fps"),
+    (["benchmark.name=vbench"], "benchmark.name"),
+    (["prepare.resize=squash"], "prepare.resize"),
+    (["evaluate.workers=0"], "evaluate.workers"),
+    (["stages=[prepare,smaple]"], "stages"),
+    (["cluster.name=k8s"], "cluster.name"),
+    (["cluster.workers=0"], "cluster.workers"),
+    (["cluster.array_parallelism=0"], "cluster.array_parallelism"),
+    (["cluster.max_attempts=0"], "cluster.max_attempts"),
+    (["cluster.signal_delay_s=-1"], "cluster.signal_delay_s"),
+    (["cluster=slurm_local", f"{RES}.timeout_min=1", "cluster.signal_delay_s=60"], "cluster.signal_delay_s"),
+    (["cluster.max_requeues=-1"], "cluster.max_requeues"),
+    ([f"{RES}.nodes=0"], f"{RES}.nodes"),
+    ([f"{RES}.tasks_per_node=0"], f"{RES}.tasks_per_node"),
+    ([f"{RES}.gpus_per_node=-1"], f"{RES}.gpus_per_node"),
+    ([f"{RES}.gpus_per_node=8"], f"{RES}.tasks_per_node"),  # one rank per GPU
+    ([f"{RES}.cpus_per_task=0"], f"{RES}.cpus_per_task"),
+    ([f"{RES}.mem_gb=0"], f"{RES}.mem_gb"),
+    ([f"{RES}.timeout_min=0"], f"{RES}.timeout_min"),
+    ([f"{RES}.replica_size=0"], f"{RES}.replica_size"),
+    ([f"{RES}.tasks_per_node=3", f"{RES}.replica_size=2"], f"{RES}.replica_size"),  # divides the ranks
+    ([f"{RES}.max_shards=0"], f"{RES}.max_shards"),
+    (["tracking.wandb.mode=loud"], "tracking.wandb.mode"),
+]
+
+
+@pytest.fixture
+def overrides(demo_overrides, tiny_models):
+    magi = tiny_models["magi1"]
+    return demo_overrides, [f"generator.checkpoint={magi / 'dit'}", f"generator.vae_checkpoint={magi / 'vae'}",
+                            f"generator.t5_checkpoint={magi / 't5'}",
+                            f"generator.special_tokens={magi / 'special_tokens.npz'}"]
+
+
+@pytest.mark.parametrize("bad, key", CASES, ids=[" ".join(c[0]) for c in CASES])
+def test_bad_value_is_one_line_naming_the_key_before_any_work(overrides, tmp_path, bad, key):
+    base, magi_paths = overrides
+    extra = magi_paths if bad[:1] == MAGI else []
+    with pytest.raises(PipelineError) as err:
+        run(compose([*base, *extra, *bad]))
+    message = str(err.value)
+    assert len(message.splitlines()) == 1, message
+    assert f"{key}=" in message or f"{key} " in message or f"{key}:" in message, message
+    assert not list((tmp_path / "runs").glob("**/items/*.json")), "work started before the check"
+
+
+def test_every_checked_field_has_a_case():
+    def checked(cls, prefix):
+        for f in dataclasses.fields(cls):
+            if f.metadata.get("check") is not None:
+                yield prefix + f.name
+            if dataclasses.is_dataclass(f.type if isinstance(f.type, type) else None):
+                yield from checked(f.type, prefix + f.name + ".")
+
+    import pipeline.config as c
+    keys = set()
+    for cls, prefix in [(c.BenchmarkConfig, "benchmark."), (c.RewardConfig, "reward."), (c.SearchConfig, "search."),
+                        (c.StageResources, f"{RES}."), (c.ClusterConfig, "cluster."), (c.WandbConfig, "tracking.wandb."),
+                        (c.PrepareConfig, "prepare."), (c.EvaluateConfig, "evaluate."), (Config, ""),
+                        (WanI2VConfig, "generator."), (Magi1Config, "generator.")]:
+        keys |= set(checked(cls, prefix))
+    covered = {key for _, key in CASES}
+    assert keys - covered == set(), f"checked fields without a bad-value case: {sorted(keys - covered)}"
