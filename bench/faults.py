@@ -27,7 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tests.faults.audit import audit  # noqa: E402
-from tests.faults.conftest import events, finish_run, kill_group, only_run, start_run, wait_for  # noqa: E402
+from tests.faults.conftest import events, finish_run, kill_group, only_run, start_run, wait_until  # noqa: E402
 
 CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "physics-alignment" / "bench" / "faults"
 
@@ -80,7 +80,8 @@ def kill_trial(args, run_root, rng, row) -> None:
     for _ in range(rng.randint(1, 3)):
         proc = start_run(args)
         target = len(events(run_root)) + rng.randint(1, 16)
-        wait_for(lambda: proc.poll() is not None or len(events(run_root)) >= target, 600, "progress")
+        wait_until(lambda: proc.poll() is not None or len(events(run_root)) >= target, 600, "progress",
+                   interval=0.05)
         time.sleep(rng.uniform(0.0, 0.5))
         if proc.poll() is None:
             kill_group(proc, signal.SIGKILL)
@@ -92,7 +93,8 @@ def kill_trial(args, run_root, rng, row) -> None:
 def signal_trial(args, run_root, rng, row, sig) -> None:
     proc = start_run(args)
     target = rng.randint(1, 20)
-    wait_for(lambda: proc.poll() is not None or len(events(run_root)) >= target, 600, "progress")
+    wait_until(lambda: proc.poll() is not None or len(events(run_root)) >= target, 600, "progress",
+               interval=0.05)
     if proc.poll() is None:
         os.kill(proc.pid, sig)
         row.injected += 1

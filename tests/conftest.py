@@ -3,6 +3,7 @@ Physics-IQ dataset, both made on the fly (nothing is downloaded), plus Hydra com
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -27,6 +28,17 @@ def small_dataset(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("physicsiq") / "physics-IQ-benchmark"
     generate(root, SyntheticParams(scenarios=2, width=128, height=72, fps=(8,)))
     return root
+
+
+def wait_until(predicate, timeout: float, what: str, interval: float = 0.5):
+    """The predicate's first truthy value, polled every ``interval`` seconds."""
+    end = time.time() + timeout
+    while time.time() < end:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
 def compose(overrides: list[str]):

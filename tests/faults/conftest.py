@@ -7,10 +7,11 @@ import os
 import re
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import wait_until  # noqa: F401  (the fault tests import it from here)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -55,16 +56,6 @@ def events(run_root: Path) -> list[dict]:
             continue
         out += [{**e, "stage": path.parent.parent.name, "item": path.stem} for e in lines]
     return out
-
-
-def wait_for(predicate, timeout: float, what: str, interval: float = 0.05):
-    end = time.time() + timeout
-    while time.time() < end:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
 def kill_group(proc: subprocess.Popen, sig: int) -> None:

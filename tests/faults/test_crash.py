@@ -10,7 +10,7 @@ import time
 import pytest
 
 from tests.faults.audit import audit
-from tests.faults.conftest import events, finish_run, kill_group, only_run, run_dir_of, start_run, wait_for
+from tests.faults.conftest import events, finish_run, kill_group, only_run, run_dir_of, start_run, wait_until
 
 pytestmark = pytest.mark.slow
 ITEMS_DONE = 3 * 5 + 2  # three items through five per-item stages, then evaluate and report
@@ -23,7 +23,8 @@ def test_kill9_at_random_points_then_rerun_does_every_item_once(chain_args, tmp_
     for _ in range(3):
         proc = start_run(chain_args)
         target = len(events(run_root)) + rng.randint(1, 12)  # a random point in the stages' work
-        wait_for(lambda: proc.poll() is not None or len(events(run_root)) >= target, 300, "the run to progress")
+        wait_until(lambda: proc.poll() is not None or len(events(run_root)) >= target, 300, "the run to progress",
+                   interval=0.05)
         time.sleep(rng.uniform(0.0, 0.3))  # anywhere inside the item, not only at its start
         if proc.poll() is None:
             kill_group(proc, signal.SIGKILL)
@@ -42,8 +43,8 @@ def test_signal_finishes_the_item_in_progress_and_rerun_completes(chain_args, tm
     args = [*chain_args, f"cluster.workers={workers}"]
     proc = start_run(args)
     run_root = tmp_path / "runs"
-    wait_for(lambda: any(e["stage"] == "sample" and e["event"] == "start" for e in events(run_root)), 300,
-             "a sample item to start")
+    wait_until(lambda: any(e["stage"] == "sample" and e["event"] == "start" for e in events(run_root)), 300,
+               "a sample item to start", interval=0.05)
     os.kill(proc.pid, sig)  # the launcher only, as a scheduler or `kill PID` does
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == 128 + sig, err[-2000:]

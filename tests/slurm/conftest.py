@@ -6,10 +6,11 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import wait_until  # noqa: F401  (the SLURM tests import it from here)
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "slurm" / "local_cluster.sh"
@@ -35,16 +36,6 @@ def slurm_cluster():
         yield "started"
     finally:
         subprocess.run(["bash", str(SCRIPT), "stop"], capture_output=True, timeout=120)
-
-
-def wait_until(predicate, timeout: float, what: str, interval: float = 0.5):
-    end = time.time() + timeout
-    while time.time() < end:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
 def queue_empty(job_ids: list[str]) -> bool:
