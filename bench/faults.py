@@ -149,7 +149,7 @@ def main() -> None:
         print(f"{r.fault:<10}{r.trials:>7}{r.injected:>10}{r.completed:>11}{r.done:>12}{r.lost:>6}"
               f"{r.duplicated:>12}{r.corrupt:>9}{r.redone:>8}")
     print(f"\n{sum(r.injected for r in rows)} faults in {sum(r.trials for r in rows)} trials, "
-          f"{time.time() - started:.0f} s; 'redone' counts attempts a kill cut short (work lost, then "
+          f"{time.time() - started:.0f} s; 'redone' counts attempts a fault cut short (their work lost, then "
           "done once).")
     bad = sum(r.lost + r.duplicated + r.corrupt for r in rows) + sum(r.trials - r.completed for r in rows)
     sys.exit(1 if bad else 0)
