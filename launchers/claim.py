@@ -10,6 +10,8 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
+from pipeline.errors import PipelineError, StageError
+
 if TYPE_CHECKING:
     from pipeline.stages.base import Stage
     from pipeline.store import Record
@@ -30,6 +32,31 @@ def run_item(stage: "Stage", item_id: str, max_attempts: int,
         return stage.execute(item_id)
     finally:
         lock.release()
+
+
+class LazySetup:
+    """A stage's ``setup`` run once, when its first item is ours; a failure to start is a
+    StageError naming the stage (or the PipelineError the stage raised)."""
+
+    def __init__(self, stage: "Stage"):
+        self.stage = stage
+        self.done = False
+
+    def __call__(self) -> None:
+        if self.done:
+            return
+        try:
+            self.stage.setup()
+        except PipelineError:
+            raise
+        except Exception as exc:
+            raise StageError(f"{self.stage.name}: cannot start: {exc}") from exc
+        self.done = True
+
+    def close(self) -> None:
+        if self.done:
+            self.stage.close()
+            self.done = False
 
 
 def claim(claims_dir: Path, item_id: str) -> bool:

@@ -8,14 +8,13 @@ done are "blocked". The command that calls a launcher holds the run folder (``la
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from launchers.claim import run_item
-from launchers.signals import StopOnSignal, install_in_worker, worker_stop
-from pipeline.errors import Interrupted, PipelineError, StageError
+from launchers.claim import LazySetup, run_item
+from launchers.signals import StopOnSignal, signals_blocked, worker_setup, worker_stop
+from pipeline.errors import Interrupted, StageError
 from pipeline.stages import STAGES
 
 if TYPE_CHECKING:
@@ -59,36 +58,22 @@ def pending_items(stage: "Stage", max_attempts: int) -> tuple[list[str], dict[st
     return todo, counts
 
 
-def run_stage(stage: "Stage", progress: bool = True, max_attempts: int = 3,
-              stop: threading.Event | None = None) -> StageSummary:
+def run_stage(stage: "Stage", progress: bool = True, max_attempts: int = 3, stop: Any = None) -> StageSummary:
+    """``stop``: an event (threading or multiprocessing) checked before each item."""
     from tqdm import tqdm
 
     started = time.time()
     todo, counts = pending_items(stage, max_attempts)
     summary = StageSummary(stage.name, total=len(todo) + sum(counts.values()), reused=counts["done"],
                            blocked=counts["blocked"], failed=counts["exhausted"])
-    set_up = []
-
-    def setup_once() -> None:
-        if not set_up:
-            try:
-                stage.setup()
-            except PipelineError:
-                raise
-            except Exception as exc:
-                raise StageError(f"{stage.name}: cannot start: {exc}") from exc
-            set_up.append(True)
+    setup = LazySetup(stage)
     try:
         for item in tqdm(todo, desc=f"{stage.name:>8}", unit="item", disable=not progress, leave=False):
             if stop is not None and stop.is_set():
                 break
-            record = run_item(stage, item, max_attempts, before=setup_once)
+            record = run_item(stage, item, max_attempts, before=setup)
             if record is None:
-                if stage.state(item, max_attempts) != "done":
-                    summary.busy += 1
-                    summary.errors.append((item, BUSY))
-                else:
-                    summary.reused += 1
+                count_skipped(summary, item, stage.state(item, max_attempts))
             elif record.done:
                 summary.ran += 1
             else:
@@ -97,14 +82,12 @@ def run_stage(stage: "Stage", progress: bool = True, max_attempts: int = 3,
                 summary.errors.append((item, first))
                 log.error("%s %s failed (attempt %d): %s", stage.name, item, record.attempt, first)
     finally:
-        if set_up:
-            stage.close()
+        setup.close()
     summary.seconds = time.time() - started
     return summary
 
 
-def run_stage_in_pool(stage: "Stage", cfg: "Config", store: "RunStore",
-                      stop: threading.Event | None = None) -> StageSummary:
+def run_stage_in_pool(stage: "Stage", cfg: "Config", store: "RunStore", stop: Any = None) -> StageSummary:
     """Per-item stage split into cfg.cluster.workers shards, each in its own process (each loads
     its models once), the same shard code that runs in a SLURM job."""
     import multiprocessing
@@ -122,14 +105,18 @@ def run_stage_in_pool(stage: "Stage", cfg: "Config", store: "RunStore",
     job = ShardJob(cfg, str(store.root))
     ctx = multiprocessing.get_context("spawn")  # forking a process that loaded torch can deadlock
     specs = [ShardSpec(stage.name, s.index, s.items, s.cost) for s in shards]
+    stop = stop if stop is not None else multiprocessing.get_context("spawn").Event()
     results = []
-    with ProcessPoolExecutor(max_workers=max(1, len(shards)), mp_context=ctx, initializer=install_in_worker) as pool:
-        for future in [pool.submit(run_shard_in_worker, job, spec) for spec in specs]:
-            try:
-                results.append(future.result())
-            except BrokenProcessPool:
-                # A worker that had not yet installed its handler dies on a forwarded signal.
-                if stop is None or not stop.is_set():
+    if not stop.is_set():
+        with signals_blocked():  # the workers start with the signals blocked until their handler is set
+            pool = ProcessPoolExecutor(max_workers=max(1, len(shards)), mp_context=ctx,
+                                       initializer=worker_setup, initargs=(stop,))
+            futures = [pool.submit(run_shard_in_worker, job, spec) for spec in specs]
+        with pool:
+            for future in futures:
+                try:
+                    results.append(future.result())
+                except BrokenProcessPool:
                     raise StageError(f"{stage.name}: a worker process died; see {store.root}/logs/run.log") from None
     for res in results:
         summary.ran += len(res.ran)
@@ -138,11 +125,22 @@ def run_stage_in_pool(stage: "Stage", cfg: "Config", store: "RunStore",
             err = store.read(stage.name, item).error
             summary.errors.append((item, err.splitlines()[0] if err else "failed"))
         for item in res.skipped:
-            if stage.state(item, cfg.cluster.max_attempts) == "todo":
-                summary.busy += 1
-                summary.errors.append((item, BUSY))
+            count_skipped(summary, item, stage.state(item, cfg.cluster.max_attempts))
     summary.seconds = time.time() - started
     return summary
+
+
+def count_skipped(summary: StageSummary, item: str, state: str) -> None:
+    """An item this launch found taken or settled by another process, counted by its state now."""
+    if state == "done":
+        summary.reused += 1
+    elif state == "blocked":
+        summary.blocked += 1
+    elif state == "exhausted":
+        summary.failed += 1
+    else:
+        summary.busy += 1
+        summary.errors.append((item, BUSY))
 
 
 def run_shard_in_worker(job, spec):

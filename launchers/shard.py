@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from launchers.claim import claim, run_item
+from launchers.claim import LazySetup, claim, run_item
 from launchers.replica import ReplicaGroup
 
 if TYPE_CHECKING:
@@ -129,28 +129,28 @@ class ShardJob:
 
     def _lead(self, stage, spec, group, claims, stop, result) -> None:
         max_attempts = self.cfg.cluster.max_attempts
-        set_up = []
+        setup = LazySetup(stage)
 
         def before(item: str):
             def start() -> None:
-                if not set_up:
-                    stage.setup()
-                    set_up.append(True)
+                setup()
                 group.announce(item)
             return start
-        for item in spec.items:
-            if stop.is_set():
-                result.stopped_early = True
-                break
-            if stage.state(item, max_attempts) != "todo" or not claim(claims, item):
-                result.skipped.append(item)
-                continue
-            record = run_item(stage, item, max_attempts, before=before(item))
-            if record is None:  # finished or taken by another launch meanwhile
-                result.skipped.append(item)
-            else:
-                (result.ran if record.done else result.failed).append(item)
-        group.announce(None)
+        try:
+            for item in spec.items:
+                if stop.is_set():
+                    result.stopped_early = True
+                    break
+                if stage.state(item, max_attempts) != "todo" or not claim(claims, item):
+                    result.skipped.append(item)
+                    continue
+                record = run_item(stage, item, max_attempts, before=before(item))
+                if record is None:  # finished or taken by another launch meanwhile
+                    result.skipped.append(item)
+                else:
+                    (result.ran if record.done else result.failed).append(item)
+        finally:
+            group.announce(None)  # followers stop waiting, also when the leader could not start
 
     def _follow(self, stage, group) -> None:
         """Ranks other than a replica's leader: follow its items (they take part in the model's

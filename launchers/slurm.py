@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import io
 import math
+import shutil
 import subprocess
 import time
 from dataclasses import asdict, dataclass, field
@@ -120,20 +121,31 @@ def executor_for(cfg: "Config", store: "RunStore", stage: str, dependency: str |
 def submit_chain(cfg: "Config", store: "RunStore", manifest: "Manifest") -> list[dict]:
     """Submit every stage with pending work; returns one record per submitted stage.
 
-    All or nothing: when sbatch refuses a stage, the jobs already queued for the stages before it
-    are cancelled and nothing is recorded, so the run folder is as before the command."""
+    All or nothing: when a stage cannot be submitted (sbatch refuses it, or anything else goes
+    wrong on the way), the jobs already queued for the stages before it are cancelled and nothing
+    is recorded, so the run folder is as before the command."""
+    missing = [cmd for cmd in ("sbatch", "scancel", "srun") if shutil.which(cmd) is None]
+    if missing:
+        raise PipelineError(f"cluster.name=slurm: {', '.join(missing)} not found on this machine; submit from a "
+                            "SLURM login node, or run here with cluster=local")
     plans = plan_chain(cfg, store, manifest)
     job_fn = ShardJob(cfg, str(store.root), grace_s=max(10.0, cfg.cluster.signal_delay_s - 30))
-    submitted, previous = [], None
+    submitted: list[dict] = []
+    previous = None
     for plan in plans:
         res = cfg.cluster.resources[plan.stage]
-        ex = executor_for(cfg, store, plan.stage, f"afterany:{previous}" if previous else None)
         try:
+            ex = executor_for(cfg, store, plan.stage, f"afterany:{previous}" if previous else None)
             with contextlib.redirect_stderr(io.StringIO()):  # submitit echoes sbatch's stderr
                 jobs = ex.map_array(job_fn, plan.shards)
-        except FailedJobError as exc:
-            raise SubmissionRefused(plan.stage, res, str(exc), cancel([e["job_id"] for e in submitted]),
-                                    [e["stage"] for e in submitted]) from None
+        except BaseException as exc:
+            undone = cancel(submitted)
+            if isinstance(exc, FailedJobError):
+                raise SubmissionRefused(plan.stage, res, str(exc), undone) from None
+            if isinstance(exc, Exception):
+                raise PipelineError(f"submitting stage {plan.stage} failed ({type(exc).__name__}: "
+                                    f"{' '.join(str(exc).split())}){undone}") from exc
+            raise
         master = jobs[0].job_id.split("_")[0]
         submitted.append({
             "stage": plan.stage, "job_id": master, "time": time.time(),
@@ -144,25 +156,38 @@ def submit_chain(cfg: "Config", store: "RunStore", manifest: "Manifest") -> list
                        for s, j in zip(plan.shards, jobs)],
         })
         previous = master
-    for entry in submitted:
-        append_jsonl(store.root / cfg.cluster.folder / SUBMISSIONS, entry)
+    try:
+        for entry in submitted:
+            append_jsonl(store.root / cfg.cluster.folder / SUBMISSIONS, entry)
+    except BaseException:
+        cancel(submitted)  # jobs nobody could see in status or resume must not run
+        raise
     return submitted
 
 
 class SubmissionRefused(PipelineError):
-    def __init__(self, stage: str, res: "StageResources", sbatch_error: str, cancelled: list[str],
-                 stages: list[str]):
+    def __init__(self, stage: str, res: "StageResources", sbatch_error: str, undone: str):
         said = " ".join(line.strip() for line in sbatch_error.splitlines() if line.strip()) or "no message"
-        undone = (f"; cancelled the jobs already queued for {', '.join(stages)} ({', '.join(cancelled)})"
-                  if stages else "")
         super().__init__(f"sbatch refused stage {stage} ({describe_resources(res)}): {said}{undone}; nothing "
                          f"was submitted: change cluster.resources.{stage} and run the same command again")
 
 
-def cancel(job_ids: list[str]) -> list[str]:
-    if job_ids:
-        subprocess.run(["scancel", *job_ids], capture_output=True, timeout=60)
-    return job_ids
+def cancel(submitted: list[dict]) -> str:
+    """Cancel the jobs of stages already submitted; what to tell the user about them."""
+    if not submitted:
+        return ""
+    ids = [e["job_id"] for e in submitted]
+    stages = ", ".join(e["stage"] for e in submitted)
+    try:
+        res = subprocess.run(["scancel", *ids], capture_output=True, text=True, timeout=60)
+        failed = res.returncode != 0
+        why = res.stderr.strip()
+    except (OSError, subprocess.SubprocessError) as exc:
+        failed, why = True, str(exc)
+    if failed:
+        return (f"; the jobs already queued for {stages} ({', '.join(ids)}) could not be cancelled ({why}): "
+                f"scancel {' '.join(ids)}")
+    return f"; cancelled the jobs already queued for {stages} ({', '.join(ids)})"
 
 
 def read_submissions(run_dir: Path, folder: str = "launch") -> list[dict]:

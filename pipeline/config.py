@@ -215,7 +215,7 @@ def _relation_problems(cfg: Config) -> list[str]:
         if res.gpus_per_node and res.gpus_per_node != res.tasks_per_node:
             out.append(f"{key}.tasks_per_node={res.tasks_per_node}: one rank per GPU, so it must equal "
                        f"gpus_per_node={res.gpus_per_node}")
-        if cfg.cluster.name == "slurm" and cfg.cluster.signal_delay_s >= res.timeout_min * 60:
+        if cfg.cluster.name == "slurm" and stage in cfg.stages and cfg.cluster.signal_delay_s >= res.timeout_min * 60:
             out.append(f"cluster.signal_delay_s={cfg.cluster.signal_delay_s}: not shorter than the time limit of "
                        f"the job ({key}.timeout_min={res.timeout_min}), so its checkpoint signal would come first")
     r = cfg.reward
@@ -238,10 +238,12 @@ def _relation_problems(cfg: Config) -> list[str]:
 def _check_choices(cfg: Config) -> None:
     from launchers.local import LAUNCHERS
     from pipeline.benchmarks import BENCHMARKS
+    from pipeline.generators import available_generators
     from pipeline.search import STRATEGIES
     from pipeline.stages.score import SCORERS
 
     choices = {
+        "generator.kind": ([cfg.generator.kind], tuple(available_generators())),
         "stages": (cfg.stages, STAGE_ORDER),
         "cluster.resources": (list(cfg.cluster.resources), STAGE_ORDER),
         "search.name": ([cfg.search.name], tuple(STRATEGIES)),

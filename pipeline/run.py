@@ -76,11 +76,11 @@ _FAILED_POINTS: list[PipelineError] = []  # known failures of this command's run
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="config")
 def hydra_main(cfg: DictConfig) -> None:
     # A known failure is kept, not raised: Hydra would print its own banner, and the other
-    # points of a multirun still run. An interruption stops the sweep.
+    # points of a multirun still run, unless the command was interrupted.
+    if any(isinstance(exc, Interrupted) for exc in _FAILED_POINTS):
+        return
     try:
         run(cfg)
-    except Interrupted:
-        raise
     except PipelineError as exc:
         _FAILED_POINTS.append(exc)
 
@@ -88,10 +88,10 @@ def hydra_main(cfg: DictConfig) -> None:
 def main() -> int:
     def body() -> None:
         _FAILED_POINTS.clear()
-        try:
-            hydra_main()
-        except Interrupted as exc:  # Hydra may wrap what the job raised
-            raise exc from None
+        hydra_main()
+        stopped = [exc for exc in _FAILED_POINTS if isinstance(exc, Interrupted)]
+        if stopped:
+            raise stopped[0]
         if len(_FAILED_POINTS) == 1:
             raise _FAILED_POINTS[0]
         if _FAILED_POINTS:

@@ -93,7 +93,7 @@ class Record:
     data: dict[str, Any] = field(default_factory=dict)
     inputs: dict[str, str] = field(default_factory=dict)  # upstream stage -> digest it was built from
     digest: str = ""  # of the outputs' contents and ``data``
-    files: dict[str, dict[str, Any]] = field(default_factory=dict)  # output -> sha256, size
+    files: dict[str, dict[str, Any]] = field(default_factory=dict)  # output -> sha256 (and size, for reading)
     attempt: int = 1
     started: float = 0.0
     seconds: float = 0.0
@@ -113,7 +113,11 @@ class RunStore:
         """The run folder of ``cfg`` (made if new; an existing one must carry the same run key)."""
         key = run_key(cfg)
         store = cls(Path(cfg.run_root) / cfg.name / key)
-        store.root.mkdir(parents=True, exist_ok=True)
+        try:
+            store.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise PipelineError(f"run_root={cfg.run_root}: cannot make the run folder {store.root}: "
+                                f"{exc.strerror}") from None
         meta = {"experiment": cfg.name, "run_key": key, "result_fields": result_fields(cfg)}
         run_json = store.root / "run.json"
         if run_json.exists():

@@ -8,9 +8,7 @@ video under the final name.
 """
 from __future__ import annotations
 
-import errno
 import os
-import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -102,8 +100,7 @@ def write_video(path: str | os.PathLike, frames: np.ndarray, fps: float, quality
     try:
         writer = iio.get_writer(
             tmp, format="FFMPEG", fps=fps, codec="libx264", quality=quality,
-            # quiet: a failed write is caught below by probing the file, with a message of ours
-            macro_block_size=2, pixelformat="yuv420p", ffmpeg_log_level="quiet",
+            macro_block_size=2, pixelformat="yuv420p", ffmpeg_log_level="error",
         )
         try:
             for frame in frames:
@@ -117,21 +114,31 @@ def write_video(path: str | os.PathLike, frames: np.ndarray, fps: float, quality
             raise VideoError(f"{path}: ffmpeg wrote {written} of {len(frames)} frames")
         os.replace(tmp, path)
     except BaseException as exc:
-        full = isinstance(exc, Exception) and _disk_full(path.parent)
+        refused = _write_refused(path.parent) if isinstance(exc, Exception) else None
         if os.path.exists(tmp):
             os.unlink(tmp)
-        if full:
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path)) from exc
+        if refused is not None:  # ffmpeg says only "broken pipe": the file system is the cause
+            raise OSError(refused, os.strerror(refused), str(path)) from exc
         raise
     return path
 
 
-def _disk_full(folder: Path) -> bool:
-    """Too little room left for a video: the likely reason a write failed."""
+def _write_refused(folder: Path) -> int | None:
+    """The errno with which ``folder``'s file system refuses a 1 MiB write (full, over quota,
+    read-only), or None when it takes it."""
     try:
-        return shutil.disk_usage(folder).free < 1 << 20
-    except OSError:
-        return False
+        fd, probe = tempfile.mkstemp(prefix=".space-probe.", dir=folder)
+    except OSError as exc:
+        return exc.errno
+    try:
+        os.write(fd, bytes(1 << 20))
+        os.fsync(fd)
+        return None
+    except OSError as exc:
+        return exc.errno
+    finally:
+        os.close(fd)
+        os.unlink(probe)
 
 
 def check_video(path: str | os.PathLike, num_frames: int | None = None, fps: float | None = None) -> VideoInfo:

@@ -88,3 +88,25 @@ def test_a_bug_keeps_its_traceback_and_status_1(module):
     assert res.returncode == 1, res.stderr[-2000:]
     assert "Traceback" in res.stderr and "ZeroDivisionError" in res.stderr
     assert "error: " not in res.stderr.splitlines()[-1]
+
+
+def test_slurm_without_its_commands_is_a_known_failure(demo_overrides, monkeypatch):
+    import launchers.slurm as slurm
+    from pipeline.errors import PipelineError
+    from pipeline.run import run
+    from tests.conftest import compose
+
+    monkeypatch.setattr(slurm.shutil, "which", lambda cmd: None)
+    with pytest.raises(PipelineError, match=r"cluster.name=slurm: sbatch, scancel, srun not found on this machine"):
+        run(compose([*demo_overrides, "cluster=slurm_local", "benchmark.max_scenarios=1"]))
+
+
+def test_unwritable_run_root_is_a_known_failure(demo_overrides, tmp_path):
+    from pipeline.errors import PipelineError
+    from pipeline.run import run
+    from tests.conftest import compose
+
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with pytest.raises(PipelineError, match="cannot make the run folder"):
+        run(compose([*demo_overrides, f"run_root={blocker}"]))

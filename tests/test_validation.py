@@ -37,6 +37,7 @@ CASES = [
     (["reward.context_frames=3"], "reward.context_frames"),  # a whole number of tubelets
     (["reward.window_size=15"], "reward.window_size"),  # a whole number of tubelets
     (["reward.window_size=64", "reward.context_frames=8"], "reward.window_size"),  # longer than a video
+    (["generator.kind=foo"], "generator.kind"),
     (["generator.width=0"], "generator.width"),
     (["generator.height=-16"], "generator.height"),
     (["generator.width=72"], "generator.width"),  # Wan: multiples of 16

@@ -38,14 +38,17 @@ def test_kill9_at_random_points_then_rerun_does_every_item_once(chain_args, tmp_
     assert result.done == ITEMS_DONE
 
 
-@pytest.mark.parametrize("sig, workers", [(signal.SIGTERM, 1), (signal.SIGUSR2, 2)])
-def test_signal_finishes_the_item_in_progress_and_rerun_completes(chain_args, tmp_path, sig, workers):
+@pytest.mark.parametrize("sig, workers, group", [(signal.SIGTERM, 1, False), (signal.SIGUSR2, 2, False),
+                                                 (signal.SIGTERM, 2, True)])
+def test_signal_finishes_the_item_in_progress_and_rerun_completes(chain_args, tmp_path, sig, workers, group):
+    """To the launcher alone (``kill PID``) or to its whole process group (a terminal, a scheduler):
+    the workers finish their items too."""
     args = [*chain_args, f"cluster.workers={workers}"]
     proc = start_run(args)
     run_root = tmp_path / "runs"
     wait_until(lambda: any(e["stage"] == "sample" and e["event"] == "start" for e in events(run_root)), 300,
                "a sample item to start", interval=0.05)
-    os.kill(proc.pid, sig)  # the launcher only, as a scheduler or `kill PID` does
+    (kill_group if group else lambda p, s: os.kill(p.pid, s))(proc, sig)
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == 128 + sig, err[-2000:]
     lines = err.strip().splitlines()
@@ -61,3 +64,16 @@ def test_signal_finishes_the_item_in_progress_and_rerun_completes(chain_args, tm
     assert res.returncode == 0, res.stderr[-2000:]
     result = audit(run)
     assert result.clean and result.done == ITEMS_DONE, result
+
+
+def test_signal_stops_a_multirun_sweep(chain_args, tmp_path):
+    proc = start_run(["-m", *chain_args, "search.n=1,2,3"])
+    run_root = tmp_path / "runs"
+    wait_until(lambda: any(e["stage"] == "sample" and e["event"] == "start" for e in events(run_root)), 300,
+               "a sample item to start", interval=0.05)
+    os.kill(proc.pid, signal.SIGTERM)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 128 + signal.SIGTERM, err[-2000:]
+    assert err.strip().splitlines()[-1].startswith("interrupted: SIGTERM"), err
+    assert "Error executing job" not in err
+    assert len([p for p in run_root.glob("demo/*") if (p / "run.json").exists()]) == 1  # later points never began

@@ -46,6 +46,35 @@ def test_two_launches_at_once_do_every_item_once(chain_args, tmp_path):
     assert result.clean and result.done == 17, result
 
 
+def test_a_killed_holder_leaves_no_lock_even_with_forked_children(tmp_path):
+    """Worker pools fork: their children must not keep the parent's locks alive after kill -9."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from pipeline.locks import FileLock
+    from tests.conftest import wait_until
+
+    path = tmp_path / "writer.lock"
+    code = ("import os, sys, time\n"
+            "from pipeline.locks import FileLock\n"
+            f"assert FileLock(__import__('pathlib').Path({str(path)!r})).acquire()\n"
+            "if os.fork() == 0:\n    time.sleep(60)\n    os._exit(0)\n"
+            "print('held', flush=True)\ntime.sleep(60)\n")
+    holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        assert not FileLock(path).acquire()
+        os.kill(holder.pid, signal.SIGKILL)  # the parent only: its forked child lives on
+        holder.wait()
+        lock = FileLock(path)
+        assert wait_until(lambda: lock.acquire(), 10, "the lock to be free", interval=0.05)
+        lock.release()
+    finally:
+        os.killpg(holder.pid, signal.SIGKILL)
+
+
 def test_an_item_held_elsewhere_is_left_to_its_holder(demo_overrides):
     cfg = to_config(compose([*demo_overrides, "benchmark.max_scenarios=1"]))
     manifest = Manifest.from_benchmark(cfg)
