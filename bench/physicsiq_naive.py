@@ -1,7 +1,7 @@
 """The plain way to compute the Physics-IQ score: the baseline bench/physicsiq_eval.py times.
 
 One process, one frame at a time, one video at a time, nothing cached, in the official order of
-operations (physicsiq.md §3-4): validate the folder (container duration, fps), make the motion
+operations (google-deepmind/physics-IQ-benchmark: code/): validate the folder (container duration, fps), make the motion
 masks of every real testing clip, then of every generated video, each written as grayscale mp4v
 into a scratch folder; then for every scenario and view decode the take-1/take-2/generated clips
 and the three mask videos again, resize every frame to the take-1 size // 4, normalise / binarise

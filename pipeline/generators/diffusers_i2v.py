@@ -30,6 +30,7 @@ from .base import (
     float_frames_to_uint8,
     group_requests,
 )
+from pipeline.dtypes import CANONICAL, dtype_name
 from pipeline.weight_files import truncated_weights
 
 __all__ = [
@@ -48,11 +49,6 @@ DEFAULT_NEGATIVE_PROMPT = (
     "messy background, three legs, many people in the background, walking backwards"
 )
 
-_DTYPES = {
-    "float32": "float32", "fp32": "float32", "float": "float32",
-    "bfloat16": "bfloat16", "bf16": "bfloat16",
-    "float16": "float16", "fp16": "float16", "half": "float16",
-}
 
 _REQUIRED_COMPONENTS = ("tokenizer", "text_encoder", "vae", "scheduler")
 _TRANSFORMERS = ("transformer", "transformer_2")
@@ -174,8 +170,8 @@ class WanI2VGenerator(Generator):
     def settings_problems(cls, cfg: Any) -> list[str]:
         """What is wrong with a ``WanI2VConfig`` before any weight is read (one entry per key)."""
         out = []
-        if _DTYPES.get(str(cfg.dtype).replace("torch.", "").lower()) is None:
-            out.append(f"generator.dtype={cfg.dtype!r} is not one of {sorted(set(_DTYPES.values()))}")
+        if dtype_name(cfg.dtype) is None:
+            out.append(f"generator.dtype={cfg.dtype!r} is not one of {list(CANONICAL)}")
         return out + geometry_problems(cfg.checkpoint, cfg.width, cfg.height, cfg.num_frames)
 
     @classmethod
@@ -217,10 +213,10 @@ class WanI2VGenerator(Generator):
                 raise GeneratorConfigError(f"{name} must be a positive int, got {v!r}")
         if not (isinstance(fps, (int, float)) and fps > 0):
             raise GeneratorConfigError(f"fps must be > 0, got {fps!r}")
-        dname = _DTYPES.get(str(dtype).replace("torch.", "").lower())
+        dname = dtype_name(dtype)
         if dname is None:
-            raise GeneratorConfigError(f"unsupported dtype {dtype!r}; use one of {sorted(set(_DTYPES.values()))}")
-        vname = dname if vae_dtype is None else _DTYPES.get(str(vae_dtype).replace("torch.", "").lower())
+            raise GeneratorConfigError(f"unsupported dtype {dtype!r}; use one of {list(CANONICAL)}")
+        vname = dname if vae_dtype is None else dtype_name(vae_dtype)
         if vname is None:
             raise GeneratorConfigError(f"unsupported vae_dtype {vae_dtype!r}")
 
@@ -321,9 +317,6 @@ class WanI2VGenerator(Generator):
         while len(self._embeds) > self.prompt_cache_size:
             self._embeds.popitem(last=False)
         return emb
-
-    def clear_prompt_cache(self) -> None:
-        self._embeds.clear()
 
     # ------------------------------------------------------------ generate
     def generate(

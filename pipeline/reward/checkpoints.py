@@ -41,10 +41,6 @@ class RewardModelError(PipelineError):
 
 # ---- where ------------------------------------------------------------------------------------
 
-def is_hf_folder(path: Path) -> bool:
-    return path.is_dir() and (path / HF_CONFIG).is_file()
-
-
 def check_hf_folder(path: Path) -> None:
     looked_for = f"{path}/{HF_CONFIG} and one of {', '.join(f'{path}/{w}' for w in HF_WEIGHTS)}"
     if not path.is_dir():

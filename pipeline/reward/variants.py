@@ -86,9 +86,6 @@ class Arch:
     encoder: EncoderArch
     predictor: PredictorArch = field(default=None)  # type: ignore[assignment]
 
-    def as_dict(self) -> dict[str, Any]:
-        return {"encoder": dataclasses.asdict(self.encoder), "predictor": dataclasses.asdict(self.predictor)}
-
 
 def _official(name: str, embed_dim: int, depth: int, num_heads: int, mlp_ratio: float, img_size: int = 256) -> Arch:
     enc = EncoderArch(embed_dim=embed_dim, depth=depth, num_heads=num_heads, mlp_ratio=mlp_ratio, img_size=img_size)

@@ -37,7 +37,7 @@ class Evaluate(Stage):
                   "per_view_score": result.score_view,
                   "per_category": result.categories.to_dict("records"),
                   "per_item": result.per_item.to_dict("records"),
-                  # what makes scores comparable (physicsiq.md §6.7): recorded next to the score
+                  # what makes scores comparable (the leaderboard asks for it): recorded next to the score
                   "protocol": {"fps": result.fps, "mode": self.cfg.benchmark.mode,
                                "prompts": self.cfg.benchmark.prompts or "descriptions.csv",
                                "size": [self.cfg.generator.width, self.cfg.generator.height],

@@ -1,5 +1,5 @@
 """A deliberately naive MAGI-1 DiT forward written from the documented conventions
-(/work/shared/research/magi1_facts.md), used only by the tests: explicit loops over heads, explicit
+(SandAI-org/MAGI-1: inference/model/dit/dit_module.py), used only by the tests: explicit loops over heads, explicit
 attention masks, explicit RoPE angles and index permutations, no code shared with the package."""
 from __future__ import annotations
 
@@ -22,7 +22,6 @@ def lin(x, P, name, bias=False):
 
 def rope_angle_table(bands, T, h, w, t_prev):
     """(T*h*w, 3*nb) angles, rows ordered (t, i, j); [t bands | h bands | w bands]."""
-    nb = bands.numel()
     Ttot = T + t_prev
     r = math.sqrt(h * w / 256.0)
     rows = []

@@ -1,5 +1,5 @@
 """The chunk-wise MAGI-1 sampler against a naive sampler written here from the documented conventions
-(/work/shared/research/magi1_facts.md §3-4): every forward recomputes all chunks (no KV cache), the
+(SandAI-org/MAGI-1: inference/pipeline/, the chunk-wise sampler): every forward recomputes all chunks (no KV cache), the
 schedule is derived per chunk from its own step counter, CFG scales come from a hand-written lookup.
 Tiny random DiT, CPU, fp32."""
 from __future__ import annotations

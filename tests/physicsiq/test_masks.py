@@ -10,7 +10,7 @@ from pipeline.benchmarks.physicsiq.masks import MaskCache, motion_masks
 
 
 def _reference_masks(frames):
-    """physicsiq.md §3.1, written out step by step."""
+    """google-deepmind/physics-IQ-benchmark: code/binary_mask_generator.py, written out step by step."""
     out, bg = [], None
     kernel = np.ones((5, 5), np.uint8)
     for f in frames:

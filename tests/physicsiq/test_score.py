@@ -1,4 +1,4 @@
-"""Aggregation against the test vectors of physicsiq.md §3.5 (hand-made official CSVs)."""
+"""Aggregation against hand-made official CSVs (the score of google-deepmind/physics-IQ-benchmark: code/calculate_iq_score.py)."""
 from __future__ import annotations
 
 import pandas as pd

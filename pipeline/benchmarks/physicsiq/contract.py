@@ -1,6 +1,6 @@
 """What a generator must hand to the Physics-IQ evaluator, and the inputs it conditions on.
 
-Submission contract (physicsiq.md §2): one mp4 per item named ``NNNN_<view>_<scenario>.mp4``,
+Submission contract (google-deepmind/physics-IQ-benchmark: README.md, generated_videos/README.md): one mp4 per item named ``NNNN_<view>_<scenario>.mp4``,
 exactly 5·fps frames at one uniform fps, container duration 5.000 s ± 1 ms. Frame k of the
 output is compared with testing frame k, and the testing clip starts on the frame *after* the
 switch frame; an i2v model whose first output frame reproduces the conditioning image should

@@ -28,7 +28,7 @@ from pipeline.video_io import VideoError, probe_video
 
 from . import score as sc
 from .contract import DURATION_S, DURATION_TOL_S
-from .layout import VIEWS, BenchmarkItem, PhysicsIQDataset
+from .layout import VIEWS, PhysicsIQDataset
 from .masks import MaskCache, use_one_decoder_thread, video_fps
 from .metrics import GroundTruthCache, build_grid_clip, clip_metrics, window
 from .resample import ensure_testing_clips

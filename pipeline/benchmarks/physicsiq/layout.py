@@ -1,4 +1,4 @@
-"""The official Physics-IQ dataset layout (see physicsiq.md §1.3-1.4).
+"""The official Physics-IQ dataset layout (google-deepmind/physics-IQ-benchmark: code/download_physics_iq_data.py).
 
 Benchmark items are the take-1 rows of ``descriptions.csv``. Take-2 partners are found by
 (scenario, view), never by ID arithmetic: the shipped CSV happens to use ID+198 but the official

@@ -1,4 +1,4 @@
-"""Official Physics-IQ motion masks (physicsiq.md §3.1), bit-exact, with a content-keyed cache.
+"""Official Physics-IQ motion masks (google-deepmind/physics-IQ-benchmark: code/binary_mask_generator.py), bit-exact, with a content-keyed cache.
 
 The mask of a video is a running-average background subtraction done with the same OpenCV calls
 as the official ``binary_mask_generator`` (accumulateWeighted and convertScaleAbs round in ways

@@ -1,4 +1,5 @@
-"""Per (scenario, view) Physics-IQ metrics (physicsiq.md §3.2-3.3), vectorised and cached.
+"""Per (scenario, view) Physics-IQ metrics, vectorised and cached (the official ones: repository
+google-deepmind/physics-IQ-benchmark, code/calculate_and_write_metrics_to_csv.py).
 
 Every number reproduces the official arithmetic: frames decoded by cv2.VideoCapture (BGR),
 cv2.resize bilinear to the take-1 size // 4, RGB/255 in float64 then float32 differences for

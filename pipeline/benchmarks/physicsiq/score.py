@@ -1,4 +1,4 @@
-"""Physics-IQ aggregation (physicsiq.md §3.4-3.5, §3.8) from the official per-model CSV.
+"""Physics-IQ aggregation (google-deepmind/physics-IQ-benchmark: code/calculate_iq_score.py) from the official per-model CSV.
 
 The score is computed from the CSV *as read back* because the official reader rounds every
 list element to 4 decimals; the variance terms are rounded (4/5 decimals) before the ratios.

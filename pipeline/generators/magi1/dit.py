@@ -2,7 +2,7 @@
 
 Module and parameter names follow the official checkpoint keys exactly (``x_embedder.weight``,
 ``videodit_blocks.layers.{i}.self_attention.linear_qkv.q.weight``, ...), so an official
-``state_dict`` loads without renaming. The numerics follow ``magi1_facts.md``; see
+``state_dict`` loads without renaming. The numerics follow the official module (SandAI-org/MAGI-1: inference/model/dit/dit_module.py); see
 ``MagiDiT.forward`` for the input contract and ``pipeline/generators/magi1/__init__.py`` for the
 API summary. No parallel code lives here; see the notes on seams in ``__init__.py``.
 """
@@ -352,7 +352,7 @@ class MagiDiT(nn.Module):
         distill_dt: Optional[float] = None,
     ) -> torch.Tensor:
         """Velocity for ``dn = t.shape[1]`` chunks of latent video. Inputs as the official
-        ``VideoDiTModel.forward`` (magi1_facts.md §3):
+        ``VideoDiTModel.forward`` (in dit_module.py):
 
         * ``x`` ``(N, C_vae, T, H, W)``: latents (VAE latent x scale_factor), chunks in temporal
           order, ``T = dn * frames_per_chunk``; ``C_vae`` = 16 (24B's half_channel_vae duplicates

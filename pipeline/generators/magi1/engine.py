@@ -39,6 +39,7 @@ from ..base import (
     StepHook,
     StepInfo,
 )
+from pipeline.dtypes import CANONICAL, dtype_name
 from pipeline.weight_files import truncated_in
 from .config import VARIANTS as MAGI_VARIANTS
 from .config import MagiConfig, MagiConfigError, load_magi_config, preset
@@ -46,8 +47,6 @@ from .config import MagiConfig, MagiConfigError, load_magi_config, preset
 __all__ = ["Magi1Generator", "resolve_magi_config", "V2V_PREFIX_FRAMES"]
 
 V2V_PREFIX_FRAMES = 32  # official prefix_frame (8 latent frames)
-_DTYPES = {"float32": "float32", "fp32": "float32", "bfloat16": "bfloat16", "bf16": "bfloat16",
-           "float16": "float16", "fp16": "float16"}
 
 
 def resolve_magi_config(cfg: Any) -> MagiConfig:
@@ -164,8 +163,8 @@ class Magi1Generator(Generator):
     def settings_problems(cls, cfg: Any) -> list[str]:
         """What is wrong with a ``Magi1Config`` before any file is read (one entry per key)."""
         out = []
-        if str(cfg.dtype).replace("torch.", "").lower() not in _DTYPES:
-            out.append(f"generator.dtype={cfg.dtype!r} is not one of {sorted(set(_DTYPES.values()))}")
+        if dtype_name(cfg.dtype) is None:
+            out.append(f"generator.dtype={cfg.dtype!r} is not one of {list(CANONICAL)}")
         if cfg.width % 16 or cfg.height % 16:
             out.append(f"generator.width x generator.height={cfg.width}x{cfg.height}: must be multiples of 16 "
                        "(VAE x8, patch 2)")
@@ -220,9 +219,9 @@ class Magi1Generator(Generator):
         self._torch = torch
         self.magi = magi.validate()
         r = magi.runtime_config
-        dname = _DTYPES.get(str(dtype).replace("torch.", "").lower())
+        dname = dtype_name(dtype)
         if dname is None:
-            raise GeneratorConfigError(f"unsupported dtype {dtype!r}; use float32 or bfloat16")
+            raise GeneratorConfigError(f"unsupported dtype {dtype!r}; use one of {list(CANONICAL)}")
         if isinstance(batch_size, bool) or int(batch_size) < 1:
             raise GeneratorConfigError(f"batch_size must be >= 1, got {batch_size!r}")
         self.batch_size = int(batch_size)

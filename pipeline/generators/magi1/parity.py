@@ -34,13 +34,7 @@ import json
 import sys
 from pathlib import Path
 
-_DT = {"fp32": "float32", "float32": "float32", "bf16": "bfloat16", "bfloat16": "bfloat16"}
-
-
-def _dtype(name: str):
-    import torch
-
-    return getattr(torch, _DT[name])
+from pipeline.dtypes import torch_dtype
 
 
 def run_sample(magi_config: str, weights: str, job: str, out: str, dtype: str = "fp32",
@@ -77,7 +71,7 @@ def run_sample(magi_config: str, weights: str, job: str, out: str, dtype: str = 
     if tuple(noise.shape) != want:
         raise SystemExit(f"error: noise is {tuple(noise.shape)}, expected {want} "
                          f"(num_frames={num_frames}, prefix frames={tp}, video size {r.video_size_h}x{r.video_size_w})")
-    model = load_dit(weights, cfg, dtype=_dtype(dtype), cache=False)
+    model = load_dit(weights, cfg, dtype=torch_dtype(dtype), cache=False)
     null = model.y_embedder.null_caption_embedding.detach().float().cpu()
     nch = T // r.chunk_width
     st = SpecialTokens.from_npz(special_tokens) if special_tokens else None
@@ -102,7 +96,7 @@ def run_sample(magi_config: str, weights: str, job: str, out: str, dtype: str = 
 def _vae(path: str, dtype: str, fps: int):
     from .vae import MagiVAE
 
-    return MagiVAE.from_folder(path, dtype=_dtype(dtype), fps=fps)
+    return MagiVAE.from_folder(path, dtype=torch_dtype(dtype), fps=fps)
 
 
 def run_decode(vae: str, latent: str, out: str, dtype: str = "bf16", fps: int = 24) -> tuple:

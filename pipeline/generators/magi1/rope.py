@@ -1,6 +1,6 @@
 """3D rotary position embedding with learned frequency bands (``rope.bands`` in the checkpoint).
 
-Conventions (magi1_facts.md §8):
+Conventions (as the official learnable RoPE in SandAI-org/MAGI-1: inference/model/dit/dit_module.py):
 
 * ``nb`` learned bands (default ``1 / 10000**(k/nb)``), ``nb = (hidden_size // heads) // 8``;
 * the token grid is ``(T_total, h, w)`` with ``T_total = T + frames_per_chunk * slice_point``; the

@@ -605,9 +605,6 @@ class MagiTextEncoder:
         )
         os.replace(tmp, path)
 
-    def clear_memory_cache(self) -> None:
-        self._memory.clear()
-
     # -------------------------------------------------------------------------- encoding
     def tokenize(self, prompts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
         texts = [preprocess_prompt(p, self.clean_text) for p in prompts]

@@ -47,6 +47,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from pipeline.dtypes import torch_dtype
+
 from ..base import GeneratorLoadError
 from ..weights import indexed_shards
 from .vae_model import ViTVAEConfig, ViTVAEDecoder, ViTVAEEncoder, init_random_, posterior_mode
@@ -94,17 +96,6 @@ TINY_VAE_DDCONFIG: dict[str, Any] = {
     "use_rope": False,
     "use_final_proj": False,
 }
-
-
-def _as_dtype(dtype: Union[str, torch.dtype]) -> torch.dtype:
-    if isinstance(dtype, torch.dtype):
-        return dtype
-    name = str(dtype).replace("torch.", "")
-    aliases = {"bf16": "bfloat16", "fp16": "float16", "half": "float16", "fp32": "float32", "float": "float32"}
-    out = getattr(torch, aliases.get(name, name), None)
-    if not isinstance(out, torch.dtype):
-        raise ValueError(f"unknown dtype {dtype!r}")
-    return out
 
 
 def frames_to_model_input(frames: Any) -> torch.Tensor:
@@ -260,7 +251,7 @@ class MagiVAE(nn.Module):
     ) -> "MagiVAE":
         folder = Path(path)
         cfg = read_vae_config(folder)
-        dtype = _as_dtype(dtype)
+        dtype = torch_dtype(dtype)
         with torch.device("meta"):
             model = cls(cfg, **kwargs)
         expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}

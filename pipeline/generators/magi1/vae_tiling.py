@@ -43,13 +43,6 @@ class AxisPlan:
 class TilePlan:
     axes: tuple[AxisPlan, AxisPlan, AxisPlan]  # t, h, w
 
-    @property
-    def num_tiles(self) -> int:
-        n = 1
-        for a in self.axes:
-            n *= len(a.starts)
-        return n
-
 
 def _starts(size: int, stride: int) -> tuple[int, ...]:
     if stride < 1:
