@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-stamp
 DATA ?= data/physicsiq-synthetic
 MODELS ?= checkpoints/tiny
 
-.PHONY: install data models demo demo-magi1 test clean
+.PHONY: install data models demo demo-magi1 lint format test clean
 
 install: $(STAMP)
 
@@ -35,7 +35,16 @@ demo-magi1: data models
 		generator.t5_checkpoint=$(MODELS)/magi1/t5 generator.special_tokens=$(MODELS)/magi1/special_tokens.npz \
 		reward.checkpoint=$(MODELS)/vjepa2
 
-test: install
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+format: install
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+test: install lint
 	$(PY) -m pytest -q
 
 clean:

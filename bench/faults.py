@@ -10,6 +10,7 @@ complete. Printed per fault: trials, faults injected, reruns that completed, ite
 lost (must be 0), items duplicated (finished, then started again: must be 0), items counted done
 with corrupt outputs (must be 0), and the work redone because a kill interrupted it.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -58,10 +59,17 @@ def inputs() -> tuple[Path, Path]:
 
 
 def args_for(data: Path, models: Path, run_root: Path) -> list[str]:
-    return ["+experiment=demo", f"benchmark.root={data}", f"run_root={run_root}",
-            f"generator.checkpoint={models / 'wan_i2v'}", f"reward.checkpoint={models / 'vjepa2'}",
-            "tracking=disabled", "evaluate.workers=1", f"evaluate.mask_cache={run_root.parent / 'masks'}",
-            "tracking.progress=false"]
+    return [
+        "+experiment=demo",
+        f"benchmark.root={data}",
+        f"run_root={run_root}",
+        f"generator.checkpoint={models / 'wan_i2v'}",
+        f"reward.checkpoint={models / 'vjepa2'}",
+        "tracking=disabled",
+        "evaluate.workers=1",
+        f"evaluate.mask_cache={run_root.parent / 'masks'}",
+        "tracking.progress=false",
+    ]
 
 
 def finish_and_audit(args: list[str], run_root: Path, row: Row) -> None:
@@ -80,8 +88,12 @@ def kill_trial(args, run_root, rng, row) -> None:
     for _ in range(rng.randint(1, 3)):
         proc = start_run(args)
         target = len(events(run_root)) + rng.randint(1, 16)
-        wait_until(lambda: proc.poll() is not None or len(events(run_root)) >= target, 600, "progress",
-                   interval=0.05)
+        wait_until(
+            lambda proc=proc, target=target: proc.poll() is not None or len(events(run_root)) >= target,
+            600,
+            "progress",
+            interval=0.05,
+        )
         time.sleep(rng.uniform(0.0, 0.5))
         if proc.poll() is None:
             kill_group(proc, signal.SIGKILL)
@@ -93,8 +105,12 @@ def kill_trial(args, run_root, rng, row) -> None:
 def signal_trial(args, run_root, rng, row, sig) -> None:
     proc = start_run(args)
     target = rng.randint(1, 20)
-    wait_until(lambda: proc.poll() is not None or len(events(run_root)) >= target, 600, "progress",
-               interval=0.05)
+    wait_until(
+        lambda proc=proc, target=target: proc.poll() is not None or len(events(run_root)) >= target,
+        600,
+        "progress",
+        interval=0.05,
+    )
     if proc.poll() is None:
         os.kill(proc.pid, sig)
         row.injected += 1
@@ -104,8 +120,9 @@ def signal_trial(args, run_root, rng, row, sig) -> None:
 
 def disk_trial(args, run_root, rng, row) -> None:
     run_root.mkdir(parents=True)
-    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={rng.randint(200, 1000)}k", "tmpfs", str(run_root)],
-                   check=True)
+    subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={rng.randint(200, 1000)}k", "tmpfs", str(run_root)], check=True
+    )
     try:
         res = finish_run(args)
         row.injected += res.returncode == 2 and "No space left on device" in res.stderr
@@ -123,9 +140,11 @@ def main() -> None:
     a = ap.parse_args()
     rng = random.Random(a.seed)
     data, models = inputs()
-    faults = {"kill -9": kill_trial,
-              "SIGTERM": lambda *x: signal_trial(*x, signal.SIGTERM),
-              "SIGUSR2": lambda *x: signal_trial(*x, signal.SIGUSR2)}
+    faults = {
+        "kill -9": kill_trial,
+        "SIGTERM": lambda *x: signal_trial(*x, signal.SIGTERM),
+        "SIGUSR2": lambda *x: signal_trial(*x, signal.SIGUSR2),
+    }
     if a.disk:
         faults["disk full"] = disk_trial
     rows = []
@@ -137,20 +156,29 @@ def main() -> None:
                 run_root = Path(tmp) / f"{name.replace(' ', '_')}-{k}" / "runs"
                 args = args_for(data, models, run_root)
                 trial(args, run_root, rng, row)
-                print(f"  {name} trial {k + 1}/{a.trials}: {row.injected} fault(s) so far, lost {row.lost}, "
-                      f"duplicated {row.duplicated}, corrupt {row.corrupt}", flush=True)
+                print(
+                    f"  {name} trial {k + 1}/{a.trials}: {row.injected} fault(s) so far, lost {row.lost}, "
+                    f"duplicated {row.duplicated}, corrupt {row.corrupt}",
+                    flush=True,
+                )
             rows.append(row)
             shutil.rmtree(Path(tmp), ignore_errors=True)
             Path(tmp).mkdir(exist_ok=True)
-    head = (f"{'fault':<10}{'trials':>7}{'injected':>10}{'completed':>11}{'items done':>12}{'lost':>6}"
-            f"{'duplicated':>12}{'corrupt':>9}{'redone':>8}")
+    head = (
+        f"{'fault':<10}{'trials':>7}{'injected':>10}{'completed':>11}{'items done':>12}{'lost':>6}"
+        f"{'duplicated':>12}{'corrupt':>9}{'redone':>8}"
+    )
     print(f"\n{head}")
     for r in rows:
-        print(f"{r.fault:<10}{r.trials:>7}{r.injected:>10}{r.completed:>11}{r.done:>12}{r.lost:>6}"
-              f"{r.duplicated:>12}{r.corrupt:>9}{r.redone:>8}")
-    print(f"\n{sum(r.injected for r in rows)} faults in {sum(r.trials for r in rows)} trials, "
-          f"{time.time() - started:.0f} s; 'redone' counts attempts a fault cut short (their work lost, then "
-          "done once).")
+        print(
+            f"{r.fault:<10}{r.trials:>7}{r.injected:>10}{r.completed:>11}{r.done:>12}{r.lost:>6}"
+            f"{r.duplicated:>12}{r.corrupt:>9}{r.redone:>8}"
+        )
+    print(
+        f"\n{sum(r.injected for r in rows)} faults in {sum(r.trials for r in rows)} trials, "
+        f"{time.time() - started:.0f} s; 'redone' counts attempts a fault cut short (their work lost, then "
+        "done once)."
+    )
     bad = sum(r.lost + r.duplicated + r.corrupt for r in rows) + sum(r.trials - r.completed for r in rows)
     sys.exit(1 if bad else 0)
 

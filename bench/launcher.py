@@ -9,6 +9,7 @@
 
     python bench/launcher.py [--shards 200] [--seeds 20]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -63,11 +64,15 @@ def simulate(seeds: int, replicas: int = 8) -> list[tuple[str, float]]:
         estimate = {i: 16 * 40.0 for i in items}  # candidates x frames: what is known at submit time
         ideal = sum(d.values()) / replicas
         schemes = {
-            "reference: contiguous chunks, 1 per replica": list_schedule(contiguous_chunks(items, replicas), d, replicas),
+            "reference: contiguous chunks, 1 per replica": list_schedule(
+                contiguous_chunks(items, replicas), d, replicas
+            ),
             "ours: 8 cost-balanced shards, 1 per replica": list_schedule(
-                [s.items for s in balanced_shards(estimate, replicas)], d, replicas),
+                [s.items for s in balanced_shards(estimate, replicas)], d, replicas
+            ),
             "ours: 66 shards, array parallelism 8": list_schedule(
-                [s.items for s in balanced_shards(estimate, 66)], d, replicas),
+                [s.items for s in balanced_shards(estimate, 66)], d, replicas
+            ),
             "ours: 1 job, 8 replicas claiming items": list_schedule([[i] for i in items], d, replicas),
             "ideal: total work / replicas": ideal,
         }
@@ -103,8 +108,10 @@ def submit_bench(shards: int) -> list[tuple[str, float]] | str:
     finally:
         subprocess.run(["scancel", jobs[0].job_id.split("_")[0]], capture_output=True)
         shutil.rmtree(tmp, ignore_errors=True)
-    return [(f"submit {shards}-shard array (s)", submitted - t0),
-            ("sbatch -> first item running (s)", first - submitted)]
+    return [
+        (f"submit {shards}-shard array (s)", submitted - t0),
+        ("sbatch -> first item running (s)", first - submitted),
+    ]
 
 
 def main() -> None:

@@ -8,6 +8,7 @@ model in bf16 at 720x720 (latent 90x90, 12 150 tokens per 6-frame chunk) with bl
 over ``--chunks`` chunks, reporting time, tokens/s, peak allocated memory and MFU against the
 measured bf16 matmul rate of the same GPU (falls back to fewer chunks / a smaller size on OOM).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,7 +34,7 @@ def make_inputs(cfg, dn, fpc, H, W, device, valid=64, step_indices=None, num_ste
     L = cfg.caption_max_length
     y = torch.randn(dn, 1, L, cfg.caption_channels, generator=g).to(device)
     mask = torch.zeros(dn, 1, L, dtype=torch.int64)
-    mask[..., :min(valid, L)] = 1
+    mask[..., : min(valid, L)] = 1
     tok = (fpc // cfg.t_patch_size) * (H // cfg.patch_size) * (W // cfg.patch_size)
     steps = step_indices or [num_steps - 8 * (i + 1) for i in range(dn)][:dn]
     steps = [max(0, s) for s in steps]
@@ -43,7 +44,13 @@ def make_inputs(cfg, dn, fpc, H, W, device, valid=64, step_indices=None, num_ste
 
 def flops(cfg, dn, tok, kv, valid):
     """Matmul FLOPs of one forward (linears + attention scores/values)."""
-    D, F, H, G, hd = cfg.hidden_size, cfg.ffn_hidden_size, cfg.num_attention_heads, cfg.num_query_groups, cfg.kv_channels
+    D, F, H, G, hd = (
+        cfg.hidden_size,
+        cfg.ffn_hidden_size,
+        cfg.num_attention_heads,
+        cfg.num_query_groups,
+        cfg.kv_channels,
+    )
     S = dn * tok
     per_tok = 2 * H * hd * D + 2 * G * hd * D + 2 * H * hd * D + D * F * (2 if cfg.gated_linear_unit else 1) + F * D
     lin = 2 * S * per_tok * cfg.num_layers
@@ -70,10 +77,15 @@ def time_forward(model, args, device, reps):
 def cpu_rows(reps):
     rows = []
     dev = torch.device("cpu")
-    for name, cfg in (("tiny 4.5B-shape (GELU)", preset("tiny").model_config),
-                      ("tiny 24B-shape (SwiGLU, 32ch)", tiny_model_config(gated_linear_unit=True, half_channel_vae=True,
-                                                                          in_channels=32, out_channels=32,
-                                                                          x_rescale_factor=0.1))):
+    for name, cfg in (
+        ("tiny 4.5B-shape (GELU)", preset("tiny").model_config),
+        (
+            "tiny 24B-shape (SwiGLU, 32ch)",
+            tiny_model_config(
+                gated_linear_unit=True, half_channel_vae=True, in_channels=32, out_channels=32, x_rescale_factor=0.1
+            ),
+        ),
+    ):
         model = MagiDiT(cfg).init_random_(0)
         for dn, H in ((1, 16), (4, 16), (4, 32)):
             args, tok = make_inputs(cfg, dn, 6, H, H, dev, valid=8)
@@ -81,8 +93,17 @@ def cpu_rows(reps):
             S = dn * tok
             gf = flops(cfg, dn, tok, args[-1], 8) / sec / 1e9
             rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-            rows.append((name, f"{dn}x6x{H}x{H}", S, f"{sec * 1e3:.1f} ms", f"{S / sec:,.0f}", f"{gf:.1f} GFLOP/s",
-                         f"{rss:.0f} MiB RSS"))
+            rows.append(
+                (
+                    name,
+                    f"{dn}x6x{H}x{H}",
+                    S,
+                    f"{sec * 1e3:.1f} ms",
+                    f"{S / sec:,.0f}",
+                    f"{gf:.1f} GFLOP/s",
+                    f"{rss:.0f} MiB RSS",
+                )
+            )
     return rows
 
 
@@ -96,7 +117,7 @@ def matmul_rate(device, n=8192, reps=20):
     for _ in range(reps):
         a @ b
     torch.cuda.synchronize()
-    return 2 * n ** 3 * reps / (time.perf_counter() - t0)
+    return 2 * n**3 * reps / (time.perf_counter() - t0)
 
 
 def gpu_rows(size, chunks, reps):
@@ -118,10 +139,18 @@ def gpu_rows(size, chunks, reps):
             continue
         S = dn * tok
         f = flops(cfg, dn, tok, args[-1], 64)
-        mem = torch.cuda.max_memory_allocated() / 2 ** 30
-        rows.append((f"4.5B random bf16 ({size}x{size})", f"{dn}x6x{lat}x{lat}", S, f"{sec * 1e3:.0f} ms",
-                     f"{S / sec:,.0f}", f"{f / sec / 1e12:.0f} TFLOP/s = MFU {f / sec / peak:.0%}",
-                     f"{mem:.1f} GiB peak"))
+        mem = torch.cuda.max_memory_allocated() / 2**30
+        rows.append(
+            (
+                f"4.5B random bf16 ({size}x{size})",
+                f"{dn}x6x{lat}x{lat}",
+                S,
+                f"{sec * 1e3:.0f} ms",
+                f"{S / sec:,.0f}",
+                f"{f / sec / 1e12:.0f} TFLOP/s = MFU {f / sec / peak:.0%}",
+                f"{mem:.1f} GiB peak",
+            )
+        )
     rows.append((f"(model built in {build:.1f} s, {cfg.num_parameters() / 1e9:.2f} B params)", "", "", "", "", "", ""))
     return rows
 

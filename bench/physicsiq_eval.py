@@ -17,6 +17,7 @@ cache starting empty, so the first folder pays for the ground truth), each in a 
 and prints seconds per folder, peak memory and the speed ratio. The two must give the same score
 and byte-identical per-model CSVs; the bench exits non-zero if they do not.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -111,22 +112,44 @@ def child(args) -> None:
     else:
         from pipeline.benchmarks.physicsiq.evaluate import evaluate_folder
 
-        res = evaluate_folder(args.root, args.generated, args.output, workers=args.workers,
-                              mask_cache=args.mask_cache, item_ids=ids)
+        res = evaluate_folder(
+            args.root, args.generated, args.output, workers=args.workers, mask_cache=args.mask_cache, item_ids=ids
+        )
         score, csv = res.score, res.files["csv"]
     seconds = time.perf_counter() - t
     kib = 1024  # ru_maxrss is in KiB on Linux
-    print(json.dumps({
-        "seconds": seconds, "score": score, "csv": str(csv),
-        "peak_main_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / kib,
-        "peak_worker_mib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / kib,
-    }))
+    print(
+        json.dumps(
+            {
+                "seconds": seconds,
+                "score": score,
+                "csv": str(csv),
+                "peak_main_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / kib,
+                "peak_worker_mib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / kib,
+            }
+        )
+    )
 
 
 def timed(kind: str, root: Path, generated: Path, output: Path, args, mask_cache: Path) -> dict:
-    cmd = [sys.executable, __file__, "--_run", kind, "--root", str(root), "--generated", str(generated),
-           "--output", str(output), "--scenarios", str(args.scenarios), "--workers", str(args.workers),
-           "--mask-cache", str(mask_cache)]
+    cmd = [
+        sys.executable,
+        __file__,
+        "--_run",
+        kind,
+        "--root",
+        str(root),
+        "--generated",
+        str(generated),
+        "--output",
+        str(output),
+        "--scenarios",
+        str(args.scenarios),
+        "--workers",
+        str(args.workers),
+        "--mask-cache",
+        str(mask_cache),
+    ]
     res = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
     if res.returncode:
         raise SystemExit(f"{kind} evaluation of {generated} failed:\n{res.stderr[-3000:]}")
@@ -164,9 +187,12 @@ def main() -> None:
     shutil.rmtree(scratch, ignore_errors=True)
     mask_cache = scratch / "mask-cache"  # empty: the first folder builds the ground-truth cache
     n_items = 3 * args.scenarios
-    print(f"{n_items} items ({args.scenarios} scenarios x 3 views) at {args.fps} fps, ground truth "
-          f"{args.width}x{args.height}, generations {gen_tag}, {args.workers} worker(s), "
-          f"{os.cpu_count()} CPU(s)", flush=True)
+    print(
+        f"{n_items} items ({args.scenarios} scenarios x 3 views) at {args.fps} fps, ground truth "
+        f"{args.width}x{args.height}, generations {gen_tag}, {args.workers} worker(s), "
+        f"{os.cpu_count()} CPU(s)",
+        flush=True,
+    )
 
     rows, failures = [], []
     for i, model in enumerate(MODELS):
@@ -186,24 +212,32 @@ def main() -> None:
 
     scale = FULL_SCENARIOS / args.scenarios
     print()
-    head = ("| folder | GT cache | naive s | fast s | ratio | naive peak MiB | fast peak MiB (main + per worker) "
-            "| score naive | score fast | same CSV |")
+    head = (
+        "| folder | GT cache | naive s | fast s | ratio | naive peak MiB | fast peak MiB (main + per worker) "
+        "| score naive | score fast | same CSV |"
+    )
     print(head)
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
     for model, state, nv, fs, same in rows:
-        print(f"| {model} | {state} | {nv['seconds']:.1f} | {fs['seconds']:.1f} | {nv['seconds'] / fs['seconds']:.1f}x "
-              f"| {nv['peak_main_mib']:.0f} | {fs['peak_main_mib']:.0f} + {fs['peak_worker_mib']:.0f} x {args.workers} "
-              f"| {nv['score']:.2f} | {fs['score']:.2f} | {'yes' if same else 'NO'} |")
+        print(
+            f"| {model} | {state} | {nv['seconds']:.1f} | {fs['seconds']:.1f} | {nv['seconds'] / fs['seconds']:.1f}x "
+            f"| {nv['peak_main_mib']:.0f} | {fs['peak_main_mib']:.0f} + {fs['peak_worker_mib']:.0f} x {args.workers} "
+            f"| {nv['score']:.2f} | {fs['score']:.2f} | {'yes' if same else 'NO'} |"
+        )
     tn = sum(r[2]["seconds"] for r in rows)
     tf = sum(r[3]["seconds"] for r in rows)
     warm = [r for r in rows if r[1] == "warm"]
     wn, wf = sum(r[2]["seconds"] for r in warm), sum(r[3]["seconds"] for r in warm)
-    print(f"\nall {len(rows)} folders: naive {tn:.1f} s, fast {tf:.1f} s, ratio {tn / tf:.1f}x; "
-          f"warm folders only: ratio {wn / wf:.1f}x")
+    print(
+        f"\nall {len(rows)} folders: naive {tn:.1f} s, fast {tf:.1f} s, ratio {tn / tf:.1f}x; "
+        f"warm folders only: ratio {wn / wf:.1f}x"
+    )
     print(f"per folder of {n_items} items: naive {tn / len(rows):.1f} s, fast {tf / len(rows):.1f} s (mean)")
     if args.scenarios != FULL_SCENARIOS:
-        print(f"extrapolated to 66 scenarios (x{scale:.2f}, linear): naive {tn * scale / len(rows):.1f} s and "
-              f"fast {tf * scale / len(rows):.1f} s per folder")
+        print(
+            f"extrapolated to 66 scenarios (x{scale:.2f}, linear): naive {tn * scale / len(rows):.1f} s and "
+            f"fast {tf * scale / len(rows):.1f} s per folder"
+        )
     if failures:
         raise SystemExit("fast and naive evaluations differ:\n  " + "\n  ".join(failures))
     print("scores and CSVs identical for every folder")

@@ -12,6 +12,7 @@ table and plot are made by the same writers as the fast evaluator (pipeline.benc
 Deliberately not copied from the official code: it decodes every video to the end even when it
 needs one frame or the first 5 s; this baseline stops reading at the frames it needs.
 """
+
 from __future__ import annotations
 
 import math
@@ -111,8 +112,9 @@ def view_metrics(take1, take2, gen, mask1, mask2, maskg, fps) -> dict:
     first = load_frames(take1, 1, normalize=False)[0]
     size = (first.shape[1] // 4, first.shape[0] // 4)
     r1, g, r2 = (load_frames(p, end, size) for p in (take1, gen, take2))
-    b1, b2, bg = ([(m > 127).astype(np.uint8) for m in load_frames(p, end, size, normalize=False)]
-                  for p in (mask1, mask2, maskg))
+    b1, b2, bg = (
+        [(m > 127).astype(np.uint8) for m in load_frames(p, end, size, normalize=False)] for p in (mask1, mask2, maskg)
+    )
     s1, s2, sg = spatial_mask(b1), spatial_mask(b2), spatial_mask(bg)
     w1, w2, wg = weighted_mask(b1), weighted_mask(b2), weighted_mask(bg)
     union = np.maximum(w1, w2)
@@ -168,9 +170,15 @@ def evaluate_naive(dataset_root, generated_dir, output_dir, item_ids=None, model
         for scenario in dataset.scenarios:
             for view in VIEWS:
                 it = next(i for i in dataset if i.scenario == scenario and i.view == view)
-                metrics = view_metrics(dataset.testing_clip(it, fps, 1), dataset.testing_clip(it, fps, 2),
-                                       gen[it.item_id], real_masks[it.item_id, 1], real_masks[it.item_id, 2],
-                                       gen_masks[it.item_id], fps)
+                metrics = view_metrics(
+                    dataset.testing_clip(it, fps, 1),
+                    dataset.testing_clip(it, fps, 2),
+                    gen[it.item_id],
+                    real_masks[it.item_id, 1],
+                    real_masks[it.item_id, 2],
+                    gen_masks[it.item_id],
+                    fps,
+                )
                 rows[scenario].update({f"{k}_{view}": v for k, v in metrics.items()})
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
@@ -179,7 +187,12 @@ def evaluate_naive(dataset_root, generated_dir, output_dir, item_ids=None, model
     table = sc.read_results_csv(csv)
     components = sc.physics_iq_score(table)
     categories = sc.category_table(table, {it.scenario: it.category for it in dataset})
-    sc.write_score_json(output_dir / f"{name}_metrics.json", components, sc.per_view_score(table), categories,
-                        {"model": name, "fps": fps})
+    sc.write_score_json(
+        output_dir / f"{name}_metrics.json",
+        components,
+        sc.per_view_score(table),
+        categories,
+        {"model": name, "fps": fps},
+    )
     sc.plot_categories(output_dir / f"{name}_categories.png", categories, components.score, name)
     return components, csv

@@ -7,6 +7,7 @@ the largest difference between their scores. The tiny random model runs everywhe
 machine ViT-g/16 at 256 px (random weights) on 49-frame clips is added, in bf16 and TF32, with
 peak GPU memory. Times are the best of ``--repeats`` after one warm-up.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,11 +34,14 @@ def clips_for(n: int, frames: int, size: int) -> list[np.ndarray]:
     return [rng.integers(0, 256, (frames, size, size, 3), dtype=np.uint8) for _ in range(n)]
 
 
-def per_window_loop(model: WorldModel, frames: np.ndarray, window: int, ctx_frames: int, stride: int,
-                    device: str, dtype: torch.dtype) -> list[float]:
+def per_window_loop(
+    model: WorldModel, frames: np.ndarray, window: int, ctx_frames: int, stride: int, device: str, dtype: torch.dtype
+) -> list[float]:
     """The reference's way: one window at a time, context encoded then predicted, then the target."""
     s = model.img_size
-    ctx_ids, tgt_ids = (i.to(device) for i in token_split(window, ctx_frames, model.tubelet_size, s // model.patch_size))
+    ctx_ids, tgt_ids = (
+        i.to(device) for i in token_split(window, ctx_frames, model.tubelet_size, s // model.patch_size)
+    )
     x = preprocess_clip(torch.from_numpy(frames).to(device), s)
     out = []
     with torch.no_grad():
@@ -65,15 +69,17 @@ def best_time(fn, repeats: int, cuda: bool) -> tuple[float, object]:
     return best, result
 
 
-def bench(label: str, model: WorldModel, clips: list[np.ndarray], args, device: str, dtype: torch.dtype,
-          tf32: bool = False) -> list[tuple]:
+def bench(
+    label: str, model: WorldModel, clips: list[np.ndarray], args, device: str, dtype: torch.dtype, tf32: bool = False
+) -> list[tuple]:
     cuda = device.startswith("cuda")
     scorer = SurpriseScorer(model, stride=args.stride, batch_windows=args.batch_windows, allow_tf32=tf32)
     if cuda:
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = tf32
         torch.cuda.reset_peak_memory_stats()
-    t_loop, loop = best_time(lambda: [per_window_loop(model, c, 16, 8, args.stride, device, dtype) for c in clips],
-                             args.repeats, cuda)
+    t_loop, loop = best_time(
+        lambda: [per_window_loop(model, c, 16, 8, args.stride, device, dtype) for c in clips], args.repeats, cuda
+    )
     peak_loop = torch.cuda.max_memory_allocated() / 2**30 if cuda else float("nan")
     if cuda:
         torch.cuda.reset_peak_memory_stats()
@@ -81,9 +87,18 @@ def bench(label: str, model: WorldModel, clips: list[np.ndarray], args, device: 
     peak_batch = torch.cuda.max_memory_allocated() / 2**30 if cuda else float("nan")
     n_win = sum(len(w) for w in loop)
     diff = max(abs(a - b) for r, w in zip(batched, loop) for a, b in zip(r.window_surprises, w))
-    return [(label, "per-window loop", len(clips) / t_loop, 1000 * t_loop / n_win, 1.0, peak_loop, 0.0),
-            (label, f"batched ({args.batch_windows}/fwd)", len(clips) / t_batch, 1000 * t_batch / n_win,
-             t_loop / t_batch, peak_batch, diff)]
+    return [
+        (label, "per-window loop", len(clips) / t_loop, 1000 * t_loop / n_win, 1.0, peak_loop, 0.0),
+        (
+            label,
+            f"batched ({args.batch_windows}/fwd)",
+            len(clips) / t_batch,
+            1000 * t_batch / n_win,
+            t_loop / t_batch,
+            peak_batch,
+            diff,
+        ),
+    ]
 
 
 def random_giant(device: str, dtype: torch.dtype) -> WorldModel:
@@ -122,8 +137,10 @@ def main() -> None:
     else:
         print("no CUDA device: skipping ViT-g/16 at 256 px (run on a GPU machine for those numbers)")
 
-    print(f"\n{args.clips} clip(s) of {args.frames} frames (giant: {args.giant_clips}), window 16 / context 8 / "
-          f"stride {args.stride}, {torch.get_num_threads()} CPU threads, best of {args.repeats}")
+    print(
+        f"\n{args.clips} clip(s) of {args.frames} frames (giant: {args.giant_clips}), window 16 / context 8 / "
+        f"stride {args.stride}, {torch.get_num_threads()} CPU threads, best of {args.repeats}"
+    )
     head = f"{'model':<22} {'path':<22} {'clips/s':>9} {'ms/window':>10} {'speed-up':>9} {'peak GiB':>9} {'max |Δ|':>9}"
     print(head)
     print("-" * len(head))

@@ -4,11 +4,13 @@ lock (``RunStore.item_lock``), and its state is checked again once the lock is h
 finished meanwhile is never redone. Within one run of one job, a claim file also keeps the
 job's replicas from retrying an item another replica just failed (retries wait for a resume).
 """
+
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 from pipeline.errors import PipelineError, StageError
 
@@ -17,8 +19,7 @@ if TYPE_CHECKING:
     from pipeline.store import Record
 
 
-def run_item(stage: "Stage", item_id: str, max_attempts: int,
-             before: Callable[[], None] | None = None) -> "Record | None":
+def run_item(stage: Stage, item_id: str, max_attempts: int, before: Callable[[], None] | None = None) -> Record | None:
     """Execute the item if it still needs work and nobody else holds it; ``before`` runs once the
     item is ours (load models, tell followers). None: busy elsewhere, or no longer to do."""
     lock = stage.store.item_lock(stage.name, item_id)
@@ -38,7 +39,7 @@ class LazySetup:
     """A stage's ``setup`` run once, when its first item is ours; a failure to start is a
     StageError naming the stage (or the PipelineError the stage raised)."""
 
-    def __init__(self, stage: "Stage"):
+    def __init__(self, stage: Stage):
         self.stage = stage
         self.done = False
 

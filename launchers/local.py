@@ -5,10 +5,13 @@ outputs) or invalid; load the stage's models only if there is any; run them one 
 its item lock, recording failures without stopping the other items. Items whose upstream is not
 done are "blocked". The command that calls a launcher holds the run folder (``launchers.guard``).
 """
+
 from __future__ import annotations
 
 import logging
+import signal
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -46,7 +49,7 @@ class StageSummary:
 BUSY = "being worked on by another process"
 
 
-def pending_items(stage: "Stage", max_attempts: int) -> tuple[list[str], dict[str, int]]:
+def pending_items(stage: Stage, max_attempts: int) -> tuple[list[str], dict[str, int]]:
     """(items needing work, counts of the others by state: done, blocked, exhausted)."""
     todo, counts = [], {"done": 0, "blocked": 0, "exhausted": 0}
     for item in stage.items():
@@ -58,14 +61,19 @@ def pending_items(stage: "Stage", max_attempts: int) -> tuple[list[str], dict[st
     return todo, counts
 
 
-def run_stage(stage: "Stage", progress: bool = True, max_attempts: int = 3, stop: Any = None) -> StageSummary:
+def run_stage(stage: Stage, progress: bool = True, max_attempts: int = 3, stop: Any = None) -> StageSummary:
     """``stop``: an event (threading or multiprocessing) checked before each item."""
     from tqdm import tqdm
 
     started = time.time()
     todo, counts = pending_items(stage, max_attempts)
-    summary = StageSummary(stage.name, total=len(todo) + sum(counts.values()), reused=counts["done"],
-                           blocked=counts["blocked"], failed=counts["exhausted"])
+    summary = StageSummary(
+        stage.name,
+        total=len(todo) + sum(counts.values()),
+        reused=counts["done"],
+        blocked=counts["blocked"],
+        failed=counts["exhausted"],
+    )
     setup = LazySetup(stage)
     try:
         for item in tqdm(todo, desc=f"{stage.name:>8}", unit="item", disable=not progress, leave=False):
@@ -87,7 +95,7 @@ def run_stage(stage: "Stage", progress: bool = True, max_attempts: int = 3, stop
     return summary
 
 
-def run_stage_in_pool(stage: "Stage", cfg: "Config", store: "RunStore", stop: Any = None) -> StageSummary:
+def run_stage_in_pool(stage: Stage, cfg: Config, store: RunStore, stop: Any = None) -> StageSummary:
     """Per-item stage split into cfg.cluster.workers shards, each in its own process (each loads
     its models once), the same shard code that runs in a SLURM job."""
     import multiprocessing
@@ -99,8 +107,13 @@ def run_stage_in_pool(stage: "Stage", cfg: "Config", store: "RunStore", stop: An
 
     started = time.time()
     todo, counts = pending_items(stage, cfg.cluster.max_attempts)
-    summary = StageSummary(stage.name, total=len(todo) + sum(counts.values()), reused=counts["done"],
-                           blocked=counts["blocked"], failed=counts["exhausted"])
+    summary = StageSummary(
+        stage.name,
+        total=len(todo) + sum(counts.values()),
+        reused=counts["done"],
+        blocked=counts["blocked"],
+        failed=counts["exhausted"],
+    )
     shards = balanced_shards({i: stage.cost(i) for i in todo}, cfg.cluster.workers)
     job = ShardJob(cfg, str(store.root))
     ctx = multiprocessing.get_context("spawn")  # forking a process that loaded torch can deadlock
@@ -109,8 +122,9 @@ def run_stage_in_pool(stage: "Stage", cfg: "Config", store: "RunStore", stop: An
     results = []
     if not stop.is_set():
         with signals_blocked():  # the workers start with the signals blocked until their handler is set
-            pool = ProcessPoolExecutor(max_workers=max(1, len(shards)), mp_context=ctx,
-                                       initializer=worker_setup, initargs=(stop,))
+            pool = ProcessPoolExecutor(
+                max_workers=max(1, len(shards)), mp_context=ctx, initializer=worker_setup, initargs=(stop,)
+            )
             futures = [pool.submit(run_shard_in_worker, job, spec) for spec in specs]
         with pool:
             for future in futures:
@@ -122,7 +136,7 @@ def run_stage_in_pool(stage: "Stage", cfg: "Config", store: "RunStore", stop: An
         summary.ran += len(res.ran)
         summary.failed += len(res.failed)
         for item in res.failed:
-            err = store.read(stage.name, item).error
+            err = store.require(stage.name, item).error
             summary.errors.append((item, err.splitlines()[0] if err else "failed"))
         for item in res.skipped:
             count_skipped(summary, item, stage.state(item, cfg.cluster.max_attempts))
@@ -147,14 +161,32 @@ def run_shard_in_worker(job, spec):
     return job.run_shard(spec, worker_stop())
 
 
-def preflight(stages: list["Stage"], max_attempts: int) -> None:
+def preflight(stages: Sequence[Stage], max_attempts: int) -> None:
     """Cheap checks (checkpoints present, ...) for stages with work, before any stage runs."""
     for stage in stages:
         if any(stage.state(i, max_attempts) != "done" for i in stage.items()):
             stage.preflight()
 
 
-def run_chain(cfg: "Config", store: "RunStore", manifest: "Manifest") -> list[StageSummary]:
+@dataclass
+class ChainOutcome:
+    """What a local launch did, per stage; it prints the per-stage table and the run's summary."""
+
+    summaries: list[StageSummary]
+    store: RunStore
+
+    @property
+    def ok(self) -> bool:
+        return all(s.ok for s in self.summaries)
+
+    def report(self) -> str:
+        from pipeline.stages.report import summary_text
+
+        text = summary_text(self.store) if any(s.name == "report" for s in self.summaries) else None
+        return format_summaries(self.summaries) + "\n" + (text.rstrip("\n") if text else f"run: {self.store.root}")
+
+
+def run_chain(cfg: Config, store: RunStore, manifest: Manifest) -> ChainOutcome:
     """Every stage of ``cfg.stages`` in this process (or ``cluster.workers`` processes);
     SIGTERM/SIGUSR2 stop it after the item in progress (raises Interrupted)."""
     with StopOnSignal() as stop:
@@ -167,16 +199,27 @@ def run_chain(cfg: "Config", store: "RunStore", manifest: "Manifest") -> list[St
             if cfg.cluster.workers > 1 and not stage.aggregate:
                 summary = run_stage_in_pool(stage, cfg, store, stop=stop.event)
             else:
-                summary = run_stage(stage, progress=cfg.tracking.progress, max_attempts=cfg.cluster.max_attempts,
-                                    stop=stop.event)
+                summary = run_stage(
+                    stage, progress=cfg.tracking.progress, max_attempts=cfg.cluster.max_attempts, stop=stop.event
+                )
             summaries.append(summary)
-            log.info("%s: %d ran, %d reused, %d failed, %d blocked in %.1fs", summary.name, summary.ran,
-                     summary.reused, summary.failed, summary.blocked, summary.seconds)
+            log.info(
+                "%s: %d ran, %d reused, %d failed, %d blocked in %.1fs",
+                summary.name,
+                summary.ran,
+                summary.reused,
+                summary.failed,
+                summary.blocked,
+                summary.seconds,
+            )
         if stop.event.is_set():
             done = sum(s.ran for s in summaries)
-            raise Interrupted(stop.signum, f"{stop.name}: stopped after the item in progress ({done} item(s) "
-                              f"finished in this launch); run the same command again to continue: {store.root}")
-    return summaries
+            raise Interrupted(
+                stop.signum or signal.SIGTERM,
+                f"{stop.name}: stopped after the item in progress ({done} item(s) "
+                f"finished in this launch); run the same command again to continue: {store.root}",
+            )
+    return ChainOutcome(summaries, store)
 
 
 def format_summaries(summaries: list[StageSummary]) -> str:
@@ -188,14 +231,3 @@ def format_summaries(summaries: list[StageSummary]) -> str:
         if len(s.errors) > 5:
             lines.append(f"    ... and {len(s.errors) - 5} more (see {s.name}/items/*.json)")
     return "\n".join(lines)
-
-
-def submit_to_slurm(cfg: "Config", store: "RunStore", manifest: "Manifest") -> list[dict]:
-    from launchers.slurm import submit_chain
-
-    stages = [STAGES[name](cfg, store, manifest) for name in cfg.stages]
-    preflight(stages, cfg.cluster.max_attempts)
-    return submit_chain(cfg, store, manifest)
-
-
-LAUNCHERS = {"local": run_chain, "slurm": submit_to_slurm}

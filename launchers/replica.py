@@ -5,6 +5,7 @@ SLURM_LOCALID). Replicas of size 1 need no communication at all (the item claims
 them); larger replicas join one torch.distributed job (NCCL on GPUs, gloo on CPUs) whose
 rendezvous is the allocation's first node, and the leader broadcasts each item to its group.
 """
+
 from __future__ import annotations
 
 import os
@@ -18,8 +19,9 @@ def first_node() -> str:
     if not nodelist:
         return "127.0.0.1"
     try:
-        out = subprocess.run(["scontrol", "show", "hostnames", nodelist], capture_output=True, text=True,
-                             check=True, timeout=30).stdout.split()
+        out = subprocess.run(
+            ["scontrol", "show", "hostnames", nodelist], capture_output=True, text=True, check=True, timeout=30
+        ).stdout.split()
         return out[0] if out else nodelist
     except (OSError, subprocess.SubprocessError):
         return nodelist.split(",")[0]
@@ -47,7 +49,7 @@ class ReplicaGroup:
         return self.rank - self.rank % self.replica_size
 
     @classmethod
-    def from_env(cls, replica_size: int) -> "ReplicaGroup":
+    def from_env(cls, replica_size: int) -> ReplicaGroup:
         rank = int(os.environ.get("SLURM_PROCID", 0))
         world = int(os.environ.get("SLURM_NTASKS", 1))
         if world % replica_size:

@@ -9,6 +9,7 @@ Preemption and time limits: submitit calls ``checkpoint`` on the signal before t
 items run in a worker thread, so the checkpoint can let the current item finish (within the
 grace time) before the job is requeued; a requeued shard skips every finished item.
 """
+
 from __future__ import annotations
 
 import logging
@@ -59,7 +60,7 @@ def job_run_id() -> str:
 class ShardJob:
     """Picklable callable submitted to submitit (one per stage; the shard is its argument)."""
 
-    def __init__(self, cfg: "Config", run_dir: str, grace_s: float = 60.0):
+    def __init__(self, cfg: Config, run_dir: str, grace_s: float = 60.0):
         self.cfg = cfg
         self.run_dir = str(run_dir)
         self.grace_s = grace_s
@@ -91,11 +92,15 @@ class ShardJob:
         import submitit
 
         stop, worker = self._runtime.get("stop"), self._runtime.get("worker")
-        if stop is not None:
+        if stop is not None and worker is not None:
             stop.set()
             worker.join(timeout=self.grace_s)
-            log.warning("shard %s/%d checkpointed (current item %s)", spec.stage, spec.index,
-                        "finished" if not worker.is_alive() else "interrupted, it will be redone")
+            log.warning(
+                "shard %s/%d checkpointed (current item %s)",
+                spec.stage,
+                spec.index,
+                "finished" if not worker.is_alive() else "interrupted, it will be redone",
+            )
         return submitit.helpers.DelayedSubmission(ShardJob(self.cfg, self.run_dir, self.grace_s), spec)
 
     # ---- the work ---------------------------------------------------------------------------------
@@ -135,7 +140,9 @@ class ShardJob:
             def start() -> None:
                 setup()
                 group.announce(item)
+
             return start
+
         try:
             for item in spec.items:
                 if stop.is_set():

@@ -5,6 +5,7 @@ Its makespan is within 4/3 of the optimum, where the reference's contiguous chun
 expensive item on one node. Within a shard, the replicas of the job claim items one at a time,
 so estimates only need to be roughly right.
 """
+
 from __future__ import annotations
 
 import heapq
@@ -55,4 +56,4 @@ def balanced_shards(costs: dict[str, float], max_shards: int, min_items: int = 1
 def contiguous_chunks(items: list[str], parts: int) -> list[list[str]]:
     """The reference implementation's split: ceil(n / parts) consecutive items per worker."""
     size = math.ceil(len(items) / parts)
-    return [items[k * size:(k + 1) * size] for k in range(parts) if items[k * size:(k + 1) * size]]
+    return [items[k * size : (k + 1) * size] for k in range(parts) if items[k * size : (k + 1) * size]]

@@ -8,13 +8,15 @@ terminal, a scheduler), every process finishes its item and stops between items.
 with both signals blocked and unblocks them only once its handler is in place, so a signal that
 arrives while it starts is handled, not fatal.
 """
+
 from __future__ import annotations
 
 import multiprocessing
 import signal
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 
 SIGNALS = (signal.SIGTERM, signal.SIGUSR2)
 
@@ -29,7 +31,7 @@ class StopOnSignal:
         self.signum: int | None = None
         self._previous: dict[int, Any] = {}
 
-    def __enter__(self) -> "StopOnSignal":
+    def __enter__(self) -> StopOnSignal:
         if threading.current_thread() is threading.main_thread():
             for sig in SIGNALS:
                 self._previous[sig] = signal.signal(sig, self._handle)

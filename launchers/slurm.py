@@ -10,6 +10,7 @@ whole or not at all: when sbatch refuses a stage, the jobs queued for the stages
 cancelled. Every submitted chain is appended to ``<run>/launch/submissions.jsonl`` for
 ``pipeline.status`` and ``pipeline.resume``.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -50,7 +51,7 @@ class StagePlan:
         return [i for s in self.shards for i in s.items]
 
 
-def plan_chain(cfg: "Config", store: "RunStore", manifest: "Manifest") -> list[StagePlan]:
+def plan_chain(cfg: Config, store: RunStore, manifest: Manifest) -> list[StagePlan]:
     """Which items each stage of the chain must (re)do, split into shards."""
     plans, upstream_pending = [], False
     pending_items: set[str] = set()
@@ -76,7 +77,7 @@ def plan_chain(cfg: "Config", store: "RunStore", manifest: "Manifest") -> list[S
     return plans
 
 
-def replicas_per_job(res: "StageResources") -> int:
+def replicas_per_job(res: StageResources) -> int:
     return res.nodes * res.tasks_per_node // res.replica_size
 
 
@@ -85,40 +86,57 @@ def slurm_mem(mem_gb: float) -> str:
     return f"{int(mem_gb)}G" if float(mem_gb).is_integer() else f"{math.ceil(mem_gb * 1024)}M"
 
 
-def describe_resources(res: "StageResources") -> str:
+def describe_resources(res: StageResources) -> str:
     parts = [f"{res.nodes} node(s) x {res.tasks_per_node} task(s)", f"{res.cpus_per_task} CPU/task"]
     if res.gpus_per_node:
         parts.append(f"{res.gpus_per_node} GPU/node")
     if res.mem_gb:
         parts.append(f"--mem={slurm_mem(res.mem_gb)}")
     parts.append(f"{res.timeout_min} min")
-    parts += [f"{k}={v}" for k, v in (("partition", res.partition), ("account", res.account), ("qos", res.qos),
-                                       ("constraint", res.constraint)) if v]
+    parts += [
+        f"{k}={v}"
+        for k, v in (
+            ("partition", res.partition),
+            ("account", res.account),
+            ("qos", res.qos),
+            ("constraint", res.constraint),
+        )
+        if v
+    ]
     return ", ".join(parts)
 
 
-def executor_for(cfg: "Config", store: "RunStore", stage: str, dependency: str | None):
+def executor_for(cfg: Config, store: RunStore, stage: str, dependency: str | None):
     res: StageResources = cfg.cluster.resources[stage]
     folder = store.root / cfg.cluster.folder / stage / "%j"
     ex = submitit.SlurmExecutor(folder=folder, max_num_timeout=cfg.cluster.max_requeues)
     params = dict(
-        job_name=f"{cfg.name}-{stage}", time=res.timeout_min, nodes=res.nodes,
-        ntasks_per_node=res.tasks_per_node, cpus_per_task=res.cpus_per_task,
-        signal_delay_s=cfg.cluster.signal_delay_s, array_parallelism=cfg.cluster.array_parallelism,
+        job_name=f"{cfg.name}-{stage}",
+        time=res.timeout_min,
+        nodes=res.nodes,
+        ntasks_per_node=res.tasks_per_node,
+        cpus_per_task=res.cpus_per_task,
+        signal_delay_s=cfg.cluster.signal_delay_s,
+        array_parallelism=cfg.cluster.array_parallelism,
         # Thread pools sized to the allocation: ranks sharing a node must not oversubscribe it.
         setup=["export OMP_NUM_THREADS=${SLURM_CPUS_PER_TASK:-1}", *res.setup],
         additional_parameters=dict(res.additional_parameters),
     )
-    optional = {"gpus_per_node": res.gpus_per_node or None,
-                "mem": slurm_mem(res.mem_gb) if res.mem_gb else None, "partition": res.partition,
-                "account": res.account, "qos": res.qos, "constraint": res.constraint,
-                "dependency": dependency}
+    optional = {
+        "gpus_per_node": res.gpus_per_node or None,
+        "mem": slurm_mem(res.mem_gb) if res.mem_gb else None,
+        "partition": res.partition,
+        "account": res.account,
+        "qos": res.qos,
+        "constraint": res.constraint,
+        "dependency": dependency,
+    }
     params.update({k: v for k, v in optional.items() if v is not None})
     ex.update_parameters(**params)
     return ex
 
 
-def submit_chain(cfg: "Config", store: "RunStore", manifest: "Manifest") -> list[dict]:
+def submit_chain(cfg: Config, store: RunStore, manifest: Manifest) -> list[dict]:
     """Submit every stage with pending work; returns one record per submitted stage.
 
     All or nothing: when a stage cannot be submitted (sbatch refuses it, or anything else goes
@@ -126,8 +144,10 @@ def submit_chain(cfg: "Config", store: "RunStore", manifest: "Manifest") -> list
     is recorded, so the run folder is as before the command."""
     missing = [cmd for cmd in ("sbatch", "scancel", "srun") if shutil.which(cmd) is None]
     if missing:
-        raise PipelineError(f"cluster.name=slurm: {', '.join(missing)} not found on this machine; submit from a "
-                            "SLURM login node, or run here with cluster=local")
+        raise PipelineError(
+            f"cluster.name=slurm: {', '.join(missing)} not found on this machine; submit from a "
+            "SLURM login node, or run here with cluster=local"
+        )
     plans = plan_chain(cfg, store, manifest)
     job_fn = ShardJob(cfg, str(store.root), grace_s=max(10.0, cfg.cluster.signal_delay_s - 30))
     submitted: list[dict] = []
@@ -143,18 +163,26 @@ def submit_chain(cfg: "Config", store: "RunStore", manifest: "Manifest") -> list
             if isinstance(exc, FailedJobError):
                 raise SubmissionRefused(plan.stage, res, str(exc), undone) from None
             if isinstance(exc, Exception):
-                raise PipelineError(f"submitting stage {plan.stage} failed ({type(exc).__name__}: "
-                                    f"{' '.join(str(exc).split())}){undone}") from exc
+                raise PipelineError(
+                    f"submitting stage {plan.stage} failed ({type(exc).__name__}: {' '.join(str(exc).split())}){undone}"
+                ) from exc
             raise
         master = jobs[0].job_id.split("_")[0]
-        submitted.append({
-            "stage": plan.stage, "job_id": master, "time": time.time(),
-            "folder": str(Path(cfg.cluster.folder) / plan.stage),
-            "dependency": previous,
-            "resources": asdict(res), "replicas": replicas_per_job(res),
-            "shards": [{"index": s.index, "job": j.job_id, "items": s.items, "cost": s.cost}
-                       for s, j in zip(plan.shards, jobs)],
-        })
+        submitted.append(
+            {
+                "stage": plan.stage,
+                "job_id": master,
+                "time": time.time(),
+                "folder": str(Path(cfg.cluster.folder) / plan.stage),
+                "dependency": previous,
+                "resources": asdict(res),
+                "replicas": replicas_per_job(res),
+                "shards": [
+                    {"index": s.index, "job": j.job_id, "items": s.items, "cost": s.cost}
+                    for s, j in zip(plan.shards, jobs)
+                ],
+            }
+        )
         previous = master
     try:
         for entry in submitted:
@@ -166,10 +194,12 @@ def submit_chain(cfg: "Config", store: "RunStore", manifest: "Manifest") -> list
 
 
 class SubmissionRefused(PipelineError):
-    def __init__(self, stage: str, res: "StageResources", sbatch_error: str, undone: str):
+    def __init__(self, stage: str, res: StageResources, sbatch_error: str, undone: str):
         said = " ".join(line.strip() for line in sbatch_error.splitlines() if line.strip()) or "no message"
-        super().__init__(f"sbatch refused stage {stage} ({describe_resources(res)}): {said}{undone}; nothing "
-                         f"was submitted: change cluster.resources.{stage} and run the same command again")
+        super().__init__(
+            f"sbatch refused stage {stage} ({describe_resources(res)}): {said}{undone}; nothing "
+            f"was submitted: change cluster.resources.{stage} and run the same command again"
+        )
 
 
 def cancel(submitted: list[dict]) -> str:
@@ -185,9 +215,32 @@ def cancel(submitted: list[dict]) -> str:
     except (OSError, subprocess.SubprocessError) as exc:
         failed, why = True, str(exc)
     if failed:
-        return (f"; the jobs already queued for {stages} ({', '.join(ids)}) could not be cancelled ({why}): "
-                f"scancel {' '.join(ids)}")
+        return (
+            f"; the jobs already queued for {stages} ({', '.join(ids)}) could not be cancelled ({why}): "
+            f"scancel {' '.join(ids)}"
+        )
     return f"; cancelled the jobs already queued for {stages} ({', '.join(ids)})"
+
+
+@dataclass
+class Submitted:
+    """The jobs of a submitted chain; it prints the run folder and a line per stage."""
+
+    run_dir: Path
+    entries: list[dict]
+    ok: bool = True  # submitted is all a submission can be: the jobs report in status
+
+    def report(self) -> str:
+        return format_submissions(self.run_dir, self.entries)
+
+
+def submit_to_slurm(cfg: Config, store: RunStore, manifest: Manifest) -> Submitted:
+    """Check what the chain needs, then submit it (the launcher registered as ``slurm``)."""
+    from launchers.local import preflight
+
+    stages = [STAGES[name](cfg, store, manifest) for name in cfg.stages]
+    preflight(stages, cfg.cluster.max_attempts)
+    return Submitted(store.root, submit_chain(cfg, store, manifest))
 
 
 def read_submissions(run_dir: Path, folder: str = "launch") -> list[dict]:
@@ -201,8 +254,10 @@ def format_submissions(run_dir: Path, submitted: list[dict]) -> str:
     for e in submitted:
         counts = sorted(len(sh["items"]) for sh in e["shards"])
         per = str(counts[0]) if counts[0] == counts[-1] else f"{counts[0]}-{counts[-1]}"
-        lines.append(f"{e['stage']}: job {e['job_id']} ({len(e['shards'])} shard(s) x {e.get('replicas', 1)} "
-                     f"replica(s), {per} item(s) per shard)")
+        lines.append(
+            f"{e['stage']}: job {e['job_id']} ({len(e['shards'])} shard(s) x {e.get('replicas', 1)} "
+            f"replica(s), {per} item(s) per shard)"
+        )
     if not submitted:
         lines.append("nothing to do: every stage is done")
     return "\n".join(lines)

@@ -4,11 +4,12 @@ with 2; a bug keeps its traceback and exits with 1; an interrupted command exits
 signal number. Each command's ``main`` returns ``exit_status(its body)`` and its ``__main__`` exits
 with it: ``run``, ``resume``, ``status``, ``score`` and ``evaluate``.
 """
+
 from __future__ import annotations
 
 import os
 import sys
-from typing import Callable
+from collections.abc import Callable
 
 from pipeline.errors import DISK_ERRNOS, Interrupted, PipelineError
 
@@ -41,16 +42,18 @@ def exit_status(body: Callable[[], int | None], *, hydra: bool = False) -> int:
     try:
         return body() or 0
     except Interrupted as exc:
-        print(f"interrupted: {one_line(exc)}", file=sys.stderr)
+        print(f"interrupted: {one_line(str(exc))}", file=sys.stderr)
         return 128 + exc.signum
     except PipelineError as exc:
-        message = one_line(exc)
+        message = one_line(str(exc))
     except (HydraException, OmegaConfBaseException) as exc:
         message = one_line(hydra_message(exc))
     except OSError as exc:
         if exc.errno not in DISK_ERRNOS:
             raise
-        message = (f"{exc.strerror}: {exc.filename or 'the run folder'}; free space and run the same "
-                   "command again: finished items are kept")
+        message = (
+            f"{exc.strerror}: {exc.filename or 'the run folder'}; free space and run the same "
+            "command again: finished items are kept"
+        )
     print(f"error: {message}", file=sys.stderr)
     return KNOWN_FAILURE

@@ -4,10 +4,12 @@ Structured configs are closed, so a typo in a key fails at composition time nami
 that do not change results (devices, batch sizes, logging, the cluster) carry ``run_key=False``
 metadata and are left out of the run key: changing the GPU count keeps finished work.
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, cast
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
@@ -29,13 +31,17 @@ STAGE_ORDER = ("prepare", "sample", "score", "select", "conform", "evaluate", "r
 class BenchmarkConfig:
     name: str = "physicsiq"
     root: str = MISSING  # dataset folder in the official Physics-IQ layout
-    descriptions: Optional[str] = None  # descriptions.csv; default: inside or beside the root
-    max_scenarios: Optional[int] = setting(None, check=at_least(1))  # first N scenarios, all views (smoke runs); None = all
-    mode: str = setting("i2v", check=one_of("i2v", "v2v"))  # i2v: condition on the switch frame | v2v: on the 3 s conditioning clip
-    prompts: Optional[str] = None  # prompt-variant file (see prompts/README.md); None = descriptions.csv
+    descriptions: str | None = None  # descriptions.csv; default: inside or beside the root
+    max_scenarios: int | None = setting(
+        None, check=at_least(1)
+    )  # first N scenarios, all views (smoke runs); None = all
+    mode: str = setting(
+        "i2v", check=one_of("i2v", "v2v")
+    )  # i2v: condition on the switch frame | v2v: on the 3 s conditioning clip
+    prompts: str | None = None  # prompt-variant file (see prompts/README.md); None = descriptions.csv
     # fps of the evaluation. `python -m pipeline.evaluate` reads it (None = the generations' fps);
     # in the pipeline it must be None or equal generator.fps, so it never changes results.
-    fps: Optional[float] = operational(None, check=above(0))
+    fps: float | None = operational(None, check=above(0))
 
 
 @dataclass
@@ -68,32 +74,42 @@ class Magi1Config(GeneratorConfig):
     take their value from ``magi_config`` (an official MagiConfig JSON) or else the variant preset."""
 
     kind: str = "magi1"
-    variant: str = setting("4.5b_distill", check=one_of(*MAGI_VARIANTS))  # 24b | 24b_distill | 4.5b | 4.5b_distill | tiny
-    magi_config: Optional[str] = None  # official MagiConfig JSON (example/4.5B/4.5B_base_config.json)
-    distill: Optional[bool] = None  # None = from the variant / magi_config
-    steps: Optional[int] = setting(None, check=at_least(1))  # num_steps; divisible by 4
-    text_scale: Optional[float] = setting(None, check=at_least(0))  # cfg text scale of stages 0-2 (cfg_number 3)
-    history_scale: Optional[float] = setting(None, check=at_least(0))  # cfg previous-chunk scale of stages 0-2
+    variant: str = setting(
+        "4.5b_distill", check=one_of(*MAGI_VARIANTS)
+    )  # 24b | 24b_distill | 4.5b | 4.5b_distill | tiny
+    magi_config: str | None = None  # official MagiConfig JSON (example/4.5B/4.5B_base_config.json)
+    distill: bool | None = None  # None = from the variant / magi_config
+    steps: int | None = setting(None, check=at_least(1))  # num_steps; divisible by 4
+    text_scale: float | None = setting(None, check=at_least(0))  # cfg text scale of stages 0-2 (cfg_number 3)
+    history_scale: float | None = setting(None, check=at_least(0))  # cfg previous-chunk scale of stages 0-2
     t5_checkpoint: str = MISSING  # folder holding t5-v1_1-xxl/
     vae_checkpoint: str = MISSING  # ViTVAE folder (config.json + weights)
-    special_tokens: Optional[str] = None  # special_tokens.npz (PAD_HQ / PAD_DURATION tokens); None = off
+    special_tokens: str | None = None  # special_tokens.npz (PAD_HQ / PAD_DURATION tokens); None = off
 
 
 @dataclass
 class RewardConfig:
     name: str = "vjepa2_surprise"
-    variant: str = setting("tiny", check=one_of(*REWARD_VARIANTS))  # tiny | vitl | vith | vitg | vitg384 (official .pt) | custom (+ arch) | hf (HF folder)
+    variant: str = setting(
+        "tiny", check=one_of(*REWARD_VARIANTS)
+    )  # tiny | vitl | vith | vitg | vitg384 (official .pt) | custom (+ arch) | hf (HF folder)
     # Official .pt file, or a folder holding the variant's file (vitg.pt, vitg-384.pt, ...), or the
     # HF folder for variant=hf. None: $VJEPA_CHECKPOINT_DIR/<variant file>.
-    checkpoint: Optional[str] = None
-    arch: Optional[str] = None  # variant=custom: ARCH.json with encoder/predictor constructor arguments
-    weights: str = setting("target_encoder", check=one_of("target_encoder", "encoder"))  # encoder weights of an official .pt: target_encoder (EMA, hub) | encoder
+    checkpoint: str | None = None
+    arch: str | None = None  # variant=custom: ARCH.json with encoder/predictor constructor arguments
+    weights: str = setting(
+        "target_encoder", check=one_of("target_encoder", "encoder")
+    )  # encoder weights of an official .pt: target_encoder (EMA, hub) | encoder
     window_size: int = setting(16, check=at_least(2))
     context_frames: int = setting(8, check=at_least(1))  # a whole number of tubelets, < window_size
     stride: int = setting(2, check=at_least(1))
     aggregate: str = setting("mean", check=one_of("mean", "max"))  # over windows
-    max_frames: Optional[int] = setting(None, check=at_least(1))  # None = all frames; 49 = the reference CLI's uniform subsample
-    dtype: str = setting("float32", check=one_of(*REWARD_DTYPES))  # float32 | tf32 (CUDA matmuls) | bfloat16 | float16 | auto (bf16 on CUDA, else fp32)
+    max_frames: int | None = setting(
+        None, check=at_least(1)
+    )  # None = all frames; 49 = the reference CLI's uniform subsample
+    dtype: str = setting(
+        "float32", check=one_of(*REWARD_DTYPES)
+    )  # float32 | tf32 (CUDA matmuls) | bfloat16 | float16 | auto (bf16 on CUDA, else fp32)
     device: str = operational("auto", check=device_name)
     batch_windows: int = operational(8, check=at_least(1))  # windows (of one or several clips) per forward
 
@@ -114,14 +130,16 @@ class StageResources:
     tasks_per_node: int = setting(1, check=at_least(1))  # ranks per node: one per GPU on GPU stages
     gpus_per_node: int = setting(0, check=at_least(0))
     cpus_per_task: int = setting(1, check=at_least(1))
-    mem_gb: Optional[float] = setting(None, check=above(0))  # per node
+    mem_gb: float | None = setting(None, check=above(0))  # per node
     timeout_min: int = setting(60, check=at_least(1))
     replica_size: int = setting(1, check=at_least(1))  # ranks per model copy; divides nodes x tasks_per_node
-    max_shards: int = setting(1, check=at_least(1))  # job-array tasks for this stage (fewer when fewer items are pending)
-    partition: Optional[str] = None
-    account: Optional[str] = None
-    qos: Optional[str] = None
-    constraint: Optional[str] = None
+    max_shards: int = setting(
+        1, check=at_least(1)
+    )  # job-array tasks for this stage (fewer when fewer items are pending)
+    partition: str | None = None
+    account: str | None = None
+    qos: str | None = None
+    constraint: str | None = None
     additional_parameters: dict[str, Any] = field(default_factory=dict)  # extra #SBATCH keys
     setup: list[str] = field(default_factory=list)  # shell lines run before the job starts
 
@@ -136,7 +154,9 @@ class ClusterConfig:
     workers: int = setting(1, check=at_least(1))  # local: shards run in this many processes (1 = in this process)
     array_parallelism: int = setting(64, check=at_least(1))  # slurm: array tasks running at once
     max_attempts: int = setting(3, check=at_least(1))  # per item: after this many failures it is reported, not retried
-    signal_delay_s: int = setting(120, check=at_least(0))  # slurm: USR2 this long before the time limit (checkpoint + requeue)
+    signal_delay_s: int = setting(
+        120, check=at_least(0)
+    )  # slurm: USR2 this long before the time limit (checkpoint + requeue)
     max_requeues: int = setting(5, check=at_least(0))  # slurm: time-outs / preemptions a shard may be requeued after
     folder: str = "launch"  # submitit files and logs, relative to the run folder
     resources: dict[str, StageResources] = field(default_factory=_default_resources)
@@ -146,7 +166,7 @@ class ClusterConfig:
 class WandbConfig:
     mode: str = setting("offline", check=one_of("offline", "online", "disabled"))
     project: str = "physics-alignment"
-    entity: Optional[str] = None
+    entity: str | None = None
     tags: list[str] = field(default_factory=list)
 
 
@@ -188,12 +208,18 @@ def to_config(cfg: DictConfig) -> Config:
     every value outside its domain is named, by key, in one line."""
     missing = sorted(OmegaConf.missing_keys(cfg))
     if missing:
-        raise ConfigError("missing required config value(s): " + ", ".join(missing)
-                          + " (set them on the command line, e.g. " + f"{missing[0]}=...)")
-    obj = OmegaConf.to_object(cfg)
+        raise ConfigError(
+            "missing required config value(s): "
+            + ", ".join(missing)
+            + " (set them on the command line, e.g. "
+            + f"{missing[0]}=...)"
+        )
+    obj = cast(Config, OmegaConf.to_object(cfg))
     if not isinstance(obj.generator, GeneratorConfig):
-        raise ConfigError("generator: choose a generator config (e.g. generator=wan_tiny); "
-                          f"got an untyped node with keys {sorted(cfg.generator)}")
+        raise ConfigError(
+            "generator: choose a generator config (e.g. generator=wan_tiny); "
+            f"got an untyped node with keys {sorted(cfg.generator)}"
+        )
     _check_choices(obj)
     bad = problems(obj) or _relation_problems(obj)
     if bad:
@@ -210,18 +236,26 @@ def _relation_problems(cfg: Config) -> list[str]:
         key = f"cluster.resources.{stage}"
         ranks = res.nodes * res.tasks_per_node
         if ranks % res.replica_size:
-            out.append(f"{key}.replica_size={res.replica_size}: does not divide the job's {ranks} ranks "
-                       f"(nodes x tasks_per_node)")
+            out.append(
+                f"{key}.replica_size={res.replica_size}: does not divide the job's {ranks} ranks "
+                f"(nodes x tasks_per_node)"
+            )
         if res.gpus_per_node and res.gpus_per_node != res.tasks_per_node:
-            out.append(f"{key}.tasks_per_node={res.tasks_per_node}: one rank per GPU, so it must equal "
-                       f"gpus_per_node={res.gpus_per_node}")
+            out.append(
+                f"{key}.tasks_per_node={res.tasks_per_node}: one rank per GPU, so it must equal "
+                f"gpus_per_node={res.gpus_per_node}"
+            )
         if cfg.cluster.name == "slurm" and stage in cfg.stages and cfg.cluster.signal_delay_s >= res.timeout_min * 60:
-            out.append(f"cluster.signal_delay_s={cfg.cluster.signal_delay_s}: not shorter than the time limit of "
-                       f"the job ({key}.timeout_min={res.timeout_min}), so its checkpoint signal would come first")
+            out.append(
+                f"cluster.signal_delay_s={cfg.cluster.signal_delay_s}: not shorter than the time limit of "
+                f"the job ({key}.timeout_min={res.timeout_min}), so its checkpoint signal would come first"
+            )
     r = cfg.reward
     if r.context_frames >= r.window_size:
-        out.append(f"reward.context_frames={r.context_frames}: leaves no frame to predict in a window of "
-                   f"reward.window_size={r.window_size}")
+        out.append(
+            f"reward.context_frames={r.context_frames}: leaves no frame to predict in a window of "
+            f"reward.window_size={r.window_size}"
+        )
     if r.max_frames is not None and r.max_frames < r.window_size:
         out.append(f"reward.max_frames={r.max_frames}: fewer than one window (reward.window_size={r.window_size})")
     engine = generator_class(cfg.generator.kind)
@@ -230,13 +264,14 @@ def _relation_problems(cfg: Config) -> list[str]:
     if frames is not None and "score" in cfg.stages:
         used = min(frames, r.max_frames or frames)
         if used < r.window_size:
-            out.append(f"reward.window_size={r.window_size}: longer than the {used} frames the reward sees of "
-                       f"each candidate (generator.num_frames={cfg.generator.num_frames})")
+            out.append(
+                f"reward.window_size={r.window_size}: longer than the {used} frames the reward sees of "
+                f"each candidate (generator.num_frames={cfg.generator.num_frames})"
+            )
     return out
 
 
 def _check_choices(cfg: Config) -> None:
-    from launchers.local import LAUNCHERS
     from pipeline.benchmarks import BENCHMARKS
     from pipeline.generators import available_generators
     from pipeline.search import STRATEGIES
@@ -248,7 +283,6 @@ def _check_choices(cfg: Config) -> None:
         "cluster.resources": (list(cfg.cluster.resources), STAGE_ORDER),
         "search.name": ([cfg.search.name], tuple(STRATEGIES)),
         "benchmark.name": ([cfg.benchmark.name], tuple(BENCHMARKS)),
-        "cluster.name": ([cfg.cluster.name], tuple(LAUNCHERS)),
         "reward.name": ([cfg.reward.name], tuple(SCORERS)),
     }
     for key, (values, allowed) in choices.items():
@@ -258,7 +292,7 @@ def _check_choices(cfg: Config) -> None:
             raise ConfigError(f"{key}={shown!r} is not one of {list(allowed)}")
 
 
-def load_run_config(run_dir, overrides: list[str] = ()) -> tuple[DictConfig, Config]:
+def load_run_config(run_dir, overrides: Sequence[str] = ()) -> tuple[DictConfig, Config]:
     """The config a run folder was made with (its config.yaml), with dotlist ``overrides`` applied
     and validated like a fresh composition: unknown keys and bad values fail naming the key."""
     from pathlib import Path
@@ -267,13 +301,15 @@ def load_run_config(run_dir, overrides: list[str] = ()) -> tuple[DictConfig, Con
     if not path.is_file():
         raise ConfigError(f"run={run_dir}: not a run folder ({path} is missing)")
     saved = OmegaConf.load(path)
+    if not isinstance(saved, DictConfig):
+        raise ConfigError(f"{path}: not a run config (a mapping of sections)")
     kind = saved.get("generator", {}).get("kind")
     if kind not in GENERATOR_SCHEMAS:
         raise ConfigError(f"{path}: unknown generator kind {kind!r}")
     schema = OmegaConf.structured(Config)
     schema.generator = OmegaConf.structured(GENERATOR_SCHEMAS[kind])
     try:
-        merged = OmegaConf.merge(schema, saved, OmegaConf.from_dotlist(list(overrides)))
+        merged = cast(DictConfig, OmegaConf.merge(schema, saved, OmegaConf.from_dotlist(list(overrides))))
     except Exception as exc:  # omegaconf's errors name the key; keep their message, drop the trace
         raise ConfigError(str(exc).splitlines()[0] + f" ({', '.join(overrides) or path})") from None
     return merged, to_config(merged)

@@ -1,4 +1,5 @@
 """Device names from config to torch device strings."""
+
 from __future__ import annotations
 
 

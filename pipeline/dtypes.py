@@ -1,18 +1,24 @@
 """Dtype names, one table for the whole package: what a config or a command line may say
 (``bf16``, ``torch.bfloat16``, ``half``, ...) and the canonical torch name it means."""
+
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 NAMES = {
-    "float32": "float32", "fp32": "float32", "float": "float32",
-    "bfloat16": "bfloat16", "bf16": "bfloat16",
-    "float16": "float16", "fp16": "float16", "half": "float16",
+    "float32": "float32",
+    "fp32": "float32",
+    "float": "float32",
+    "bfloat16": "bfloat16",
+    "bf16": "bfloat16",
+    "float16": "float16",
+    "fp16": "float16",
+    "half": "float16",
 }
 CANONICAL = ("float32", "bfloat16", "float16")
 
 
-def dtype_name(value: Any) -> Optional[str]:
+def dtype_name(value: Any) -> str | None:
     """The canonical name of a dtype given as a name or a torch dtype; None when unknown."""
     return NAMES.get(str(value).replace("torch.", "").lower())
 

@@ -1,4 +1,5 @@
 """Errors the CLI reports as one clear line instead of a traceback."""
+
 import errno
 
 DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)  # a file system that takes no more writes

@@ -22,17 +22,18 @@ Keys (composed by Hydra from conf/ and the typed schemas, so typos fail naming t
                                the mask cache (default: <dataset root>/.cache/masks)
   benchmark=physicsiq_synthetic  any config of conf/benchmark/ (default: physicsiq)
 """
+
 from __future__ import annotations
 
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, cast
 
 from omegaconf import MISSING, OmegaConf
 
-from pipeline.config import BenchmarkConfig
 from pipeline.cli import exit_status
+from pipeline.config import BenchmarkConfig
 from pipeline.errors import ConfigError
 from pipeline.stages.evaluate import EvaluateConfig
 
@@ -47,7 +48,7 @@ class EvaluateCLIConfig:
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     generated: str = MISSING  # folder of generations (CLI only)
     output: str = MISSING  # results folder (CLI only)
-    model: Optional[str] = None  # results file stem; None = the generated folder's name
+    model: str | None = None  # results file stem; None = the generated folder's name
 
 
 def register() -> None:
@@ -73,9 +74,10 @@ def compose(overrides: list[str]) -> EvaluateCLIConfig:
         cfg = hydra_compose(config_name=CONFIG_NAME, overrides=overrides)
     missing = sorted(OmegaConf.missing_keys(cfg))
     if missing:
-        raise ConfigError("missing required value(s): " + ", ".join(missing)
-                          + f" (e.g. python -m pipeline.evaluate {missing[0]}=...)")
-    typed = OmegaConf.to_object(cfg)
+        raise ConfigError(
+            "missing required value(s): " + ", ".join(missing) + f" (e.g. python -m pipeline.evaluate {missing[0]}=...)"
+        )
+    typed = cast(EvaluateCLIConfig, OmegaConf.to_object(cfg))
     bad = problems(typed)
     if bad:
         raise ConfigError("; ".join(bad))
@@ -96,17 +98,24 @@ def evaluate(cfg: EvaluateCLIConfig):
         keep = set(ds.scenarios[: b.max_scenarios])
         item_ids = [it.item_id for it in ds.items if it.scenario in keep]
     return evaluate_folder(
-        b.root, cfg.generated, cfg.output, fps=b.fps, descriptions=b.descriptions,
-        workers=cfg.evaluate.workers, mask_cache=cfg.evaluate.mask_cache, model_name=cfg.model,
-        item_ids=item_ids, extra={"mode": b.mode, "prompts": b.prompts or "descriptions.csv"})
+        b.root,
+        cfg.generated,
+        cfg.output,
+        fps=b.fps,
+        descriptions=b.descriptions,
+        workers=cfg.evaluate.workers,
+        mask_cache=cfg.evaluate.mask_cache,
+        model_name=cfg.model,
+        item_ids=item_ids,
+        extra={"mode": b.mode, "prompts": b.prompts or "descriptions.csv"},
+    )
 
 
 def format_result(result) -> str:
     c = result.components
     lines = [
         f"Physics-IQ score: {result.score:.2f}",
-        f"  fps {result.fps:g}, {c.n_scenarios} scenarios; per-view (Verified-style) score "
-        f"{result.score_view:.2f}",
+        f"  fps {result.fps:g}, {c.n_scenarios} scenarios; per-view (Verified-style) score {result.score_view:.2f}",
         f"  {'metric':<28}{'model':>10}{'physical variance':>20}",
         f"  {'Spatiotemporal IoU':<28}{c.spatiotemporal_iou:>10.4f}{c.var_spatiotemporal_iou:>20.4f}",
         f"  {'Spatial IoU':<28}{c.spatial_iou:>10.4f}{c.var_spatial_iou:>20.5f}",

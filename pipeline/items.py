@@ -4,6 +4,7 @@ The manifest is built once per run from the benchmark (validating the dataset be
 starts) and saved in the run folder, so every stage, and every shard of a stage, sees the same
 item list.
 """
+
 from __future__ import annotations
 
 import io
@@ -48,7 +49,7 @@ class Manifest:
             raise StageError(f"item {item_id!r} is not in the run manifest") from None
 
     @classmethod
-    def from_benchmark(cls, cfg: "Config") -> "Manifest":
+    def from_benchmark(cls, cfg: Config) -> Manifest:
         from pipeline.benchmarks import load_benchmark
 
         return cls(load_benchmark(cfg).items())
@@ -61,7 +62,7 @@ class Manifest:
         return path
 
     @classmethod
-    def load(cls, store: RunStore) -> "Manifest":
+    def load(cls, store: RunStore) -> Manifest:
         path = store.root / cls.FILE
         if not path.exists():
             raise StageError(f"{path} is missing: run the chain from the start (python -m pipeline.run)")

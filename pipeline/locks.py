@@ -5,6 +5,7 @@ that every client sees; Lustre needs its ``flock`` mount option.
 Two uses: the writer lock of a whole run folder (one launch at a time writes it) and the lock of
 one item of one stage (one process at a time works on it, whichever launch it belongs to).
 """
+
 from __future__ import annotations
 
 import fcntl
@@ -15,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import PipelineError
-
 
 _HELD: set[int] = set()  # descriptors of the locks this process holds
 
@@ -53,8 +53,10 @@ class FileLock:
             return False
         except OSError as exc:
             os.close(fd)
-            raise PipelineError(f"cannot lock {self.path}: {exc.strerror} (the file system must support "
-                                "flock; on Lustre, mount it with the flock option)") from None
+            raise PipelineError(
+                f"cannot lock {self.path}: {exc.strerror} (the file system must support "
+                "flock; on Lustre, mount it with the flock option)"
+            ) from None
         try:
             holder = {"host": os.uname().nodename, "pid": os.getpid(), "since": time.time(), **about}
             os.ftruncate(fd, 0)
@@ -81,7 +83,7 @@ class FileLock:
         except (OSError, ValueError):
             return {}
 
-    def __enter__(self) -> "FileLock":
+    def __enter__(self) -> FileLock:
         return self
 
     def __exit__(self, *exc) -> None:

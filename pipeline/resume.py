@@ -5,19 +5,25 @@ another: ``cluster=local`` style overrides of cluster.* keys), re-chaining the s
 Finished, valid items are never redone. Only fields that leave the run key unchanged (resources,
 cluster, tracking) may be overridden; anything else belongs in a new run.
 """
+
 from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pipeline.cli import exit_status
-from pipeline.errors import ConfigError
+from pipeline.errors import ConfigError, PipelineError
+
+if TYPE_CHECKING:
+    from launchers import Outcome
 
 
-def resume(run_dir: Path, overrides: list[str], retry_failed: bool = False) -> list:
-    from launchers.guard import exclusive_launch
-    from launchers.local import LAUNCHERS, format_summaries
+def resume(run_dir: Path, overrides: list[str], retry_failed: bool = False) -> Outcome:
     from omegaconf import OmegaConf
+
+    from launchers import launcher
+    from launchers.guard import exclusive_launch
     from pipeline.config import load_run_config
     from pipeline.items import Manifest
     from pipeline.stages import STAGES
@@ -25,24 +31,27 @@ def resume(run_dir: Path, overrides: list[str], retry_failed: bool = False) -> l
 
     raw, cfg = load_run_config(run_dir, overrides)
     if run_key(cfg) != run_dir.name:
-        raise ConfigError(f"these overrides change the run key ({run_dir.name} -> {run_key(cfg)}): "
-                          "resume may only change resources, cluster and tracking; start a new run instead")
+        raise ConfigError(
+            f"these overrides change the run key ({run_dir.name} -> {run_key(cfg)}): "
+            "resume may only change resources, cluster and tracking; start a new run instead"
+        )
+    launch = launcher(cfg.cluster.name)
     store = RunStore(run_dir)
     manifest = Manifest.load(store)
     if retry_failed:  # grant items that used up their attempts a fresh budget
-        spent = [r.attempt for name in cfg.stages for r in store.records(name, STAGES[name](cfg, store, manifest).items()).values()
-                 if r is not None and r.status == "failed"]
+        spent = [
+            r.attempt
+            for name in cfg.stages
+            for r in store.records(name, STAGES[name](cfg, store, manifest).items()).values()
+            if r is not None and r.status == "failed"
+        ]
         cfg.cluster.max_attempts += max(spent, default=0)
     with exclusive_launch(store, cfg.cluster.folder, "python -m pipeline.resume"):
         store.save_config(OmegaConf.to_yaml(raw), OmegaConf.to_yaml(raw, resolve=True))  # as last used
-        outcome = LAUNCHERS[cfg.cluster.name](cfg, store, manifest)
-    if cfg.cluster.name == "slurm":
-        from launchers.slurm import format_submissions
-
-        print(format_submissions(run_dir, outcome))
-    else:
-        print(format_summaries(outcome))
-        print(f"run: {run_dir}")
+        outcome = launch(cfg, store, manifest)
+    print(outcome.report())
+    if not outcome.ok:
+        raise PipelineError(f"some items failed or were blocked; details in {run_dir}/<stage>/items/")
     return outcome
 
 
@@ -54,9 +63,11 @@ def main(argv: list[str]) -> int:
 
     def body() -> None:
         if len(run) != 1 or len(args) != len(argv):
-            raise ConfigError("usage: python -m pipeline.resume run=RUN_DIR [retry_failed=true] "
-                              "[cluster.KEY=VALUE ...]")
+            raise ConfigError(
+                "usage: python -m pipeline.resume run=RUN_DIR [retry_failed=true] [cluster.KEY=VALUE ...]"
+            )
         resume(Path(run[0]), overrides, retry_failed=bool(retry) and retry[0] in ("1", "true", "yes"))
+
     return exit_status(body)
 
 

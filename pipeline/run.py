@@ -3,6 +3,7 @@
 Hydra composes the config (``--cfg job`` prints it, ``-m search.n=2,4`` makes one run each);
 everything after composition is ours: validation before any work, the run folder, the launcher.
 """
+
 from __future__ import annotations
 
 import logging
@@ -21,30 +22,22 @@ CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 
 
 def run(cfg: DictConfig) -> Path:
+    from launchers import launcher
     from launchers.guard import exclusive_launch
-    from launchers.local import LAUNCHERS, format_summaries
     from pipeline.items import Manifest
-    from pipeline.stages.report import summary_text
     from pipeline.store import RunStore
 
     typed = to_config(cfg)
+    launch = launcher(typed.cluster.name)
     manifest = Manifest.from_benchmark(typed)
     store = RunStore.for_config(typed)
     with exclusive_launch(store, typed.cluster.folder, "python -m pipeline.run"):
         store.save_config(OmegaConf.to_yaml(cfg), OmegaConf.to_yaml(cfg, resolve=True))
         manifest.save(store)
         _log_to(store.root / "logs" / "run.log")
-        outcome = LAUNCHERS[typed.cluster.name](typed, store, manifest)
-    if typed.cluster.name == "slurm":  # submitted: report the jobs and return at once
-        from launchers.slurm import format_submissions
-
-        print(format_submissions(store.root, outcome))
-        return store.root
-    summaries = outcome
-    print(format_summaries(summaries))
-    text = summary_text(store) if "report" in typed.stages else None
-    print(text if text is not None else f"run: {store.root}", end="" if text else "\n")
-    if not all(s.ok for s in summaries):
+        outcome = launch(typed, store, manifest)
+    print(outcome.report())
+    if not outcome.ok:
         raise PipelineError(f"some items failed or were blocked; details in {store.root}/<stage>/items/")
     return store.root
 
@@ -60,11 +53,10 @@ class QuietFileHandler(logging.FileHandler):
 def _log_to(path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     root = logging.getLogger()
-    for old in [h for h in root.handlers if getattr(h, "_pipeline_run_log", False)]:
+    for old in [h for h in root.handlers if isinstance(h, QuietFileHandler)]:
         root.removeHandler(old)  # a multirun job must not write into the previous run's log
         old.close()
     handler = QuietFileHandler(path)
-    handler._pipeline_run_log = True
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root.setLevel(logging.INFO)
     root.addHandler(handler)
@@ -95,7 +87,10 @@ def main() -> int:
         if len(_FAILED_POINTS) == 1:
             raise _FAILED_POINTS[0]
         if _FAILED_POINTS:
-            raise PipelineError(f"{len(_FAILED_POINTS)} runs failed: " + "; ".join(map(one_line, _FAILED_POINTS)))
+            raise PipelineError(
+                f"{len(_FAILED_POINTS)} runs failed: " + "; ".join(one_line(str(exc)) for exc in _FAILED_POINTS)
+            )
+
     return exit_status(body, hydra=True)
 
 

@@ -4,19 +4,26 @@ A field declares its domain next to its default (``setting(4, check=at_least(1))
 walks a whole config and names every value outside its domain by its dotted key, so a bad value
 stops the command before any work with one line instead of failing mid-chain.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
 from dataclasses import field
-from typing import Any, Callable, Optional
+from typing import Any
 
 # A domain check: None when the value is fine, else what is wrong with it ("must be >= 1").
-Check = Callable[[Any], Optional[str]]
+Check = Callable[[Any], str | None]
 
 
-def setting(default: Any = dataclasses.MISSING, *, factory: Any = dataclasses.MISSING,
-            check: Check | None = None, run_key: bool = True) -> Any:
+def setting(
+    default: Any = dataclasses.MISSING,
+    *,
+    factory: Any = dataclasses.MISSING,
+    check: Check | None = None,
+    run_key: bool = True,
+) -> Any:
     """A config field with an optional domain ``check`` (None values are not checked: they mean
     "unset" wherever a field is Optional). ``run_key=False``: see ``operational``."""
     metadata = {"run_key": run_key, "check": check}
@@ -25,8 +32,9 @@ def setting(default: Any = dataclasses.MISSING, *, factory: Any = dataclasses.MI
     return field(default=default, metadata=metadata)
 
 
-def operational(default: Any = dataclasses.MISSING, *, factory: Any = dataclasses.MISSING,
-                check: Check | None = None) -> Any:
+def operational(
+    default: Any = dataclasses.MISSING, *, factory: Any = dataclasses.MISSING, check: Check | None = None
+) -> Any:
     """A field that changes how work runs, never what it produces: excluded from the run key."""
     return setting(default, factory=factory, check=check, run_key=False)
 
@@ -43,10 +51,9 @@ def one_of(*choices: Any) -> Check:
     return lambda v: None if v in choices else f"is not one of {list(choices)}"
 
 
-def device_name(v: Any) -> Optional[str]:
+def device_name(v: Any) -> str | None:
     """auto, cpu, mps, cuda or cuda:N (what torch.device accepts and the pipeline resolves)."""
-    ok = isinstance(v, str) and (v in ("auto", "cpu", "mps", "cuda")
-                                 or (v.startswith("cuda:") and v[5:].isdigit()))
+    ok = isinstance(v, str) and (v in ("auto", "cpu", "mps", "cuda") or (v.startswith("cuda:") and v[5:].isdigit()))
     return None if ok else "must be auto, cpu, mps, cuda or cuda:N"
 
 
@@ -76,8 +83,11 @@ def problems(obj: Any, prefix: str = "") -> list[str]:
 def result_fields(obj: Any) -> Any:
     """The result-affecting part of a config as plain data (operational fields dropped)."""
     if dataclasses.is_dataclass(obj):
-        out = {f.name: result_fields(getattr(obj, f.name))
-               for f in dataclasses.fields(obj) if f.metadata.get("run_key", True)}
+        out = {
+            f.name: result_fields(getattr(obj, f.name))
+            for f in dataclasses.fields(obj)
+            if f.metadata.get("run_key", True)
+        }
         out["__type__"] = type(obj).__name__
         return out
     if isinstance(obj, (list, tuple)):

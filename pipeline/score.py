@@ -7,6 +7,7 @@ fails the same way. One CSV row per video, in order, with the scoring settings; 
 not decode or is shorter than one window gets a row with its error and the others go on.
 Exit status: 0 all scored, 3 some rows hold errors, 2 bad arguments or config (one ``error:`` line).
 """
+
 from __future__ import annotations
 
 import csv
@@ -25,10 +26,30 @@ VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
 EXTRA_KEYS = ("videos", "output")
 # Videos decoded, preprocessed and batched together; bounds memory (49 frames at 256 px: ~40 MB each).
 CLIPS_PER_CHUNK = 8
-SETTING_COLUMNS = ("variant", "weights", "model_path", "window_size", "context_frames", "stride", "aggregate",
-                   "max_frames", "crop_size", "dtype", "mask_index")
-COLUMNS = ("video", "surprise", "error", "num_windows", "window_surprises", "frames_used", "video_num_frames",
-           "video_fps", *SETTING_COLUMNS)
+SETTING_COLUMNS = (
+    "variant",
+    "weights",
+    "model_path",
+    "window_size",
+    "context_frames",
+    "stride",
+    "aggregate",
+    "max_frames",
+    "crop_size",
+    "dtype",
+    "mask_index",
+)
+COLUMNS = (
+    "video",
+    "surprise",
+    "error",
+    "num_windows",
+    "window_surprises",
+    "frames_used",
+    "video_num_frames",
+    "video_fps",
+    *SETTING_COLUMNS,
+)
 
 
 SOME_ROWS_FAILED = 3  # exit status: the CSV is written, some of its rows are errors
@@ -109,10 +130,15 @@ def rows(scorer, videos: list[Path]) -> list[dict]:
             if isinstance(res, ScoreFailure):
                 row.update(surprise=None, error=res.error)
             else:
-                row.update(surprise=res.surprise, error="", num_windows=len(res.window_surprises),
-                           window_surprises=json.dumps(res.window_surprises), frames_used=res.num_frames_used,
-                           video_num_frames=res.settings.get("video_num_frames"),
-                           video_fps=res.settings.get("video_fps"))
+                row.update(
+                    surprise=res.surprise,
+                    error="",
+                    num_windows=len(res.window_surprises),
+                    window_surprises=json.dumps(res.window_surprises),
+                    frames_used=res.num_frames_used,
+                    video_num_frames=res.settings.get("video_num_frames"),
+                    video_fps=res.settings.get("video_fps"),
+                )
             out.append(row)
     return out
 

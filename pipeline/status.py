@@ -1,5 +1,6 @@
 """``python -m pipeline.status run=DIR``: per stage and per shard, what is done, running, failed
 or pending, with failure reasons and log paths; SLURM states from squeue/sacct."""
+
 from __future__ import annotations
 
 import sys
@@ -53,8 +54,10 @@ def render(run_dir: Path) -> str:
     slurm = job_states(jobs)
     running = {j for j in jobs if state_of(slurm, j) == "RUNNING"}
     order = ("done", "running", "failed", "exhausted", "pending", "blocked")
-    lines = [f"run: {run_dir}  (experiment {cfg.name}, {len(manifest.items)} items)",
-             f"{'stage':<10}" + "".join(f"{k:>10}" for k in order) + "   job"]
+    lines = [
+        f"run: {run_dir}  (experiment {cfg.name}, {len(manifest.items)} items)",
+        f"{'stage':<10}" + "".join(f"{k:>10}" for k in order) + "   job",
+    ]
     problems = []
     for name in cfg.stages:
         stage = STAGES[name](cfg, store, manifest)
@@ -63,21 +66,25 @@ def render(run_dir: Path) -> str:
         sub = latest.get(name)
         job = f"{sub['job_id']}" if sub else "-"
         lines.append(f"{name:<10}" + "".join(f"{counts.get(k, 0):>10}" for k in order) + f"   {job}")
-        for shard in (sub["shards"] if sub else []):
+        for shard in sub["shards"] if sub else []:
             done = sum(states.get(i) == "done" for i in shard["items"])
             log = Path(cfg.cluster.folder) / name / shard["job"] / f"{shard['job']}_0_log.err"
             job_state = state_of(slurm, shard["job"])
-            lines.append(f"  shard {shard['index']:<3} {shard['job']:<12} {job_state:<11}"
-                         f" {done}/{len(shard['items'])} done   log: {log}")
+            lines.append(
+                f"  shard {shard['index']:<3} {shard['job']:<12} {job_state:<11}"
+                f" {done}/{len(shard['items'])} done   log: {log}"
+            )
             if job_state in ("FAILED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL") and done < len(shard["items"]):
                 lines.append(f"      last error: {last_error_line(run_dir / log)}")
         for item, state in states.items():
             if state in ("failed", "exhausted"):
                 rec = store.read(name, item)
                 reason = rec.error.splitlines()[0] if rec and rec.error else "?"
-                problems.append(f"  {name} {item}: {reason} (attempt {rec.attempt}/{cfg.cluster.max_attempts}"
-                                f"{', no retries left' if state == 'exhausted' else ''}) "
-                                f"record: {name}/items/{item}.json")
+                problems.append(
+                    f"  {name} {item}: {reason} (attempt {rec.attempt if rec else '?'}/{cfg.cluster.max_attempts}"
+                    f"{', no retries left' if state == 'exhausted' else ''}) "
+                    f"record: {name}/items/{item}.json"
+                )
     if problems:
         lines += ["failures:", *problems]
     return "\n".join(lines)
@@ -89,6 +96,7 @@ def main(argv: list[str]) -> int:
         if set(args) != {"run"} or len(args) != len(argv):
             raise ConfigError("usage: python -m pipeline.status run=RUN_DIR")
         print(render(Path(args["run"])))
+
     return exit_status(body)
 
 

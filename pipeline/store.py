@@ -12,6 +12,7 @@ A record names its outputs relative to the run folder and carries a digest of th
 the digests of the upstream records it was computed from, so a stage knows when its work is still
 valid without trusting file existence alone.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -19,11 +20,12 @@ import json
 import os
 import tempfile
 import time
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any
 
-from pipeline.errors import PipelineError
+from pipeline.errors import PipelineError, StageError
 from pipeline.locks import FileLock
 from pipeline.schema import result_fields
 
@@ -78,7 +80,7 @@ def json_digest(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def run_key(cfg: "Config") -> str:
+def run_key(cfg: Config) -> str:
     """Hash of every result-affecting field; the experiment name is the folder above it."""
     fields = result_fields(cfg)
     fields.pop("name", None)
@@ -109,15 +111,16 @@ class RunStore:
         self.root = Path(root)
 
     @classmethod
-    def for_config(cls, cfg: "Config") -> "RunStore":
+    def for_config(cls, cfg: Config) -> RunStore:
         """The run folder of ``cfg`` (made if new; an existing one must carry the same run key)."""
         key = run_key(cfg)
         store = cls(Path(cfg.run_root) / cfg.name / key)
         try:
             store.root.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise PipelineError(f"run_root={cfg.run_root}: cannot make the run folder {store.root}: "
-                                f"{exc.strerror}") from None
+            raise PipelineError(
+                f"run_root={cfg.run_root}: cannot make the run folder {store.root}: {exc.strerror}"
+            ) from None
         meta = {"experiment": cfg.name, "run_key": key, "result_fields": result_fields(cfg)}
         run_json = store.root / "run.json"
         if run_json.exists():
@@ -154,6 +157,13 @@ class RunStore:
         except (json.JSONDecodeError, TypeError):
             return None  # a record from a foreign or broken writer is treated as absent
 
+    def require(self, stage: str, item_id: str) -> Record:
+        """The record of an item that must exist (an upstream input); StageError if it does not."""
+        record = self.read(stage, item_id)
+        if record is None:
+            raise StageError(f"{stage} {item_id}: no record in {self.root} (run {stage} first)")
+        return record
+
     def write(self, stage: str, record: Record) -> Record:
         record.files = {name: self._fingerprint(rel) for name, rel in sorted(record.outputs.items())}
         record.digest = self._digest(record.files, record.data)
@@ -186,8 +196,9 @@ class RunStore:
     def log_attempt(self, stage: str, item_id: str, event: dict[str, Any]) -> None:
         """Append one line to the item's attempt history (start, then done/failed). A start with no
         end is an attempt that was killed; finished items show exactly one start."""
-        append_jsonl(self.root / stage / "attempts" / f"{item_id}.jsonl",
-                     {**event, "time": time.time(), **worker_identity()})
+        append_jsonl(
+            self.root / stage / "attempts" / f"{item_id}.jsonl", {**event, "time": time.time(), **worker_identity()}
+        )
 
     def attempts(self, stage: str, item_id: str) -> list[dict[str, Any]]:
         return read_jsonl(self.root / stage / "attempts" / f"{item_id}.jsonl")
@@ -207,8 +218,11 @@ def worker_identity() -> dict[str, Any]:
     env = os.environ
     ident: dict[str, Any] = {"host": os.uname().nodename, "pid": os.getpid()}
     if "SLURM_JOB_ID" in env:
-        ident["job"] = (f"{env['SLURM_ARRAY_JOB_ID']}_{env['SLURM_ARRAY_TASK_ID']}"
-                        if "SLURM_ARRAY_JOB_ID" in env else env["SLURM_JOB_ID"])
+        ident["job"] = (
+            f"{env['SLURM_ARRAY_JOB_ID']}_{env['SLURM_ARRAY_TASK_ID']}"
+            if "SLURM_ARRAY_JOB_ID" in env
+            else env["SLURM_JOB_ID"]
+        )
         ident["restart"] = int(env.get("SLURM_RESTART_COUNT", 0))
         ident["rank"] = int(env.get("SLURM_PROCID", 0))
     return ident

@@ -2,6 +2,7 @@
 the demo and the tests run, written in the same formats (diffusers / Hugging Face folders) as the
 real checkpoints so the same loading code is exercised. Idempotent.
 """
+
 from __future__ import annotations
 
 import sys
@@ -14,9 +15,11 @@ def make_tiny_models(out: str | Path = "checkpoints/tiny") -> dict[str, Path]:
     from pipeline.reward.tiny import make_tiny_vjepa2
 
     out = Path(out)
-    return {"wan_i2v": Path(make_tiny_wan_i2v(out / "wan_i2v")),
-            "vjepa2": Path(make_tiny_vjepa2(out / "vjepa2")),
-            "magi1": Path(make_tiny_magi1(out / "magi1"))}
+    return {
+        "wan_i2v": Path(make_tiny_wan_i2v(out / "wan_i2v")),
+        "vjepa2": Path(make_tiny_vjepa2(out / "vjepa2")),
+        "magi1": Path(make_tiny_magi1(out / "magi1")),
+    }
 
 
 def main(argv: list[str]) -> None:

@@ -3,6 +3,7 @@
 The wandb run id is derived from the run key, so re-reporting a run updates the same wandb run
 instead of adding a duplicate next to it.
 """
+
 from __future__ import annotations
 
 import os
@@ -12,8 +13,16 @@ from typing import Any
 import pandas as pd
 
 
-def log_to_wandb(wcfg, run_dir: Path, experiment: str, run_key: str, config: dict[str, Any],
-                 table: pd.DataFrame, summary: dict[str, Any], images: dict[str, Path]) -> str | None:
+def log_to_wandb(
+    wcfg,
+    run_dir: Path,
+    experiment: str,
+    run_key: str,
+    config: dict[str, Any],
+    table: pd.DataFrame,
+    summary: dict[str, Any],
+    images: dict[str, Path],
+) -> str | None:
     """Log the resolved config, the per-item table, summary scores and plots; returns the run dir."""
     if wcfg.mode == "disabled":
         return None
@@ -21,9 +30,16 @@ def log_to_wandb(wcfg, run_dir: Path, experiment: str, run_key: str, config: dic
 
     os.environ.setdefault("WANDB_SILENT", "true")
     run = wandb.init(
-        project=wcfg.project, entity=wcfg.entity, tags=list(wcfg.tags), mode=wcfg.mode,
-        dir=str(run_dir), name=f"{experiment}-{run_key}", id=f"{experiment}-{run_key}",
-        resume="allow", config=config, reinit="finish_previous",
+        project=wcfg.project,
+        entity=wcfg.entity,
+        tags=list(wcfg.tags),
+        mode=wcfg.mode,
+        dir=str(run_dir),
+        name=f"{experiment}-{run_key}",
+        id=f"{experiment}-{run_key}",
+        resume="allow",
+        config=config,
+        reinit="finish_previous",
         settings=wandb.Settings(console="off", x_disable_stats=True),
     )
     try:

@@ -6,6 +6,7 @@ binary, so no system install), PyAV probes the container (its duration is what f
 file in the destination folder and is renamed into place, so a crash never leaves a truncated
 video under the final name.
 """
+
 from __future__ import annotations
 
 import os
@@ -99,8 +100,14 @@ def write_video(path: str | os.PathLike, frames: np.ndarray, fps: float, quality
     os.close(fd)
     try:
         writer = iio.get_writer(
-            tmp, format="FFMPEG", fps=fps, codec="libx264", quality=quality,
-            macro_block_size=2, pixelformat="yuv420p", ffmpeg_log_level="error",
+            tmp,
+            format="FFMPEG",
+            fps=fps,
+            codec="libx264",
+            quality=quality,
+            macro_block_size=2,
+            pixelformat="yuv420p",
+            ffmpeg_log_level="error",
         )
         try:
             for frame in frames:

@@ -1,5 +1,6 @@
 """Weight files cut short (an interrupted download or copy), found before any model is built:
 a few bytes of each file are read, never the tensors."""
+
 from __future__ import annotations
 
 import json
@@ -43,5 +44,8 @@ def truncated_in(folder: Path) -> list[str]:
     folder = Path(folder)
     if not folder.is_dir():
         return []
-    return [f"{p} (truncated: {why})" for p in sorted(folder.iterdir())
-            if p.suffix in (".safetensors", ".pt", ".pth", ".bin") and (why := truncated_weights(p))]
+    return [
+        f"{p} (truncated: {why})"
+        for p in sorted(folder.iterdir())
+        if p.suffix in (".safetensors", ".pt", ".pth", ".bin") and (why := truncated_weights(p))
+    ]

@@ -1,5 +1,6 @@
 """Session fixtures shared by the pipeline tests: tiny random models and a small synthetic
 Physics-IQ dataset, both made on the fly (nothing is downloaded), plus Hydra composition."""
+
 from __future__ import annotations
 
 import os

@@ -1,4 +1,5 @@
 """The whole chain on the embedded default (tiny models, small synthetic dataset), run in-process."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -25,9 +26,14 @@ def finished_run(tiny_models, small_dataset, tmp_path_factory):
     """One full run, shared by the tests below (they only rerun parts of it)."""
     tmp = tmp_path_factory.mktemp("chain")
     overrides = [
-        "+experiment=demo", f"run_root={tmp / 'runs'}", f"benchmark.root={small_dataset}",
-        f"generator.checkpoint={tiny_models['wan_i2v']}", f"reward.checkpoint={tiny_models['vjepa2']}",
-        "tracking.wandb.mode=offline", "tracking.progress=false", "evaluate.workers=1",
+        "+experiment=demo",
+        f"run_root={tmp / 'runs'}",
+        f"benchmark.root={small_dataset}",
+        f"generator.checkpoint={tiny_models['wan_i2v']}",
+        f"reward.checkpoint={tiny_models['vjepa2']}",
+        "tracking.wandb.mode=offline",
+        "tracking.progress=false",
+        "evaluate.workers=1",
         f"evaluate.mask_cache={tmp / 'masks'}",
     ]
     accessed = _track_config_reads()
@@ -103,12 +109,25 @@ def test_truncated_candidate_is_redone(finished_run):
 def test_magi1_chain_on_the_tiny_model(tiny_models, small_dataset, tmp_path):
     """generator=magi1_tiny through the whole chain: 24 fps, 144 frames per i2v candidate."""
     m = tiny_models["magi1"]
-    run_dir = run(compose([
-        "+experiment=demo_magi1", f"run_root={tmp_path}", f"benchmark.root={small_dataset}",
-        "benchmark.max_scenarios=1", "search.n=1", f"generator.checkpoint={m}/dit",
-        f"generator.vae_checkpoint={m}/vae", f"generator.t5_checkpoint={m}/t5",
-        f"generator.special_tokens={m}/special_tokens.npz", f"reward.checkpoint={tiny_models['vjepa2']}",
-        "tracking=disabled", "evaluate.workers=1", f"evaluate.mask_cache={tmp_path / 'masks'}"]))
+    run_dir = run(
+        compose(
+            [
+                "+experiment=demo_magi1",
+                f"run_root={tmp_path}",
+                f"benchmark.root={small_dataset}",
+                "benchmark.max_scenarios=1",
+                "search.n=1",
+                f"generator.checkpoint={m}/dit",
+                f"generator.vae_checkpoint={m}/vae",
+                f"generator.t5_checkpoint={m}/t5",
+                f"generator.special_tokens={m}/special_tokens.npz",
+                f"reward.checkpoint={tiny_models['vjepa2']}",
+                "tracking=disabled",
+                "evaluate.workers=1",
+                f"evaluate.mask_cache={tmp_path / 'masks'}",
+            ]
+        )
+    )
     assert records(run_dir, "sample")["0001"]["data"]["frames"] == [144]
     summary = json.loads((run_dir / "results" / "summary.json").read_text())
     assert summary["items"] == 3 and 0.0 <= summary["physics_iq_score"] <= 100.0
@@ -127,12 +146,11 @@ def test_every_config_field_is_read(finished_run):
 
 def _prepare_slurm_submission(overrides, run_dir):
     """Everything the SLURM launcher reads before sbatch: the plan and each stage's executor."""
+    from launchers.shard import ShardJob, ShardSpec
     from launchers.slurm import executor_for, plan_chain
     from pipeline.config import to_config
     from pipeline.items import Manifest
     from pipeline.store import RunStore
-
-    from launchers.shard import ShardJob, ShardSpec
 
     cfg = to_config(compose(overrides))
     manifest = Manifest.load(RunStore(run_dir))

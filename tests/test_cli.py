@@ -1,4 +1,5 @@
 """The command line as a user meets it: one clear message for bad input, multirun, --cfg job."""
+
 from __future__ import annotations
 
 import subprocess
@@ -11,31 +12,43 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def pipeline_run(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "pipeline.run", *args], cwd=cwd, capture_output=True,
-                          text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline.run", *args], cwd=cwd, capture_output=True, text=True, timeout=600
+    )
 
 
 def test_missing_dataset_folder_is_one_message(tmp_path):
     res = pipeline_run("+experiment=demo", f"benchmark.root={tmp_path / 'nope'}", f"run_root={tmp_path}")
     assert res.returncode == 2
     assert res.stderr.strip().splitlines() == [
-        f"error: benchmark.root: Physics-IQ dataset folder does not exist: {tmp_path / 'nope'}"]
+        f"error: benchmark.root: Physics-IQ dataset folder does not exist: {tmp_path / 'nope'}"
+    ]
     assert not (tmp_path / "demo").exists()  # stopped before any run folder was made
 
 
 def test_missing_checkpoint_stops_before_any_work(tmp_path, small_dataset, tiny_models):
-    res = pipeline_run("+experiment=demo", f"benchmark.root={small_dataset}", f"run_root={tmp_path}",
-                       f"generator.checkpoint={tmp_path / 'no-such-model'}",
-                       f"reward.checkpoint={tiny_models['vjepa2']}", "tracking=disabled")
+    res = pipeline_run(
+        "+experiment=demo",
+        f"benchmark.root={small_dataset}",
+        f"run_root={tmp_path}",
+        f"generator.checkpoint={tmp_path / 'no-such-model'}",
+        f"reward.checkpoint={tiny_models['vjepa2']}",
+        "tracking=disabled",
+    )
     assert res.returncode == 2
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: generator.checkpoint=")
     assert "no-such-model" in lines[0]
     assert not list(tmp_path.glob("demo/*/prepare/items/*.json"))  # not even prepare ran
 
-    res = pipeline_run("+experiment=demo", f"benchmark.root={small_dataset}", f"run_root={tmp_path}",
-                       f"generator.checkpoint={tiny_models['wan_i2v']}",
-                       f"reward.checkpoint={tmp_path / 'no-reward'}", "tracking=disabled")
+    res = pipeline_run(
+        "+experiment=demo",
+        f"benchmark.root={small_dataset}",
+        f"run_root={tmp_path}",
+        f"generator.checkpoint={tiny_models['wan_i2v']}",
+        f"reward.checkpoint={tmp_path / 'no-reward'}",
+        "tracking=disabled",
+    )
     assert res.returncode == 2 and res.stderr.startswith("error: reward.checkpoint: ")
 
 
@@ -54,11 +67,18 @@ def test_cfg_job_prints_the_composed_config():
 
 @pytest.mark.slow
 def test_multirun_makes_one_run_per_point(tmp_path, small_dataset, tiny_models):
-    res = pipeline_run("-m", "+experiment=demo", "search.n=1,2", "benchmark.max_scenarios=1",
-                       f"benchmark.root={small_dataset}", f"run_root={tmp_path}",
-                       f"generator.checkpoint={tiny_models['wan_i2v']}",
-                       f"reward.checkpoint={tiny_models['vjepa2']}", "tracking=disabled",
-                       f"evaluate.mask_cache={tmp_path / 'masks'}")
+    res = pipeline_run(
+        "-m",
+        "+experiment=demo",
+        "search.n=1,2",
+        "benchmark.max_scenarios=1",
+        f"benchmark.root={small_dataset}",
+        f"run_root={tmp_path}",
+        f"generator.checkpoint={tiny_models['wan_i2v']}",
+        f"reward.checkpoint={tiny_models['vjepa2']}",
+        "tracking=disabled",
+        f"evaluate.mask_cache={tmp_path / 'masks'}",
+    )
     assert res.returncode == 0, res.stderr[-2000:]
     runs = sorted((tmp_path / "demo").iterdir())
     assert len(runs) == 2

@@ -39,11 +39,25 @@ def test_invalid_choice_is_rejected():
 
 def test_run_key_ignores_operational_fields_only():
     base = run_key(to_config(compose([])))
-    for same in ["generator.device=cuda", "generator.batch_size=8", "reward.batch_windows=1",
-                 "tracking=online", "run_root=/elsewhere", "evaluate.workers=8", "report.plots=false"]:
+    for same in [
+        "generator.device=cuda",
+        "generator.batch_size=8",
+        "reward.batch_windows=1",
+        "tracking=online",
+        "run_root=/elsewhere",
+        "evaluate.workers=8",
+        "report.plots=false",
+    ]:
         assert run_key(to_config(compose([same]))) == base, same
-    for different in ["search.n=3", "reward.stride=8", "generator.steps=5", "prepare.resize=stretch",
-                      "conform.drop_first_frame=false", "search.base_seed=1", "reward.max_frames=49"]:
+    for different in [
+        "search.n=3",
+        "reward.stride=8",
+        "generator.steps=5",
+        "prepare.resize=stretch",
+        "conform.drop_first_frame=false",
+        "search.base_seed=1",
+        "reward.max_frames=49",
+    ]:
         assert run_key(to_config(compose([different]))) != base, different
 
 
@@ -76,6 +90,10 @@ def test_every_schema_field_is_named_in_code():
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Load):
                 read.add(node.attr)
-    unread = [f"{cls.__name__}.{f.name}" for cls in GENERATOR_SCHEMAS.values()
-              for f in dataclasses.fields(cls) if f.name not in read]
+    unread = [
+        f"{cls.__name__}.{f.name}"
+        for cls in GENERATOR_SCHEMAS.values()
+        for f in dataclasses.fields(cls)
+        if f.name not in read
+    ]
     assert not unread, f"generator config fields no code reads: {unread}"

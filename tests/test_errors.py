@@ -1,5 +1,6 @@
 """Errors as a user sees them: every command ends a known failure with one line ``error: ...``
 and exit status 2, and a bug with its traceback and status 1."""
+
 from __future__ import annotations
 
 import subprocess
@@ -12,8 +13,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def command(module: str, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=300)
+    return subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT, capture_output=True, text=True, timeout=300)
 
 
 @pytest.fixture
@@ -48,8 +48,11 @@ def known_failures(tmp, demo, run_dir, videos):
         ("pipeline.evaluate", ["generated=x"], "missing required value(s): benchmark.root, output"),
         ("pipeline.evaluate", ["benchmark.rooot=x", "generated=x", "output=y"], "Key 'rooot' not in"),
         ("pipeline.evaluate", [f"benchmark.root={tmp}", f"generated={tmp / 'none'}", f"output={tmp / 'o'}"], ""),
-        ("pipeline.evaluate", ["benchmark.root=x", "generated=x", "output=y", "evaluate.workers=0"],
-         "evaluate.workers=0 must be >= 1"),
+        (
+            "pipeline.evaluate",
+            ["benchmark.root=x", "generated=x", "output=y", "evaluate.workers=0"],
+            "evaluate.workers=0 must be >= 1",
+        ),
     ]
 
 
@@ -79,11 +82,13 @@ BUGS = {  # a bug planted in each command's body
 @pytest.mark.parametrize("module", sorted(BUGS))
 def test_a_bug_keeps_its_traceback_and_status_1(module):
     name, args = BUGS[module]
-    code = (f"import sys, {module} as m\n"
-            f"def broken(*a, **k):\n    return 1 / 0\n"
-            f"m.{name} = broken\n"
-            f"sys.argv = ['{module}', *{args!r}]\n"
-            f"sys.exit(m.main() if '{module}' in ('pipeline.run', 'pipeline.evaluate') else m.main(sys.argv[1:]))\n")
+    code = (
+        f"import sys, {module} as m\n"
+        f"def broken(*a, **k):\n    return 1 / 0\n"
+        f"m.{name} = broken\n"
+        f"sys.argv = ['{module}', *{args!r}]\n"
+        f"sys.exit(m.main() if '{module}' in ('pipeline.run', 'pipeline.evaluate') else m.main(sys.argv[1:]))\n"
+    )
     res = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert res.returncode == 1, res.stderr[-2000:]
     assert "Traceback" in res.stderr and "ZeroDivisionError" in res.stderr

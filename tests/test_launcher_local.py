@@ -1,4 +1,5 @@
 """Launcher pieces that need no cluster: sharding, item claims, shard runs and checkpoints."""
+
 from __future__ import annotations
 
 import threading

@@ -1,4 +1,5 @@
 """Each stage on its own, on a one-scenario run (three items) of the tiny models."""
+
 from __future__ import annotations
 
 import math
@@ -40,6 +41,7 @@ def run_upto(demo_overrides):
             if name == last:
                 break
         return cfg, store, manifest
+
     return _run
 
 
@@ -83,13 +85,18 @@ def test_score_reuses_scores_by_video_content(run_upto):
 
 
 def test_select_picks_the_argmin_and_passes_over_non_finite():
-    cands = [{"name": "cand00", "seed": 0, "surprise": 0.5}, {"name": "cand01", "seed": 1, "surprise": 0.2},
-             {"name": "cand02", "seed": 2, "surprise": 0.2}]
+    cands = [
+        {"name": "cand00", "seed": 0, "surprise": 0.5},
+        {"name": "cand01", "seed": 1, "surprise": 0.2},
+        {"name": "cand02", "seed": 2, "surprise": 0.2},
+    ]
     assert argmin_surprise(cands) == (cands[1], {})  # ties go to the lowest seed
     cands[1]["surprise"] = math.nan
     cands[2].update(surprise=None, error="non-finite V-JEPA surprise in windows [0] (of 3)")
-    assert argmin_surprise(cands) == (cands[0], {"cand01": "surprise is nan",
-                                                  "cand02": "non-finite V-JEPA surprise in windows [0] (of 3)"})
+    assert argmin_surprise(cands) == (
+        cands[0],
+        {"cand01": "surprise is nan", "cand02": "non-finite V-JEPA surprise in windows [0] (of 3)"},
+    )
     cands[0]["surprise"] = -math.inf
     with pytest.raises(ValueError, match="no candidate has a finite surprise: cand00: surprise is -inf"):
         argmin_surprise(cands)
@@ -142,8 +149,10 @@ def test_png_decoding_survives_decord_being_loaded_first(tmp_path):
 
     png = tmp_path / "c.png"
     png.write_bytes(encode_png(np.full((8, 8, 3), 7, np.uint8)))
-    code = ("from pipeline.video_io import read_video\n"
-            "try:\n    read_video('/nonexistent.mp4')\nexcept Exception:\n    pass\n"
-            f"from pipeline.stages.prepare import decode_png\nprint(decode_png({str(png)!r})[0, 0, 0])")
+    code = (
+        "from pipeline.video_io import read_video\n"
+        "try:\n    read_video('/nonexistent.mp4')\nexcept Exception:\n    pass\n"
+        f"from pipeline.stages.prepare import decode_png\nprint(decode_png({str(png)!r})[0, 0, 0])"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.stdout.strip() == "7", out.stderr

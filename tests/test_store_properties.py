@@ -1,6 +1,7 @@
 """Run-store properties under random interleavings of work, crashes and damage (hypothesis):
 a record read as done always has outputs that validate and hash to its digest, and they are the
 outputs of the attempt that wrote it."""
+
 from __future__ import annotations
 
 import os
@@ -71,7 +72,9 @@ class StoreMachine(RuleBasedStateMachine):
                     raise Crash()
                 seen[0] += 1
                 return real(*args, **kwargs)
+
             return call
+
         os.replace, os.fsync = step(real_replace), step(real_fsync)
         os.unlink = (lambda *a, **k: None) if crash_at is not None else real_unlink  # a dead process cleans nothing
         try:
@@ -104,7 +107,7 @@ class StoreMachine(RuleBasedStateMachine):
         if how == "delete":
             path.unlink()
         elif how == "garbage":
-            path.write_text(path.read_text()[: 20])
+            path.write_text(path.read_text()[:20])
         else:  # a foreign writer claims another version is done, keeping the old digest
             path.write_text(path.read_text().replace('"version": ', '"version": 1'))
 
@@ -122,8 +125,9 @@ class StoreMachine(RuleBasedStateMachine):
 
 
 TestStoreProperties = StoreMachine.TestCase
-TestStoreProperties.settings = settings(max_examples=60, stateful_step_count=25, deadline=None,
-                                        suppress_health_check=[HealthCheck.too_slow])
+TestStoreProperties.settings = settings(
+    max_examples=60, stateful_step_count=25, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
 
 
 @pytest.mark.parametrize("item", ITEMS)

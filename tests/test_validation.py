@@ -1,6 +1,7 @@
 """Every config value with a domain is checked before any work: one bad value per case, one line
 naming its key, no run folder item written. The table covers every field that declares a check
 (the last test fails when a new checked field has no case here)."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -90,9 +91,12 @@ CASES = [
 @pytest.fixture
 def overrides(demo_overrides, tiny_models):
     magi = tiny_models["magi1"]
-    return demo_overrides, [f"generator.checkpoint={magi / 'dit'}", f"generator.vae_checkpoint={magi / 'vae'}",
-                            f"generator.t5_checkpoint={magi / 't5'}",
-                            f"generator.special_tokens={magi / 'special_tokens.npz'}"]
+    return demo_overrides, [
+        f"generator.checkpoint={magi / 'dit'}",
+        f"generator.vae_checkpoint={magi / 'vae'}",
+        f"generator.t5_checkpoint={magi / 't5'}",
+        f"generator.special_tokens={magi / 'special_tokens.npz'}",
+    ]
 
 
 @pytest.mark.parametrize("bad, key", CASES, ids=[" ".join(c[0]) for c in CASES])
@@ -116,11 +120,21 @@ def test_every_checked_field_has_a_case():
                 yield from checked(f.type, prefix + f.name + ".")
 
     import pipeline.config as c
+
     keys = set()
-    for cls, prefix in [(c.BenchmarkConfig, "benchmark."), (c.RewardConfig, "reward."), (c.SearchConfig, "search."),
-                        (c.StageResources, f"{RES}."), (c.ClusterConfig, "cluster."), (c.WandbConfig, "tracking.wandb."),
-                        (c.PrepareConfig, "prepare."), (c.EvaluateConfig, "evaluate."), (Config, ""),
-                        (WanI2VConfig, "generator."), (Magi1Config, "generator.")]:
+    for cls, prefix in [
+        (c.BenchmarkConfig, "benchmark."),
+        (c.RewardConfig, "reward."),
+        (c.SearchConfig, "search."),
+        (c.StageResources, f"{RES}."),
+        (c.ClusterConfig, "cluster."),
+        (c.WandbConfig, "tracking.wandb."),
+        (c.PrepareConfig, "prepare."),
+        (c.EvaluateConfig, "evaluate."),
+        (Config, ""),
+        (WanI2VConfig, "generator."),
+        (Magi1Config, "generator."),
+    ]:
         keys |= set(checked(cls, prefix))
     covered = {key for _, key in CASES}
     assert keys - covered == set(), f"checked fields without a bad-value case: {sorted(keys - covered)}"

@@ -1,6 +1,8 @@
 """Benchmarks the pipeline can run: each turns its dataset into run items and knows its contract."""
+
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pipeline.errors import ConfigError, PipelineError
@@ -30,7 +32,7 @@ class PhysicsIQBenchmark:
     """Physics-IQ: one item per take-1 (scenario, view), conditioned on its switch frame (i2v) or
     on its 3 s conditioning clip at the generator's fps (v2v)."""
 
-    def __init__(self, cfg: "Config"):
+    def __init__(self, cfg: Config):
         from pipeline.benchmarks.physicsiq.layout import DatasetError, PhysicsIQDataset
 
         b, g = cfg.benchmark, cfg.generator
@@ -39,13 +41,17 @@ class PhysicsIQBenchmark:
         # benchmark.fps is the evaluation CLI's knob; in a run the generator's fps decides, and a
         # different value would score the submission against ground truth at the wrong rate.
         if b.fps is not None and float(b.fps) != float(g.fps):
-            raise ConfigError(f"benchmark.fps={b.fps:g} differs from generator.fps={g.fps:g}; in a "
-                              "pipeline run the evaluation uses the generator's fps: leave "
-                              "benchmark.fps unset (null) or set it to the same value")
+            raise ConfigError(
+                f"benchmark.fps={b.fps:g} differs from generator.fps={g.fps:g}; in a "
+                "pipeline run the evaluation uses the generator's fps: leave "
+                "benchmark.fps unset (null) or set it to the same value"
+            )
         if b.mode == "v2v" and not generator_accepts_clips(g.kind):
-            raise ConfigError(f"benchmark.mode=v2v needs a generator conditioned on a video clip, but "
-                              f"generator.kind={g.kind!r} takes a single image; use benchmark.mode=i2v "
-                              "or a clip-conditioned generator (e.g. MAGI-1)")
+            raise ConfigError(
+                f"benchmark.mode=v2v needs a generator conditioned on a video clip, but "
+                f"generator.kind={g.kind!r} takes a single image; use benchmark.mode=i2v "
+                "or a clip-conditioned generator (e.g. MAGI-1)"
+            )
         if "conform" in cfg.stages:
             self.check_frames(cfg)
         try:
@@ -59,7 +65,7 @@ class PhysicsIQBenchmark:
         self.prompts = b.prompts
 
     @staticmethod
-    def check_frames(cfg: "Config") -> None:
+    def check_frames(cfg: Config) -> None:
         """The contract's 5 s at the generator's fps must fit in what the generator makes."""
         from pipeline.benchmarks.physicsiq.contract import frames_needed
         from pipeline.generators import generator_class
@@ -68,15 +74,19 @@ class PhysicsIQBenchmark:
         try:
             need = frames_needed(g.fps)
         except ValueError:
-            raise ConfigError(f"generator.fps={g.fps:g}: 5 s at this rate is not a whole number of frames, "
-                              "which the Physics-IQ contract needs") from None
+            raise ConfigError(
+                f"generator.fps={g.fps:g}: 5 s at this rate is not a whole number of frames, "
+                "which the Physics-IQ contract needs"
+            ) from None
         made = generator_class(g.kind).planned_frames(g, cfg.benchmark.mode)
         if made is not None and made - drop < need:
-            raise ConfigError(f"generator.num_frames={g.num_frames}: candidates will have {made} frames"
-                              f"{', one fewer after conform.drop_first_frame' if drop else ''}; the Physics-IQ "
-                              f"contract needs {need} (5 s at {g.fps:g} fps)")
+            raise ConfigError(
+                f"generator.num_frames={g.num_frames}: candidates will have {made} frames"
+                f"{', one fewer after conform.drop_first_frame' if drop else ''}; the Physics-IQ "
+                f"contract needs {need} (5 s at {g.fps:g} fps)"
+            )
 
-    def items(self) -> list["Item"]:
+    def items(self) -> list[Item]:
         from pipeline.benchmarks.prompts import PromptVariantError, load_prompt_variants
         from pipeline.items import Item
 
@@ -91,13 +101,19 @@ class PhysicsIQBenchmark:
             except PromptVariantError as exc:
                 raise ConfigError(f"benchmark.prompts: {exc}") from None
         return [
-            Item(item_id=it.item_id, prompt=prompts[it.item_id], category=it.category,
-                 scenario=it.scenario, view=it.view, submission_name=it.generated_video_name,
-                 condition_source=str(self.condition_source(it).resolve()))
+            Item(
+                item_id=it.item_id,
+                prompt=prompts[it.item_id],
+                category=it.category,
+                scenario=it.scenario,
+                view=it.view,
+                submission_name=it.generated_video_name,
+                condition_source=str(self.condition_source(it).resolve()),
+            )
             for it in chosen
         ]
 
-    def condition_source(self, item) -> "object":
+    def condition_source(self, item) -> Path:
         """i2v: the switch frame. v2v: the conditioning clip shipped at the generator's fps, else
         the 30 FPS one (prepare then resamples it the way the ground truth is resampled)."""
         if self.mode == "i2v":
@@ -111,5 +127,5 @@ class PhysicsIQBenchmark:
 BENCHMARKS = {"physicsiq": PhysicsIQBenchmark}
 
 
-def load_benchmark(cfg: "Config") -> PhysicsIQBenchmark:
+def load_benchmark(cfg: Config) -> PhysicsIQBenchmark:
     return BENCHMARKS[cfg.benchmark.name](cfg)

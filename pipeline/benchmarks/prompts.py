@@ -12,11 +12,13 @@ Every item of the run must get a prompt (a variant file that silently fell back 
 descriptions for some items would mix two prompt sets in one score); rows that match no item of
 the run are allowed, so one file serves a dataset and its ``max_scenarios`` subsets.
 """
+
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
@@ -44,7 +46,7 @@ def resolve_prompt_file(path: str | os.PathLike) -> Path:
     raise PromptVariantError(f"prompt-variant file not found: {path} (also looked in {REPO_ROOT / p})")
 
 
-def _item_key(item: "BenchmarkItem", column: str) -> str:
+def _item_key(item: BenchmarkItem, column: str) -> str:
     if column == "item_id":
         return item.item_id
     if column == "generated_video_name":
@@ -52,7 +54,7 @@ def _item_key(item: "BenchmarkItem", column: str) -> str:
     return item.scenario
 
 
-def load_prompt_variants(path: str | os.PathLike, items: Iterable["BenchmarkItem"]) -> dict[str, str]:
+def load_prompt_variants(path: str | os.PathLike, items: Iterable[BenchmarkItem]) -> dict[str, str]:
     """item_id -> prompt for every item in ``items``; raises naming what is wrong or missing."""
     file = resolve_prompt_file(path)
     try:
@@ -61,8 +63,9 @@ def load_prompt_variants(path: str | os.PathLike, items: Iterable["BenchmarkItem
         raise PromptVariantError(f"{file}: not a readable CSV ({exc})") from None
     keys = [c for c in KEY_COLUMNS if c in df.columns]
     if "prompt" not in df.columns or len(keys) != 1:
-        raise PromptVariantError(f"{file}: needs a 'prompt' column and exactly one key column of "
-                                 f"{list(KEY_COLUMNS)}; has {list(df.columns)}")
+        raise PromptVariantError(
+            f"{file}: needs a 'prompt' column and exactly one key column of {list(KEY_COLUMNS)}; has {list(df.columns)}"
+        )
     key = keys[0]
     values = df[key].str.strip()
     if key == "scenario":
@@ -82,6 +85,8 @@ def load_prompt_variants(path: str | os.PathLike, items: Iterable["BenchmarkItem
         else:
             missing.append(k)
     if missing:
-        raise PromptVariantError(f"{file}: no prompt for {len(missing)} item(s) of the run "
-                                 f"(by {key}): {', '.join(sorted(set(missing))[:10])}")
+        raise PromptVariantError(
+            f"{file}: no prompt for {len(missing)} item(s) of the run "
+            f"(by {key}): {', '.join(sorted(set(missing))[:10])}"
+        )
     return out

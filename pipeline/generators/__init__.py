@@ -10,7 +10,7 @@ does not import torch/diffusers.
 from __future__ import annotations
 
 import importlib
-from typing import Any, Callable, Union
+from typing import Any
 
 from .base import (
     GenerationRequest,
@@ -21,14 +21,14 @@ from .base import (
     StepInfo,
 )
 
-Factory = Callable[..., Generator]
-_REGISTRY: dict[str, Union[str, Factory]] = {
+Factory = type[Generator]
+_REGISTRY: dict[str, str | Factory] = {
     "wan_i2v": "pipeline.generators.diffusers_i2v:WanI2VGenerator",
     "magi1": "pipeline.generators.magi1.engine:Magi1Generator",
 }
 
 
-def register_generator(kind: str, factory: Union[str, Factory, None] = None, *, overwrite: bool = False):
+def register_generator(kind: str, factory: str | Factory | None = None, *, overwrite: bool = False):
     """Register ``factory`` (a callable or a lazy "module:attr" string) under ``kind``.
     Usable as a decorator: ``@register_generator("magi1")``."""
 

@@ -10,8 +10,9 @@ into one model call; each candidate must equal the single run with its seed
 from __future__ import annotations
 
 import abc
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -72,7 +73,7 @@ class StepInfo:
     chunk_frames: tuple[int, int] = (0, 0)
 
 
-StepHook = Callable[[StepInfo], Optional[Any]]
+StepHook = Callable[[StepInfo], Any | None]
 
 
 @dataclass
@@ -98,7 +99,7 @@ class ChunkInfo:
     extra: dict = field(default_factory=dict)
 
 
-ChunkHook = Callable[[ChunkInfo], Optional[Any]]
+ChunkHook = Callable[[ChunkInfo], Any | None]
 
 
 class Generator(abc.ABC):
@@ -123,13 +124,22 @@ class Generator(abc.ABC):
     def fps(self) -> float: ...
 
     @abc.abstractmethod
-    def generate(
-        self, requests: list[GenerationRequest], on_step: StepHook | None = None
-    ) -> list[np.ndarray]:
+    def generate(self, requests: list[GenerationRequest], on_step: StepHook | None = None) -> list[np.ndarray]:
         """Return one uint8 ``(num_frames, height, width, 3)`` array per request, in order."""
 
     def close(self) -> None:
         """Release model memory (optional)."""
+
+    # ----------------------------------------------------------------- built from config
+    @classmethod
+    def from_config(cls, cfg: Any, device: str) -> Generator:
+        """The engine for its config dataclass (``generator.*``) on ``device``."""
+        raise NotImplementedError(f"{cls.__name__} cannot be built from a config")
+
+    @classmethod
+    def missing_checkpoint_files_for(cls, cfg: Any) -> list[str]:
+        """What the checkpoint named by ``cfg`` lacks (empty = looks complete); cheap, no model load."""
+        return []
 
     # ----------------------------------------------------------------- checked before any work
     @classmethod
@@ -139,7 +149,7 @@ class Generator(abc.ABC):
         return []
 
     @classmethod
-    def planned_frames(cls, cfg: Any, mode: str) -> Optional[int]:
+    def planned_frames(cls, cfg: Any, mode: str) -> int | None:
         """Frames each candidate will have for ``mode`` (i2v | v2v | t2v), known without loading
         the model; None when it cannot be told yet (the check then happens after generation)."""
         return None
@@ -174,9 +184,7 @@ def check_condition(image: np.ndarray, height: int, width: int) -> None:
         )
 
 
-def group_requests(
-    requests: Sequence[GenerationRequest], batch_size: int
-) -> list[list[int]]:
+def group_requests(requests: Sequence[GenerationRequest], batch_size: int) -> list[list[int]]:
     """Group request indices that share prompt, negative prompt and condition
     image into chunks of at most ``batch_size`` (first-appearance order)."""
     if batch_size < 1:

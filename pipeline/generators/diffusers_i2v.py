@@ -20,6 +20,9 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.dtypes import CANONICAL, dtype_name
+from pipeline.weight_files import truncated_weights
+
 from .base import (
     GenerationRequest,
     Generator,
@@ -30,8 +33,6 @@ from .base import (
     float_frames_to_uint8,
     group_requests,
 )
-from pipeline.dtypes import CANONICAL, dtype_name
-from pipeline.weight_files import truncated_weights
 
 __all__ = [
     "WanI2VGenerator",
@@ -106,7 +107,8 @@ def missing_checkpoint_files(path: str | os.PathLike) -> list[str]:
     except (OSError, ValueError) as e:
         return [f"model_index.json (unreadable: {e})"]
     present = {
-        k for k, v in index.items()
+        k
+        for k, v in index.items()
         if not k.startswith("_") and isinstance(v, list) and len(v) == 2 and v[0] is not None
     }
     missing: list[str] = []
@@ -142,11 +144,12 @@ def geometry_problems(path: str | os.PathLike, width: int, height: int, num_fram
     out = []
     if (num_frames - 1) % t_factor != 0:
         lo = (num_frames - 1) // t_factor * t_factor + 1
-        out.append(f"generator.num_frames={num_frames}: Wan makes {t_factor}k+1 frames (e.g. {lo} or "
-                   f"{lo + t_factor})")
+        out.append(f"generator.num_frames={num_frames}: Wan makes {t_factor}k+1 frames (e.g. {lo} or {lo + t_factor})")
     if height % size_mult_h or width % size_mult_w:
-        out.append(f"generator.width x generator.height={width}x{height}: must be multiples of "
-                   f"{size_mult_w} x {size_mult_h} (VAE spatial factor {s_factor} x patch size {list(patch)[1:]})")
+        out.append(
+            f"generator.width x generator.height={width}x{height}: must be multiples of "
+            f"{size_mult_w} x {size_mult_h} (VAE spatial factor {s_factor} x patch size {list(patch)[1:]})"
+        )
     return out
 
 
@@ -180,12 +183,21 @@ class WanI2VGenerator(Generator):
         return int(cfg.num_frames)
 
     @classmethod
-    def from_config(cls, cfg: Any, device: str) -> "WanI2VGenerator":
+    def from_config(cls, cfg: Any, device: str) -> WanI2VGenerator:
         """From ``pipeline.config.WanI2VConfig``."""
-        return cls(cfg.checkpoint, width=cfg.width, height=cfg.height, num_frames=cfg.num_frames,
-                   fps=cfg.fps, num_inference_steps=cfg.steps, guidance_scale=cfg.guidance_scale,
-                   negative_prompt=cfg.negative_prompt, batch_size=cfg.batch_size, device=device,
-                   dtype=cfg.dtype)
+        return cls(
+            cfg.checkpoint,
+            width=cfg.width,
+            height=cfg.height,
+            num_frames=cfg.num_frames,
+            fps=cfg.fps,
+            num_inference_steps=cfg.steps,
+            guidance_scale=cfg.guidance_scale,
+            negative_prompt=cfg.negative_prompt,
+            batch_size=cfg.batch_size,
+            device=device,
+            dtype=cfg.dtype,
+        )
 
     def __init__(
         self,
@@ -207,8 +219,13 @@ class WanI2VGenerator(Generator):
     ) -> None:
         self.path = Path(path)
         # ---- settings that do not depend on the checkpoint
-        for name, v in (("width", width), ("height", height), ("num_frames", num_frames),
-                        ("num_inference_steps", num_inference_steps), ("batch_size", batch_size)):
+        for name, v in (
+            ("width", width),
+            ("height", height),
+            ("num_frames", num_frames),
+            ("num_inference_steps", num_inference_steps),
+            ("batch_size", batch_size),
+        ):
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
                 raise GeneratorConfigError(f"{name} must be a positive int, got {v!r}")
         if not (isinstance(fps, (int, float)) and fps > 0):
@@ -319,9 +336,7 @@ class WanI2VGenerator(Generator):
         return emb
 
     # ------------------------------------------------------------ generate
-    def generate(
-        self, requests: list[GenerationRequest], on_step: StepHook | None = None
-    ) -> list[np.ndarray]:
+    def generate(self, requests: list[GenerationRequest], on_step: StepHook | None = None) -> list[np.ndarray]:
         requests = list(requests)
         for r in requests:
             self.check_request(r)
@@ -355,8 +370,13 @@ class WanI2VGenerator(Generator):
             def _cb(pipe, i, t, cb_kwargs):
                 lat = cb_kwargs["latents"]
                 info = StepInfo(
-                    step=int(i), num_steps=num_steps, timestep=float(t), latents=lat,
-                    seeds=seeds, request_indices=tuple(indices), prompt=first.prompt,
+                    step=int(i),
+                    num_steps=num_steps,
+                    timestep=float(t),
+                    latents=lat,
+                    seeds=seeds,
+                    request_indices=tuple(indices),
+                    prompt=first.prompt,
                 )
                 new = on_step(info)
                 if new is None:
@@ -413,4 +433,3 @@ def _accepts_dtype_kw() -> bool:
         return hasattr(deprecation_utils, "_resolve_dtype")
     except Exception:  # noqa: BLE001
         return False
-

@@ -199,14 +199,14 @@ def _build_pipeline(seed: int, with_image_encoder: bool):
         image_dim=image_dim,
         added_kv_proj_dim=(xcfg["num_attention_heads"] * xcfg["attention_head_dim"]) if image_dim else None,
         **xcfg,
-    ).eval()
+    ).eval()  # type: ignore[attr-defined]  # a torch Module; diffusers' annotations hide it
 
     scheduler = FlowMatchEulerDiscreteScheduler(shift=cfg["scheduler"]["shift"])
 
     return WanImageToVideoPipeline(
         tokenizer=tokenizer,
         text_encoder=text_encoder,
-        vae=vae.eval(),
+        vae=vae.eval(),  # type: ignore[attr-defined]
         scheduler=scheduler,
         image_processor=image_processor,
         image_encoder=image_encoder,
@@ -269,8 +269,15 @@ def _remove_stale(out_dir: Path) -> None:
         out_dir.unlink()
 
 
-def bench_tiny(path: str | os.PathLike, batch_size: int = 1, num_frames: int = 41, steps: int = 4,
-               size: int = 64, repeats: int = 3, guidance_scale: float = 5.0) -> float:
+def bench_tiny(
+    path: str | os.PathLike,
+    batch_size: int = 1,
+    num_frames: int = 41,
+    steps: int = 4,
+    size: int = 64,
+    repeats: int = 3,
+    guidance_scale: float = 5.0,
+) -> float:
     """Median seconds per candidate of the tiny model through ``WanI2VGenerator``."""
     import time
 
@@ -279,8 +286,16 @@ def bench_tiny(path: str | os.PathLike, batch_size: int = 1, num_frames: int = 4
     from .base import GenerationRequest
     from .diffusers_i2v import WanI2VGenerator
 
-    g = WanI2VGenerator(path, width=size, height=size, num_frames=num_frames, fps=16,
-                        num_inference_steps=steps, guidance_scale=guidance_scale, batch_size=batch_size)
+    g = WanI2VGenerator(
+        path,
+        width=size,
+        height=size,
+        num_frames=num_frames,
+        fps=16,
+        num_inference_steps=steps,
+        guidance_scale=guidance_scale,
+        batch_size=batch_size,
+    )
     img = np.random.RandomState(0).randint(0, 256, (size, size, 3), dtype=np.uint8)
     reqs = [GenerationRequest("a red ball rolls", img, k) for k in range(batch_size)]
     g.generate(reqs)  # warm-up (prompt encoding, allocator)

@@ -1,4 +1,5 @@
 """Sharded weight folders: the shard files an index (``*.index.json``) names, all checked present."""
+
 from __future__ import annotations
 
 import json
@@ -17,4 +18,3 @@ def indexed_shards(index: Path, what: str) -> list[Path]:
     if missing:
         raise GeneratorLoadError(f"{what} {str(index.parent)!r} is incomplete: missing shards {missing}")
     return [index.parent / s for s in shards]
-

@@ -9,11 +9,13 @@ mask tokens as a list, ``encoder.layer.N`` -> ``blocks.N`` and so on.
 
 Nothing here touches the network: only local paths are read.
 """
+
 from __future__ import annotations
 
 import json
 import os
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -41,18 +43,23 @@ class RewardModelError(PipelineError):
 
 # ---- where ------------------------------------------------------------------------------------
 
+
 def check_hf_folder(path: Path) -> None:
     looked_for = f"{path}/{HF_CONFIG} and one of {', '.join(f'{path}/{w}' for w in HF_WEIGHTS)}"
     if not path.is_dir():
-        raise RewardModelError(f"V-JEPA 2 model folder not found: {path} (looked for {looked_for}). "
-                               "Pass a local Hugging Face format folder; nothing is downloaded.")
+        raise RewardModelError(
+            f"V-JEPA 2 model folder not found: {path} (looked for {looked_for}). "
+            "Pass a local Hugging Face format folder; nothing is downloaded."
+        )
     missing = [HF_CONFIG] if not (path / HF_CONFIG).is_file() else []
     if not any((path / w).is_file() for w in HF_WEIGHTS):
         missing.append(" or ".join(HF_WEIGHTS))
     if missing:
         present = sorted(p.name for p in path.iterdir())[:20]
-        raise RewardModelError(f"V-JEPA 2 model folder {path} is incomplete: missing {', '.join(missing)} "
-                               f"(looked for {looked_for}; folder holds {present})")
+        raise RewardModelError(
+            f"V-JEPA 2 model folder {path} is incomplete: missing {', '.join(missing)} "
+            f"(looked for {looked_for}; folder holds {present})"
+        )
     try:
         model_type = json.loads((path / HF_CONFIG).read_text()).get("model_type")
     except (OSError, json.JSONDecodeError) as exc:
@@ -61,7 +68,9 @@ def check_hf_folder(path: Path) -> None:
         raise RewardModelError(f"{path / HF_CONFIG} has model_type={model_type!r}, expected 'vjepa2'")
 
 
-def resolve_checkpoint(variant: str, checkpoint: str | os.PathLike | None, env: dict | None = None) -> Path:
+def resolve_checkpoint(
+    variant: str, checkpoint: str | os.PathLike | None, env: Mapping[str, str] | None = None
+) -> Path:
     """The file (official) or folder (hf) to load; raises listing every place looked at."""
     env = os.environ if env is None else env
     if variant == "hf":
@@ -94,11 +103,14 @@ def resolve_checkpoint(variant: str, checkpoint: str | os.PathLike | None, env: 
             return cand
         looked.append(str(cand))
     what = f"{variant} checkpoint ({filename})" if filename else f"{variant} checkpoint file"
-    raise RewardModelError(f"no V-JEPA 2 {what} found; looked for: {'; '.join(looked)}. "
-                           f"Set reward.checkpoint=FILE_OR_FOLDER or ${ENV_DIR}; nothing is downloaded.")
+    raise RewardModelError(
+        f"no V-JEPA 2 {what} found; looked for: {'; '.join(looked)}. "
+        f"Set reward.checkpoint=FILE_OR_FOLDER or ${ENV_DIR}; nothing is downloaded."
+    )
 
 
 # ---- official .pt -----------------------------------------------------------------------------
+
 
 def _torch_load(path: Path) -> dict[str, Any]:
     # weights_only: a checkpoint cannot run code; mmap: a 15 GB vitg.pt is paged in, not copied.
@@ -141,8 +153,11 @@ def load_strict(module: torch.nn.Module, sd: StateDict, part: str, source: Path 
     own = module.state_dict()
     missing = sorted(set(own) - set(sd))
     unexpected = sorted(set(sd) - set(own) - TOLERATED[part])
-    wrong = [f"{k}: {tuple(sd[k].shape)} vs {tuple(v.shape)}" for k, v in own.items()
-             if k in sd and tuple(sd[k].shape) != tuple(v.shape)]
+    wrong = [
+        f"{k}: {tuple(sd[k].shape)} vs {tuple(v.shape)}"
+        for k, v in own.items()
+        if k in sd and tuple(sd[k].shape) != tuple(v.shape)
+    ]
     problems = []
     if missing:
         problems.append(f"missing {len(missing)} key(s) {missing[:8]}")
@@ -151,28 +166,46 @@ def load_strict(module: torch.nn.Module, sd: StateDict, part: str, source: Path 
     if wrong:
         problems.append(f"shape mismatch (checkpoint vs model) {wrong[:8]}")
     if problems:
-        raise RewardModelError(f"{source}: {part} weights do not fit the architecture: " + "; ".join(problems)
-                               + " (wrong reward.variant / reward.arch?)")
+        raise RewardModelError(
+            f"{source}: {part} weights do not fit the architecture: "
+            + "; ".join(problems)
+            + " (wrong reward.variant / reward.arch?)"
+        )
     # assign: the (memory-mapped) checkpoint tensors become the parameters, no extra copy.
     module.load_state_dict({k: sd[k] for k in own}, strict=True, assign=True)
 
 
 # ---- Hugging Face folders ---------------------------------------------------------------------
 
+
 def arch_from_hf_config(cfg: dict[str, Any]) -> Arch:
     act = cfg.get("hidden_act", "gelu")
     if act != "gelu":
         raise ArchError(f"hidden_act={act!r}: only the GELU MLP of the released models is supported")
-    geometry = dict(img_size=cfg.get("crop_size", 256), patch_size=cfg.get("patch_size", 16),
-                    num_frames=cfg.get("frames_per_clip", 64), tubelet_size=cfg.get("tubelet_size", 2))
+    geometry = dict(
+        img_size=cfg.get("crop_size", 256),
+        patch_size=cfg.get("patch_size", 16),
+        num_frames=cfg.get("frames_per_clip", 64),
+        tubelet_size=cfg.get("tubelet_size", 2),
+    )
     common = dict(qkv_bias=cfg.get("qkv_bias", True), norm_eps=cfg.get("layer_norm_eps", 1e-6), **geometry)
-    enc = EncoderArch(embed_dim=cfg.get("hidden_size", 1024), depth=cfg.get("num_hidden_layers", 24),
-                      num_heads=cfg.get("num_attention_heads", 16), mlp_ratio=cfg.get("mlp_ratio", 4.0),
-                      in_chans=cfg.get("in_chans", 3), **common)
-    pred = PredictorArch(embed_dim=enc.embed_dim, predictor_embed_dim=cfg.get("pred_hidden_size", 384),
-                         depth=cfg.get("pred_num_hidden_layers", 12), num_heads=cfg.get("pred_num_attention_heads", 12),
-                         mlp_ratio=cfg.get("pred_mlp_ratio", 4.0), num_mask_tokens=cfg.get("pred_num_mask_tokens", 10),
-                         **common)
+    enc = EncoderArch(
+        embed_dim=cfg.get("hidden_size", 1024),
+        depth=cfg.get("num_hidden_layers", 24),
+        num_heads=cfg.get("num_attention_heads", 16),
+        mlp_ratio=cfg.get("mlp_ratio", 4.0),
+        in_chans=cfg.get("in_chans", 3),
+        **common,
+    )
+    pred = PredictorArch(
+        embed_dim=enc.embed_dim,
+        predictor_embed_dim=cfg.get("pred_hidden_size", 384),
+        depth=cfg.get("pred_num_hidden_layers", 12),
+        num_heads=cfg.get("pred_num_attention_heads", 12),
+        mlp_ratio=cfg.get("pred_mlp_ratio", 4.0),
+        num_mask_tokens=cfg.get("pred_num_mask_tokens", 10),
+        **common,
+    )
     return validate(Arch("hf", enc, pred))
 
 
@@ -200,8 +233,10 @@ _HF_RENAMES = [  # (HF pattern, official replacement), applied in order to the p
 
 
 def _hf_part(sd: StateDict, part: str) -> StateDict:
-    names = {"encoder": {"blocks": "blocks", "norm": "norm"},
-             "predictor": {"blocks": "predictor_blocks", "norm": "predictor_norm"}}[part]
+    names = {
+        "encoder": {"blocks": "blocks", "norm": "norm"},
+        "predictor": {"blocks": "predictor_blocks", "norm": "predictor_norm"},
+    }[part]
     out: StateDict = {}
     qkv: dict[tuple[str, str], dict[str, torch.Tensor]] = {}
     for key, value in sd.items():
@@ -253,6 +288,7 @@ def read_hf(folder: Path) -> tuple[Arch, StateDict, StateDict]:
 
 # ---- writing (tiny model, tests, conversions) -------------------------------------------------
 
+
 def to_hf_state_dict(encoder_sd: StateDict, predictor_sd: StateDict) -> StateDict:
     """Official names -> Hugging Face names (the inverse of ``read_hf``)."""
     out: StateDict = {}
@@ -285,12 +321,24 @@ def hf_config(arch: Arch) -> dict[str, Any]:
     if e.use_silu or p.use_silu:
         raise ArchError("the Hugging Face format has no SwiGLU MLP")
     return {
-        "model_type": "vjepa2", "architectures": ["VJEPA2Model"], "crop_size": e.img_size,
-        "patch_size": e.patch_size, "frames_per_clip": e.num_frames, "tubelet_size": e.tubelet_size,
-        "in_chans": e.in_chans, "hidden_size": e.embed_dim, "num_hidden_layers": e.depth,
-        "num_attention_heads": e.num_heads, "mlp_ratio": e.mlp_ratio, "layer_norm_eps": e.norm_eps,
-        "qkv_bias": e.qkv_bias, "hidden_act": "gelu", "pred_hidden_size": p.predictor_embed_dim,
-        "pred_num_hidden_layers": p.depth, "pred_num_attention_heads": p.num_heads,
-        "pred_mlp_ratio": p.mlp_ratio, "pred_num_mask_tokens": p.num_mask_tokens,
+        "model_type": "vjepa2",
+        "architectures": ["VJEPA2Model"],
+        "crop_size": e.img_size,
+        "patch_size": e.patch_size,
+        "frames_per_clip": e.num_frames,
+        "tubelet_size": e.tubelet_size,
+        "in_chans": e.in_chans,
+        "hidden_size": e.embed_dim,
+        "num_hidden_layers": e.depth,
+        "num_attention_heads": e.num_heads,
+        "mlp_ratio": e.mlp_ratio,
+        "layer_norm_eps": e.norm_eps,
+        "qkv_bias": e.qkv_bias,
+        "hidden_act": "gelu",
+        "pred_hidden_size": p.predictor_embed_dim,
+        "pred_num_hidden_layers": p.depth,
+        "pred_num_attention_heads": p.num_heads,
+        "pred_mlp_ratio": p.mlp_ratio,
+        "pred_num_mask_tokens": p.num_mask_tokens,
         "pred_zero_init_mask_tokens": False,
     }

@@ -5,6 +5,7 @@ One encoder serves both branches, as the official hub loader does: by default th
 what WMReward's local-file loader used). The cache matters because a scorer is built per stage
 while ViT-g weights take several GB: the same (source, weights, device, dtype) is loaded once.
 """
+
 from __future__ import annotations
 
 import os
@@ -14,8 +15,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from pipeline.reward.checkpoints import (RewardModelError, load_strict, read_hf, read_official,
-                                         resolve_checkpoint)
+from pipeline.reward.checkpoints import RewardModelError, load_strict, read_hf, read_official, resolve_checkpoint
 from pipeline.reward.predictor import DEFAULT_MASK_INDEX, Predictor
 from pipeline.reward.variants import VARIANT_CHOICES, VARIANTS, Arch, ArchError, load_arch
 from pipeline.reward.vit import VisionTransformer
@@ -76,9 +76,13 @@ def resolve_precision(name: str, device: str | torch.device) -> tuple[torch.dtyp
     CUDA (plain float32 on CPU). ``float32`` is strict IEEE float32 everywhere.
     """
     cuda = torch.device(device).type == "cuda"
-    table = {"float32": (torch.float32, False), "tf32": (torch.float32, cuda),
-             "bfloat16": (torch.bfloat16, False), "float16": (torch.float16, False),
-             "auto": (torch.bfloat16, False) if cuda else (torch.float32, False)}
+    table = {
+        "float32": (torch.float32, False),
+        "tf32": (torch.float32, cuda),
+        "bfloat16": (torch.bfloat16, False),
+        "float16": (torch.float16, False),
+        "auto": (torch.bfloat16, False) if cuda else (torch.float32, False),
+    }
     if name not in table:
         raise ValueError(f"reward.dtype={name!r} is not one of {list(table)}")
     return table[name]
@@ -117,7 +121,7 @@ def load_world_model(
             spec, enc_sd, pred_sd = read_hf(path)
             source = Source("hf", str(path), "hf")
         else:
-            spec = load_arch(arch_path) if variant == "custom" else VARIANTS[variant]
+            spec = load_arch(arch_path) if variant == "custom" and arch_path else VARIANTS[variant]
             enc_sd, pred_sd = read_official(path, weights)
             source = Source(variant, str(path), weights)
         model = build_model(spec, enc_sd, pred_sd, source)
@@ -149,15 +153,21 @@ def check_reward_config(r) -> None:
     if r.weights not in WEIGHT_KEYS:
         raise ConfigError(f"reward.weights={r.weights!r} is not one of {list(WEIGHT_KEYS)}")
     if (r.variant == "custom") != bool(r.arch):
-        raise ConfigError("reward.arch=ARCH.json is required with reward.variant=custom and read only then "
-                          f"(variant={r.variant}, arch={r.arch})")
+        raise ConfigError(
+            "reward.arch=ARCH.json is required with reward.variant=custom and read only then "
+            f"(variant={r.variant}, arch={r.arch})"
+        )
     try:
         resolve_precision(r.dtype, "cpu")
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     arch = None if r.variant == "hf" else load_arch(r.arch) if r.variant == "custom" else VARIANTS[r.variant]
     path = resolve_checkpoint(r.variant, r.checkpoint)
-    cut = truncated_in(path) if path.is_dir() else [f"{path} (truncated: {why})" for why in [truncated_weights(path)] if why]
+    cut = (
+        truncated_in(path)
+        if path.is_dir()
+        else [f"{path} (truncated: {why})" for why in [truncated_weights(path)] if why]
+    )
     if cut:
         raise RewardModelError(f"incomplete V-JEPA 2 checkpoint: {'; '.join(cut)}")
     if arch is None:

@@ -7,6 +7,7 @@ predictor's own configured grid (``img_size // patch_size``), not the input's, a
 Parameter names match the official checkpoints (``predictor_embed``, ``mask_tokens.N``,
 ``predictor_blocks.N``, ``predictor_norm``, ``predictor_proj``).
 """
+
 from __future__ import annotations
 
 import torch
@@ -35,8 +36,9 @@ class Predictor(nn.Module):
         self.predictor_norm = nn.LayerNorm(dim, eps=arch.norm_eps)
         self.predictor_proj = nn.Linear(dim, arch.embed_dim)
 
-    def forward(self, ctx: torch.Tensor, ctx_ids: torch.Tensor, tgt_ids: torch.Tensor,
-                mask_index: int = DEFAULT_MASK_INDEX) -> torch.Tensor:
+    def forward(
+        self, ctx: torch.Tensor, ctx_ids: torch.Tensor, tgt_ids: torch.Tensor, mask_index: int = DEFAULT_MASK_INDEX
+    ) -> torch.Tensor:
         """ctx (B, Nc, D_enc) at token ids ``ctx_ids`` -> predictions (B, Nt, D_enc) at ``tgt_ids``.
 
         Ids are (N,) shared by the batch (the fast path: one sort for all) or (B, N) per sample.
@@ -45,8 +47,10 @@ class Predictor(nn.Module):
         n_tgt = tgt_ids.shape[-1]
         if int(tgt_ids.max()) >= self.arch.num_patches:
             # Upstream builds exactly num_patches mask tokens and would index out of range.
-            raise ValueError(f"target token id {int(tgt_ids.max())} is outside the predictor's "
-                             f"{self.arch.num_patches} tokens (num_frames={self.arch.num_frames})")
+            raise ValueError(
+                f"target token id {int(tgt_ids.max())} is outside the predictor's "
+                f"{self.arch.num_patches} tokens (num_frames={self.arch.num_frames})"
+            )
         x = self.predictor_embed(ctx)
         token = self.mask_tokens[mask_index % len(self.mask_tokens)]
         x = torch.cat([x, token.to(x.dtype).expand(b, n_tgt, -1)], dim=1)

@@ -4,6 +4,7 @@ WMReward squashes every frame to a square S×S (no crop, aspect ratio not kept),
 V-JEPA eval transform: /255 and ImageNet normalisation. Keeping this in one function guarantees
 that a guided sample is judged by exactly the numbers the scorer later reports.
 """
+
 from __future__ import annotations
 
 from typing import Literal

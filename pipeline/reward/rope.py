@@ -10,6 +10,7 @@ Three quirks of the official implementation decide the numbers, so they are repr
 Token ids are flattened (t, h, w) indices; a token keeps the position of its id whatever subset
 of tokens is fed, which is how the context branch sees only context tokens at their true places.
 """
+
 from __future__ import annotations
 
 import torch

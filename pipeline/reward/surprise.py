@@ -11,13 +11,15 @@ same weights. The context branch never sees the future frames (transformers' one
 encodes the whole clip before masking, which leaks them). All windows of a clip, and of several
 clips, go through the model in micro-batches; ``surprise_differentiable`` is the guidance entry.
 """
+
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Literal, Sequence
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -94,8 +96,9 @@ class SurpriseScorer:
         # Validates context/tubelet/window once, at construction rather than mid-run.
         self.ctx_idx, self.tgt_idx = token_split(window_size, context_frames, self.tubelet, self.grid)
         if len(self.ctx_idx) + len(self.tgt_idx) > model.arch.predictor.num_patches:
-            raise ValueError(f"window_size {window_size} exceeds the predictor's "
-                             f"{model.arch.predictor.num_frames} frames")
+            raise ValueError(
+                f"window_size {window_size} exceeds the predictor's {model.arch.predictor.num_frames} frames"
+            )
         param = next(model.parameters())
         self.device, self.dtype = param.device, param.dtype
         self.ctx_idx = self.ctx_idx.to(self.device)
@@ -168,8 +171,9 @@ class SurpriseScorer:
                 return checkpoint(self._target_surprise, windows, pred, use_reentrant=False)
             return self._target_surprise(windows, pred)
 
-    def _surprises(self, clips: Sequence[torch.Tensor], grad: bool = False,
-                   checkpoint_windows: bool = False) -> list[torch.Tensor]:
+    def _surprises(
+        self, clips: Sequence[torch.Tensor], grad: bool = False, checkpoint_windows: bool = False
+    ) -> list[torch.Tensor]:
         """Per-window surprises of preprocessed (T, 3, S, S) clips.
 
         All windows of all clips go through the model in micro-batches of ``batch_windows``
@@ -183,7 +187,7 @@ class SurpriseScorer:
             for b in range(0, len(pieces), self.batch_windows):
                 chunk = pieces[b : b + self.batch_windows]
                 # Consecutive windows of one clip are one slice; a batch spanning clips is a cat.
-                runs: list[torch.Tensor] = []
+                runs: list[list[int]] = []  # [clip, first window, end window]
                 for i, s in chunk:
                     if runs and runs[-1][0] == i and runs[-1][2] == s:
                         runs[-1][2] += 1
@@ -220,10 +224,12 @@ class SurpriseScorer:
         frames = self._subsample(as_frame_tensor(frames))
         window_starts(len(frames), self.window_size, self.stride)
         with torch.no_grad():
-            return torch.cat([
-                preprocess_clip(frames[i : i + self.preprocess_chunk].to(self.device), self.crop_size, layout)
-                for i in range(0, len(frames), self.preprocess_chunk)
-            ])
+            return torch.cat(
+                [
+                    preprocess_clip(frames[i : i + self.preprocess_chunk].to(self.device), self.crop_size, layout)
+                    for i in range(0, len(frames), self.preprocess_chunk)
+                ]
+            )
 
     def _result(self, per_window: torch.Tensor, n: int) -> SurpriseResult:
         return SurpriseResult(

@@ -8,6 +8,7 @@ Weights are larger than a trained model's init (std 0.2) so attention is far fro
 RoPE position or token order then moves the outputs by much more than the test tolerances.
 Idempotent: a matching ``tiny_params.json`` in a complete folder means nothing is rebuilt.
 """
+
 from __future__ import annotations
 
 import json
@@ -66,8 +67,12 @@ def official_checkpoint(model, online_encoder_seed: int | None = 1, prefix: str 
     online = target
     if online_encoder_seed is not None:
         online = random_model(model.arch, seed=online_encoder_seed).encoder.state_dict()
-    return {"encoder": official(online, "pos_embed"), "target_encoder": official(target, "pos_embed"),
-            "predictor": official(model.predictor.state_dict(), "predictor_pos_embed"), "epoch": 0}
+    return {
+        "encoder": official(online, "pos_embed"),
+        "target_encoder": official(target, "pos_embed"),
+        "predictor": official(model.predictor.state_dict(), "predictor_pos_embed"),
+        "epoch": 0,
+    }
 
 
 def write_hf_folder(model, out: Path) -> None:
@@ -77,8 +82,9 @@ def write_hf_folder(model, out: Path) -> None:
 
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text(json.dumps(hf_config(model.arch), indent=2))
-    save_file(to_hf_state_dict(model.encoder.state_dict(), model.predictor.state_dict()),
-              str(out / "model.safetensors"))
+    save_file(
+        to_hf_state_dict(model.encoder.state_dict(), model.predictor.state_dict()), str(out / "model.safetensors")
+    )
 
 
 def make_tiny_vjepa2(out_dir: str | os.PathLike, seed: int = 0, crop_size: int = 64) -> Path:

@@ -5,6 +5,7 @@ Field names are the official constructors' argument names (``vision_transformer.
 and ``predictor.VisionTransformerPredictor`` in facebookresearch/vjepa2), so an ARCH.json can be
 written by reading an upstream config. Values are those of the official torch.hub builders.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -17,8 +18,13 @@ from typing import Any
 from pipeline.errors import PipelineError
 
 # Official file names in $VJEPA_CHECKPOINT_DIR / the reward.checkpoint folder.
-CHECKPOINT_FILES = {"vitl": "vitl.pt", "vith": "vith.pt", "vitg": "vitg.pt", "vitg384": "vitg-384.pt",
-                    "tiny": "tiny.pt"}
+CHECKPOINT_FILES = {
+    "vitl": "vitl.pt",
+    "vith": "vith.pt",
+    "vitg": "vitg.pt",
+    "vitg384": "vitg-384.pt",
+    "tiny": "tiny.pt",
+}
 VARIANT_CHOICES = ("tiny", "vitl", "vith", "vitg", "vitg384", "custom", "hf")
 
 
@@ -96,8 +102,7 @@ def _official(name: str, embed_dim: int, depth: int, num_heads: int, mlp_ratio: 
 def tiny_arch(img_size: int = 64) -> Arch:
     """Random test model: 4 heads of 16 channels, so RoPE uses 3×4 channels and leaves 4 unrotated."""
     enc = EncoderArch(embed_dim=64, depth=2, num_heads=4, img_size=img_size, num_frames=16)
-    pred = PredictorArch(embed_dim=64, predictor_embed_dim=48, depth=2, num_heads=4, img_size=img_size,
-                         num_frames=16)
+    pred = PredictorArch(embed_dim=64, predictor_embed_dim=48, depth=2, num_heads=4, img_size=img_size, num_frames=16)
     return Arch("tiny", enc, pred)
 
 
@@ -112,10 +117,22 @@ VARIANTS: dict[str, Arch] = {
 }
 
 # Upstream arguments that only matter for training or that we reproduce only at their defaults.
-_IGNORED = {"drop_rate", "attn_drop_rate", "drop_path_rate", "init_std", "zero_init_mask_tokens",
-            "use_activation_checkpointing", "norm_layer"}
-_REQUIRED_DEFAULTS = {"qk_scale": None, "out_layers": None, "return_all_tokens": False, "chop_last_n_tokens": 0,
-                      "handle_nonsquare_inputs": True}
+_IGNORED = {
+    "drop_rate",
+    "attn_drop_rate",
+    "drop_path_rate",
+    "init_std",
+    "zero_init_mask_tokens",
+    "use_activation_checkpointing",
+    "norm_layer",
+}
+_REQUIRED_DEFAULTS = {
+    "qk_scale": None,
+    "out_layers": None,
+    "return_all_tokens": False,
+    "chop_last_n_tokens": 0,
+    "handle_nonsquare_inputs": True,
+}
 
 
 def _build(cls: type, section: dict[str, Any], where: str, **fixed: Any) -> Any:
@@ -135,8 +152,7 @@ def _build(cls: type, section: dict[str, Any], where: str, **fixed: Any) -> Any:
                 raise ArchError(f"{where}.img_size={value}: only square inputs are supported")
             value = value[0]
         kwargs[key] = value
-    missing = [f.name for f in dataclasses.fields(cls)
-               if f.default is dataclasses.MISSING and f.name not in kwargs]
+    missing = [f.name for f in dataclasses.fields(cls) if f.default is dataclasses.MISSING and f.name not in kwargs]
     if missing:
         raise ArchError(f"{where}: missing required key(s) {missing}")
     return cls(**kwargs)
@@ -144,10 +160,13 @@ def _build(cls: type, section: dict[str, Any], where: str, **fixed: Any) -> Any:
 
 def validate(arch: Arch) -> Arch:
     e, p = arch.encoder, arch.predictor
-    for where, part in (("encoder", e), ("predictor", p)):
+    parts: tuple[tuple[str, EncoderArch | PredictorArch, int], ...] = (
+        ("encoder", e, e.embed_dim),
+        ("predictor", p, p.predictor_embed_dim),
+    )
+    for where, part, width in parts:
         if not part.use_rope:
             raise ArchError(f"{where}.use_rope=false (sincos position tables) is not supported: V-JEPA 2 uses RoPE")
-        width = part.embed_dim if where == "encoder" else part.predictor_embed_dim
         if width % part.num_heads:
             raise ArchError(f"{where}: width {width} is not a multiple of num_heads {part.num_heads}")
         if part.img_size % part.patch_size:
@@ -162,8 +181,12 @@ def validate(arch: Arch) -> Arch:
 
 
 def arch_from_dict(data: dict[str, Any], name: str = "custom") -> Arch:
-    if not isinstance(data, dict) or set(data) - {"encoder", "predictor"} or "encoder" not in data \
-            or "predictor" not in data:
+    if (
+        not isinstance(data, dict)
+        or set(data) - {"encoder", "predictor"}
+        or "encoder" not in data
+        or "predictor" not in data
+    ):
         raise ArchError("an arch description needs exactly an 'encoder' and a 'predictor' section")
     enc = _build(EncoderArch, data["encoder"], "encoder")
     shared = {k: getattr(enc, k) for k in ("img_size", "patch_size", "num_frames", "tubelet_size")}

@@ -6,6 +6,7 @@ Differences from upstream are execution details only: attention is always
 RoPE angles are computed once per forward instead of per layer, and there is no training code
 (dropout, drop-path, activation checkpointing).
 """
+
 from __future__ import annotations
 
 import torch
@@ -59,8 +60,16 @@ class SwiGLU(nn.Module):
 
 
 class Block(nn.Module):
-    def __init__(self, dim: int, num_heads: int, mlp_ratio: float, qkv_bias: bool, norm_eps: float,
-                 use_silu: bool, wide_silu: bool) -> None:
+    def __init__(
+        self,
+        dim: int,
+        num_heads: int,
+        mlp_ratio: float,
+        qkv_bias: bool,
+        norm_eps: float,
+        use_silu: bool,
+        wide_silu: bool,
+    ) -> None:
         super().__init__()
         self.norm1 = nn.LayerNorm(dim, eps=norm_eps)
         self.attn = Attention(dim, num_heads, qkv_bias)
@@ -98,8 +107,15 @@ class VisionTransformer(nn.Module):
         self.embed_dim, self.num_heads = arch.embed_dim, arch.num_heads
         self.patch_embed = PatchEmbed3D(arch.patch_size, arch.tubelet_size, arch.in_chans, arch.embed_dim)
         self.blocks = nn.ModuleList(
-            Block(arch.embed_dim, arch.num_heads, arch.mlp_ratio, arch.qkv_bias, arch.norm_eps,
-                  arch.use_silu, arch.wide_silu)
+            Block(
+                arch.embed_dim,
+                arch.num_heads,
+                arch.mlp_ratio,
+                arch.qkv_bias,
+                arch.norm_eps,
+                arch.use_silu,
+                arch.wide_silu,
+            )
             for _ in range(arch.depth)
         )
         self.norm = nn.LayerNorm(arch.embed_dim, eps=arch.norm_eps)

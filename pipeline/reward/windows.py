@@ -1,4 +1,5 @@
 """Frame subsampling, sliding windows and causal token masks, as in WMReward's scorer."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -45,13 +46,9 @@ def token_split(window_size: int, context_frames: int, tubelet: int, grid: int) 
         # The tubelet Conv3d would silently drop the trailing frames.
         raise ValueError(f"window_size {window_size} is not a multiple of the tubelet size {tubelet}")
     if context_frames <= 0 or context_frames % tubelet:
-        raise ValueError(
-            f"context_frames {context_frames} must be a positive multiple of the tubelet size {tubelet}"
-        )
+        raise ValueError(f"context_frames {context_frames} must be a positive multiple of the tubelet size {tubelet}")
     if context_frames >= window_size:
-        raise ValueError(
-            f"context_frames {context_frames} leaves no target frames in a window of {window_size}"
-        )
+        raise ValueError(f"context_frames {context_frames} leaves no target frames in a window of {window_size}")
     per_slot = grid * grid
     n_ctx = context_frames // tubelet * per_slot
     n_all = window_size // tubelet * per_slot

@@ -3,6 +3,7 @@
 Best-of-N is the only one so far: candidate k uses seed base_seed + k, so growing N keeps the
 candidates already made. Guidance and particle search will register here.
 """
+
 from __future__ import annotations
 
 

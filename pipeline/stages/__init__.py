@@ -1,4 +1,5 @@
 """The chain's stages in order; each reads only its predecessors' outputs in the run folder."""
+
 from pipeline.stages.conform import Conform
 from pipeline.stages.evaluate import Evaluate
 from pipeline.stages.prepare import Prepare

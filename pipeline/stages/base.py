@@ -2,6 +2,7 @@
 finished output is still valid. Stages never know whether they run locally or on a cluster; the
 launcher decides what to run from ``pending()``.
 """
+
 from __future__ import annotations
 
 import time
@@ -33,7 +34,7 @@ class Stage(ABC):
     upstream: ClassVar[tuple[str, ...]] = ()
     aggregate: ClassVar[bool] = False  # one unit of work over all items
 
-    def __init__(self, cfg: "Config", store: RunStore, manifest: "Manifest"):
+    def __init__(self, cfg: Config, store: RunStore, manifest: Manifest):
         self.cfg = cfg
         self.store = store
         self.manifest = manifest
@@ -52,7 +53,7 @@ class Stage(ABC):
                 recs = self.store.records(up, self.manifest.ids())
                 if not all(r is not None and r.done for r in recs.values()):
                     return None
-                digests[up] = json_digest({i: r.digest for i, r in recs.items()})
+                digests[up] = json_digest({i: r.digest for i, r in recs.items() if r is not None})
             else:
                 rec = self.store.read(up, ALL if STAGES[up].aggregate else item_id)
                 if rec is None or not rec.done:
@@ -106,23 +107,39 @@ class Stage(ABC):
             self.store.log_attempt(self.name, item_id, {"event": "start", "attempt": attempt})
             try:
                 out = self.run(item_id)
-                record = Record(item=item_id, status="done", outputs=out.outputs, data=out.data,
-                                inputs=inputs or {}, attempt=attempt, started=started)
+                record = Record(
+                    item=item_id,
+                    status="done",
+                    outputs=out.outputs,
+                    data=out.data,
+                    inputs=inputs or {},
+                    attempt=attempt,
+                    started=started,
+                )
             except Exception as exc:  # recorded, reported by the launcher, the other items go on
                 if isinstance(exc, OSError) and exc.errno in DISK_ERRNOS:
                     raise
-                record = Record(item=item_id, status="failed", inputs=inputs or {}, attempt=attempt,
-                                started=started, error=f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}")
+                record = Record(
+                    item=item_id,
+                    status="failed",
+                    inputs=inputs or {},
+                    attempt=attempt,
+                    started=started,
+                    error=f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}",
+                )
             record.seconds = time.time() - started
             record = self.store.write(self.name, record)
         except OSError as exc:
             if exc.errno not in DISK_ERRNOS:
                 raise
             # Not the item's fault: no attempt is spent, nothing partial is recorded, the run stops.
-            raise DiskFullError(f"{self.name} {item_id}: {exc.strerror} ({exc.filename or self.store.root}); "
-                                "free space and run the same command again: finished items are kept") from None
-        self.store.log_attempt(self.name, item_id, {"event": record.status, "attempt": attempt,
-                                                    "seconds": round(record.seconds, 3)})
+            raise DiskFullError(
+                f"{self.name} {item_id}: {exc.strerror} ({exc.filename or self.store.root}); "
+                "free space and run the same command again: finished items are kept"
+            ) from None
+        self.store.log_attempt(
+            self.name, item_id, {"event": record.status, "attempt": attempt, "seconds": round(record.seconds, 3)}
+        )
         return record
 
     def state(self, item_id: str, max_attempts: int) -> str:

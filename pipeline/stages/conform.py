@@ -2,6 +2,7 @@
 ``NNNN_<view>_<scenario>.mp4``), written as a copy: the generator's files are never renamed or
 modified in place.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -29,14 +30,15 @@ class Conform(Stage):
         from pipeline.benchmarks.physicsiq.contract import conform_frames, write_submission_video
 
         item = self.manifest.get(item_id)
-        chosen = self.store.read("select", item_id).data
+        chosen = self.store.require("select", item_id).data
         frames, _ = read_video(self.store.path(chosen["video"]))
         fps = self.cfg.generator.fps
         frames = conform_frames(frames, fps, drop_first=self.cfg.conform.drop_first_frame)
         path = write_submission_video(self.submission_dir() / item.submission_name, frames, fps)
-        return Output(outputs={"video": self.store.rel(path)},
-                      data={"frames": len(frames), "fps": fps,
-                            "dropped_first_frame": self.cfg.conform.drop_first_frame})
+        return Output(
+            outputs={"video": self.store.rel(path)},
+            data={"frames": len(frames), "fps": fps, "dropped_first_frame": self.cfg.conform.drop_first_frame},
+        )
 
     def validate(self, record: Record) -> None:
         from pipeline.benchmarks.physicsiq.contract import DURATION_S, DURATION_TOL_S, frames_needed

@@ -7,13 +7,18 @@ shapes) or stretched (``prepare.resize``). Mode, resize, size, frame count, fps,
 prompt (with the file it came from) are recorded with the item. ``load_condition`` gives the
 sample stage an (H, W, 3) image or a (T, H, W, 3) clip, both uint8 RGB.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from pipeline.schema import one_of, setting
 from pipeline.stages.base import Output, Stage
 from pipeline.store import Record, atomic_write_bytes
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 @dataclass
@@ -30,7 +35,7 @@ def encode_png(rgb) -> bytes:
     return buf.tobytes()
 
 
-def decode_png(path) -> "object":
+def decode_png(path) -> np.ndarray:
     import cv2
 
     bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
@@ -50,8 +55,10 @@ def load_condition(path, generator=None):
     if generator is not None and not getattr(generator, "accepts_clips", False):
         from pipeline.errors import StageError
 
-        raise StageError(f"{path} is a v2v conditioning clip but the {getattr(generator, 'kind', '?')} "
-                         "generator takes a single image; run with benchmark.mode=i2v")
+        raise StageError(
+            f"{path} is a v2v conditioning clip but the {getattr(generator, 'kind', '?')} "
+            "generator takes a single image; run with benchmark.mode=i2v"
+        )
     from pipeline.video_io import read_video
 
     return read_video(path)[0]
@@ -66,9 +73,14 @@ class Prepare(Stage):
         item = self.manifest.get(item_id)
         gen = self.cfg.generator
         mode, resize = self.cfg.benchmark.mode, self.cfg.prepare.resize
-        data = {"prompt": item.prompt, "prompt_source": self.cfg.benchmark.prompts or "descriptions.csv",
-                "mode": mode, "resize": resize, "size": [gen.width, gen.height],
-                "source": item.condition_source}
+        data: dict[str, Any] = {
+            "prompt": item.prompt,
+            "prompt_source": self.cfg.benchmark.prompts or "descriptions.csv",
+            "mode": mode,
+            "resize": resize,
+            "size": [gen.width, gen.height],
+            "source": item.condition_source,
+        }
         if mode == "v2v":
             from pipeline.video_io import write_video
 

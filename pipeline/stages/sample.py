@@ -4,6 +4,7 @@ Candidates are checked one by one: a rerun regenerates only the ones whose video
 does not decode with the frame count recorded when it was made (engines differ in what they
 return for a condition: MAGI-1 i2v returns whole chunks), and batches them per prompt.
 """
+
 from __future__ import annotations
 
 from pipeline.search import candidate_seeds
@@ -23,8 +24,10 @@ class Sample(Stage):
 
         missing = missing_checkpoint_files_for(self.cfg.generator)
         if missing:
-            raise StageError(f"generator.checkpoint={self.cfg.generator.checkpoint}: not a complete "
-                             f"{self.cfg.generator.kind} checkpoint, missing: {', '.join(missing[:8])}")
+            raise StageError(
+                f"generator.checkpoint={self.cfg.generator.checkpoint}: not a complete "
+                f"{self.cfg.generator.kind} checkpoint, missing: {', '.join(missing[:8])}"
+            )
 
     def setup(self) -> None:
         from pipeline.devices import resolve_device
@@ -35,7 +38,8 @@ class Sample(Stage):
         self.generated = 0  # candidates made by this process (tests and summaries read it)
 
     def close(self) -> None:
-        self.generator = None
+        if hasattr(self, "generator"):
+            del self.generator  # release the model
 
     def candidate_path(self, item_id: str, k: int, seed: int):
         return self.store.outputs_dir(self.name) / item_id / f"cand{k:02d}_seed{seed}.mp4"
@@ -58,7 +62,7 @@ class Sample(Stage):
         from pipeline.generators.base import GenerationRequest
 
         item = self.manifest.get(item_id)
-        prep = self.store.read("prepare", item_id)
+        prep = self.store.require("prepare", item_id)
         condition = load_condition(self.store.path(prep.outputs["condition"]), self.generator)  # image or v2v clip
         seeds = candidate_seeds(self.cfg.search)
         previous = self.store.read(self.name, item_id)
@@ -66,11 +70,14 @@ class Sample(Stage):
         # a record built from another condition means every file on disk is stale.
         stale = previous is not None and previous.inputs != self.inputs(item_id)
         known = {} if stale else self._recorded_frames(item_id)
-        todo = [(k, s) for k, s in enumerate(seeds)
-                if stale or not self._valid(self.candidate_path(item_id, k, s), known.get(k))]
+        todo = [
+            (k, s)
+            for k, s in enumerate(seeds)
+            if stale or not self._valid(self.candidate_path(item_id, k, s), known.get(k))
+        ]
         batch = max(1, self.cfg.generator.batch_size)
         for start in range(0, len(todo), batch):
-            chunk = todo[start:start + batch]
+            chunk = todo[start : start + batch]
             requests = [GenerationRequest(prompt=item.prompt, condition=condition, seed=s) for _, s in chunk]
             for (k, s), frames in zip(chunk, self.generator.generate(requests)):
                 write_video(self.candidate_path(item_id, k, s), frames, self.cfg.generator.fps)
@@ -80,9 +87,14 @@ class Sample(Stage):
             if k not in known:
                 known[k] = probe_video(self.candidate_path(item_id, k, s)).num_frames
         outputs = {f"cand{k:02d}": self.store.rel(self.candidate_path(item_id, k, s)) for k, s in enumerate(seeds)}
-        return Output(outputs=outputs, data={
-            "seeds": seeds, "frames": [known[k] for k in range(len(seeds))], "fps": self.cfg.generator.fps,
-        })
+        return Output(
+            outputs=outputs,
+            data={
+                "seeds": seeds,
+                "frames": [known[k] for k in range(len(seeds))],
+                "fps": self.cfg.generator.fps,
+            },
+        )
 
     def _recorded_frames(self, item_id: str) -> dict[int, int]:
         previous = self.store.read(self.name, item_id)

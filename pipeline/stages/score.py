@@ -3,6 +3,7 @@
 A candidate keeps its score while its video's content digest and the scoring settings are
 unchanged, so regenerating one candidate rescores only that one.
 """
+
 from __future__ import annotations
 
 from pipeline.stages.base import Output, Stage
@@ -18,9 +19,16 @@ def build_vjepa2_scorer(cfg):
     device = resolve_device(r.device)
     dtype, tf32 = resolve_precision(r.dtype, device)
     model = load_world_model(r.variant, r.checkpoint, arch=r.arch, weights=r.weights, device=device, dtype=dtype)
-    return SurpriseScorer(model, window_size=r.window_size, context_frames=r.context_frames,
-                          stride=r.stride, aggregate=r.aggregate, max_frames=r.max_frames,
-                          batch_windows=r.batch_windows, allow_tf32=tf32)
+    return SurpriseScorer(
+        model,
+        window_size=r.window_size,
+        context_frames=r.context_frames,
+        stride=r.stride,
+        aggregate=r.aggregate,
+        max_frames=r.max_frames,
+        batch_windows=r.batch_windows,
+        allow_tf32=tf32,
+    )
 
 
 SCORERS = {"vjepa2_surprise": build_vjepa2_scorer}
@@ -48,12 +56,11 @@ class Score(Stage):
         self.scorer = None
 
     def run(self, item_id: str) -> Output:
-        sample = self.store.read("sample", item_id)
+        sample = self.store.require("sample", item_id)
         previous = self.store.read(self.name, item_id)
         known = {}
         if previous is not None and previous.done:
-            known = {c["sha256"]: c for c in previous.data["candidates"]
-                     if c["settings"] == self.scorer.settings}
+            known = {c["sha256"]: c for c in previous.data["candidates"] if c["settings"] == self.scorer.settings}
         candidates = []
         for (name, rel), seed in zip(sorted(sample.outputs.items()), sample.data["seeds"]):
             digest = file_digest(self.store.path(rel))
@@ -73,5 +80,9 @@ class Score(Stage):
             result = self.scorer.score_video(path)
         except NonFiniteSurpriseError as exc:
             return {"surprise": None, "error": str(exc), "settings": self.scorer.settings}
-        return {"surprise": result.surprise, "windows": result.window_surprises,
-                "frames_used": result.num_frames_used, "settings": self.scorer.settings}
+        return {
+            "surprise": result.surprise,
+            "windows": result.window_surprises,
+            "frames_used": result.num_frames_used,
+            "settings": self.scorer.settings,
+        }

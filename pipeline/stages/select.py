@@ -1,4 +1,5 @@
 """select: the candidate with the lowest surprise per item (reward = -surprise)."""
+
 from __future__ import annotations
 
 import math
@@ -21,8 +22,9 @@ def argmin_surprise(candidates: list[dict]) -> tuple[dict, dict[str, str]]:
     excluded = {c["name"]: why for c in candidates if (why := unusable(c))}
     usable = [c for c in candidates if c["name"] not in excluded]
     if not usable:
-        raise ValueError("no candidate has a finite surprise: "
-                         + "; ".join(f"{name}: {why}" for name, why in excluded.items()))
+        raise ValueError(
+            "no candidate has a finite surprise: " + "; ".join(f"{name}: {why}" for name, why in excluded.items())
+        )
     # Ties go to the lowest seed, so the choice never depends on dict or file order.
     return min(usable, key=lambda c: (c["surprise"], c["seed"])), excluded
 
@@ -32,7 +34,15 @@ class Select(Stage):
     upstream = ("score",)
 
     def run(self, item_id: str) -> Output:
-        candidates = self.store.read("score", item_id).data["candidates"]
+        candidates = self.store.require("score", item_id).data["candidates"]
         best, excluded = argmin_surprise(candidates)
-        return Output(data={"chosen": best["name"], "seed": best["seed"], "surprise": best["surprise"],
-                            "video": best["video"], "n": len(candidates), "excluded": excluded})
+        return Output(
+            data={
+                "chosen": best["name"],
+                "seed": best["seed"],
+                "surprise": best["surprise"],
+                "video": best["video"],
+                "n": len(candidates),
+                "excluded": excluded,
+            }
+        )

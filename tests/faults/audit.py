@@ -6,6 +6,7 @@ tests/faults and bench/faults.py).
 - corrupt: an item counted done whose outputs do not hash to its record's digest, or fail the
   stage's own validation (a video that does not decode).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field

@@ -1,5 +1,6 @@
 """A local run of the demo chain as a user starts it (``python -m pipeline.run`` in its own
 process group), and helpers to interrupt it."""
+
 from __future__ import annotations
 
 import json
@@ -18,20 +19,35 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture
 def chain_args(tiny_models, small_dataset, tmp_path):
-    return ["+experiment=demo", "benchmark.max_scenarios=1", f"benchmark.root={small_dataset}",
-            f"run_root={tmp_path / 'runs'}", f"generator.checkpoint={tiny_models['wan_i2v']}",
-            f"reward.checkpoint={tiny_models['vjepa2']}", "tracking=disabled", "evaluate.workers=1",
-            f"evaluate.mask_cache={tmp_path / 'masks'}", "tracking.progress=false"]
+    return [
+        "+experiment=demo",
+        "benchmark.max_scenarios=1",
+        f"benchmark.root={small_dataset}",
+        f"run_root={tmp_path / 'runs'}",
+        f"generator.checkpoint={tiny_models['wan_i2v']}",
+        f"reward.checkpoint={tiny_models['vjepa2']}",
+        "tracking=disabled",
+        "evaluate.workers=1",
+        f"evaluate.mask_cache={tmp_path / 'masks'}",
+        "tracking.progress=false",
+    ]
 
 
 def start_run(args: list[str]) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "pipeline.run", *args], cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "pipeline.run", *args],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
 
 
 def finish_run(args: list[str], timeout: float = 600) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "pipeline.run", *args], cwd=ROOT, capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline.run", *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def run_dir_of(out: str) -> Path:

@@ -1,5 +1,6 @@
 """kill -9 of a local run at random points, and SIGTERM / SIGUSR2 to it: a rerun of the same
 command completes the run, every item done exactly once, nothing corrupt counted as done."""
+
 from __future__ import annotations
 
 import os
@@ -23,8 +24,12 @@ def test_kill9_at_random_points_then_rerun_does_every_item_once(chain_args, tmp_
     for _ in range(3):
         proc = start_run(chain_args)
         target = len(events(run_root)) + rng.randint(1, 12)  # a random point in the stages' work
-        wait_until(lambda: proc.poll() is not None or len(events(run_root)) >= target, 300, "the run to progress",
-                   interval=0.05)
+        wait_until(
+            lambda proc=proc, target=target: proc.poll() is not None or len(events(run_root)) >= target,
+            300,
+            "the run to progress",
+            interval=0.05,
+        )
         time.sleep(rng.uniform(0.0, 0.3))  # anywhere inside the item, not only at its start
         if proc.poll() is None:
             kill_group(proc, signal.SIGKILL)
@@ -38,16 +43,21 @@ def test_kill9_at_random_points_then_rerun_does_every_item_once(chain_args, tmp_
     assert result.done == ITEMS_DONE
 
 
-@pytest.mark.parametrize("sig, workers, group", [(signal.SIGTERM, 1, False), (signal.SIGUSR2, 2, False),
-                                                 (signal.SIGTERM, 2, True)])
+@pytest.mark.parametrize(
+    "sig, workers, group", [(signal.SIGTERM, 1, False), (signal.SIGUSR2, 2, False), (signal.SIGTERM, 2, True)]
+)
 def test_signal_finishes_the_item_in_progress_and_rerun_completes(chain_args, tmp_path, sig, workers, group):
     """To the launcher alone (``kill PID``) or to its whole process group (a terminal, a scheduler):
     the workers finish their items too."""
     args = [*chain_args, f"cluster.workers={workers}"]
     proc = start_run(args)
     run_root = tmp_path / "runs"
-    wait_until(lambda: any(e["stage"] == "sample" and e["event"] == "start" for e in events(run_root)), 300,
-               "a sample item to start", interval=0.05)
+    wait_until(
+        lambda: any(e["stage"] == "sample" and e["event"] == "start" for e in events(run_root)),
+        300,
+        "a sample item to start",
+        interval=0.05,
+    )
     (kill_group if group else lambda p, s: os.kill(p.pid, s))(proc, sig)
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == 128 + sig, err[-2000:]
@@ -69,8 +79,12 @@ def test_signal_finishes_the_item_in_progress_and_rerun_completes(chain_args, tm
 def test_signal_stops_a_multirun_sweep(chain_args, tmp_path):
     proc = start_run(["-m", *chain_args, "search.n=1,2,3"])
     run_root = tmp_path / "runs"
-    wait_until(lambda: any(e["stage"] == "sample" and e["event"] == "start" for e in events(run_root)), 300,
-               "a sample item to start", interval=0.05)
+    wait_until(
+        lambda: any(e["stage"] == "sample" and e["event"] == "start" for e in events(run_root)),
+        300,
+        "a sample item to start",
+        interval=0.05,
+    )
     os.kill(proc.pid, signal.SIGTERM)
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == 128 + signal.SIGTERM, err[-2000:]

@@ -1,5 +1,6 @@
 """A run folder on a file system that fills up (a small tmpfs as run root): one clear line, no
 partial file counted done; with space again, the same command completes the run."""
+
 from __future__ import annotations
 
 import os

@@ -1,5 +1,6 @@
 """Bad things inside a run: a non-finite reward, candidate and condition files cut short, a
 checkpoint folder that is incomplete or cut short."""
+
 from __future__ import annotations
 
 import shutil
@@ -8,8 +9,8 @@ import pytest
 import torch
 
 from pipeline.errors import PipelineError
-from pipeline.run import run
 from pipeline.reward.surprise import SurpriseScorer
+from pipeline.run import run
 from pipeline.store import RunStore
 from tests.conftest import compose
 from tests.faults.audit import audit
@@ -30,6 +31,7 @@ def test_non_finite_reward_is_never_chosen_and_the_item_says_why(demo_overrides,
         if (parts[-2], parts[-1][:6]) in poisoned:
             frames = torch.full_like(frames, float("nan"))
         return frames, extra
+
     monkeypatch.setattr(SurpriseScorer, "_load", poisoned_load)
     with pytest.raises(PipelineError, match="some items failed"):
         run(compose([*demo_overrides, "benchmark.max_scenarios=1"]))
@@ -74,15 +76,19 @@ def test_truncated_candidate_and_condition_are_redone_alone(chain_args):
 
     def done_count(stage, item):
         return sum(e["event"] == "done" for e in store.attempts(stage, item))
+
     assert done_count("prepare", "0002") == 2 and done_count("prepare", "0001") == 1
     assert done_count("sample", "0001") == 2 and done_count("sample", "0002") == 1  # same condition bytes
 
 
-@pytest.mark.parametrize("part, damage", [
-    ("wan_i2v/transformer/diffusion_pytorch_model.safetensors", "truncate"),
-    ("wan_i2v/vae/config.json", "delete"),
-    ("vjepa2/tiny.pt", "truncate"),
-])
+@pytest.mark.parametrize(
+    "part, damage",
+    [
+        ("wan_i2v/transformer/diffusion_pytorch_model.safetensors", "truncate"),
+        ("wan_i2v/vae/config.json", "delete"),
+        ("vjepa2/tiny.pt", "truncate"),
+    ],
+)
 def test_partial_checkpoint_is_one_line_before_any_work(chain_args, tiny_models, tmp_path, part, damage):
     copy = tmp_path / "ckpt"
     shutil.copytree(tiny_models["wan_i2v"].parent, copy)

@@ -1,6 +1,7 @@
 """One writer per run folder: a second launch on a folder in use stops with one line before any
 work; two launches started together never work on the same item; an item held by another
 process is left to it."""
+
 from __future__ import annotations
 
 import pytest
@@ -57,11 +58,13 @@ def test_a_killed_holder_leaves_no_lock_even_with_forked_children(tmp_path):
     from tests.conftest import wait_until
 
     path = tmp_path / "writer.lock"
-    code = ("import os, sys, time\n"
-            "from pipeline.locks import FileLock\n"
-            f"assert FileLock(__import__('pathlib').Path({str(path)!r})).acquire()\n"
-            "if os.fork() == 0:\n    time.sleep(60)\n    os._exit(0)\n"
-            "print('held', flush=True)\ntime.sleep(60)\n")
+    code = (
+        "import os, sys, time\n"
+        "from pipeline.locks import FileLock\n"
+        f"assert FileLock(__import__('pathlib').Path({str(path)!r})).acquire()\n"
+        "if os.fork() == 0:\n    time.sleep(60)\n    os._exit(0)\n"
+        "print('held', flush=True)\ntime.sleep(60)\n"
+    )
     holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, start_new_session=True)
     try:
         assert holder.stdout.readline().strip() == "held"

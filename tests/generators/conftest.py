@@ -33,8 +33,9 @@ def cond64():
 def make_gen(path, **kw):
     from pipeline.generators.diffusers_i2v import WanI2VGenerator
 
-    args = dict(path=path, width=64, height=64, num_frames=9, fps=16, num_inference_steps=3,
-                guidance_scale=5.0, batch_size=1)
+    args = dict(
+        path=path, width=64, height=64, num_frames=9, fps=16, num_inference_steps=3, guidance_scale=5.0, batch_size=1
+    )
     args.update(kw)
     return WanI2VGenerator(**args)
 

@@ -23,8 +23,17 @@ def _req(cond, seed, prompt=P):
 
 
 def test_shapes_dtype_41_frames(tiny_wan_path, cond64):
-    g = build_generator("wan_i2v", path=tiny_wan_path, width=64, height=64, num_frames=41, fps=16,
-                        num_inference_steps=2, guidance_scale=5.0, batch_size=2)
+    g = build_generator(
+        "wan_i2v",
+        path=tiny_wan_path,
+        width=64,
+        height=64,
+        num_frames=41,
+        fps=16,
+        num_inference_steps=2,
+        guidance_scale=5.0,
+        batch_size=2,
+    )
     assert (g.width, g.height, g.num_frames, g.fps) == (64, 64, 41, 16)
     out = g.generate([_req(cond64, 0), _req(cond64, 1)])
     assert len(out) == 2

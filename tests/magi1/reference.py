@@ -1,6 +1,7 @@
 """A deliberately naive MAGI-1 DiT forward written from the documented conventions
 (SandAI-org/MAGI-1: inference/model/dit/dit_module.py), used only by the tests: explicit loops over heads, explicit
 attention masks, explicit RoPE angles and index permutations, no code shared with the package."""
+
 from __future__ import annotations
 
 import math
@@ -88,7 +89,9 @@ def naive_forward(P, cfg, x, t, y, drop, mask, kv_rows, distill_dt=None):
         ad = lin(tokv[None], P, "y_embedder.y_proj_adaln.0", True)[0]
         for j in range(dn):
             cond[b, j] = te[b * dn + j] + ad
-    yx = torch.nn.functional.silu(lin(y.reshape(N * dn, y.shape[-2], y.shape[-1]), P, "y_embedder.y_proj_xattn.0", True))
+    yx = torch.nn.functional.silu(
+        lin(y.reshape(N * dn, y.shape[-2], y.shape[-1]), P, "y_embedder.y_proj_xattn.0", True)
+    )
 
     ang = rope_angle_table(P["rope.bands"], T, h, w, 0)
     hs = tokens
@@ -98,8 +101,13 @@ def naive_forward(P, cfg, x, t, y, drop, mask, kv_rows, distill_dt=None):
         out_all = torch.zeros(N, S, D)
         for b in range(N):
             xb = hs[b]
-            xn = ln(xb, P[pre + "self_attention.linear_qkv.layer_norm.weight"],
-                    P[pre + "self_attention.linear_qkv.layer_norm.bias"], eps, False)
+            xn = ln(
+                xb,
+                P[pre + "self_attention.linear_qkv.layer_norm.weight"],
+                P[pre + "self_attention.linear_qkv.layer_norm.bias"],
+                eps,
+                False,
+            )
             q = lin(xn, P, pre + "self_attention.linear_qkv.q").view(S, Hh, hd)
             qx = lin(xn, P, pre + "self_attention.linear_qkv.qx").view(S, Hh, hd)
             kk = lin(xn, P, pre + "self_attention.linear_qkv.k").view(S, G, hd)
@@ -107,17 +115,33 @@ def naive_forward(P, cfg, x, t, y, drop, mask, kv_rows, distill_dt=None):
             allowed = torch.zeros(S, S, dtype=torch.bool)
             for j in range(dn):
                 s0, s1 = kv_rows[b][j]
-                allowed[j * tok:(j + 1) * tok, s0:s1] = True
+                allowed[j * tok : (j + 1) * tok, s0:s1] = True
             core = torch.zeros(S, Hh * hd)
             for head in range(Hh):
                 g = head // (Hh // G)
-                qh = rotate(ln(q[:, head], P[pre + "self_attention.q_layernorm.weight"],
-                               P[pre + "self_attention.q_layernorm.bias"], eps, one_p), ang)
-                kh = rotate(ln(kk[:, g], P[pre + "self_attention.k_layernorm.weight"],
-                               P[pre + "self_attention.k_layernorm.bias"], eps, one_p), ang)
+                qh = rotate(
+                    ln(
+                        q[:, head],
+                        P[pre + "self_attention.q_layernorm.weight"],
+                        P[pre + "self_attention.q_layernorm.bias"],
+                        eps,
+                        one_p,
+                    ),
+                    ang,
+                )
+                kh = rotate(
+                    ln(
+                        kk[:, g],
+                        P[pre + "self_attention.k_layernorm.weight"],
+                        P[pre + "self_attention.k_layernorm.bias"],
+                        eps,
+                        one_p,
+                    ),
+                    ang,
+                )
                 sc = (qh @ kh.T) / math.sqrt(hd)
                 sc = sc.masked_fill(~allowed, float("-inf"))
-                core[:, head * hd:(head + 1) * hd] = torch.softmax(sc, -1) @ vv[:, g]
+                core[:, head * hd : (head + 1) * hd] = torch.softmax(sc, -1) @ vv[:, g]
             cross = torch.zeros(S, Hh * hd)
             for j in range(dn):
                 row = b * dn + j
@@ -125,24 +149,36 @@ def naive_forward(P, cfg, x, t, y, drop, mask, kv_rows, distill_dt=None):
                 kvx = lin(yx[row][valid], P, pre + "self_attention.linear_kv_xattn").view(-1, G, 2 * hd)
                 for head in range(Hh):
                     g = head // (Hh // G)
-                    qh = ln(qx[j * tok:(j + 1) * tok, head], P[pre + "self_attention.q_layernorm_xattn.weight"],
-                            P[pre + "self_attention.q_layernorm_xattn.bias"], eps, one_p)
-                    kh = ln(kvx[:, g, :hd], P[pre + "self_attention.k_layernorm_xattn.weight"],
-                            P[pre + "self_attention.k_layernorm_xattn.bias"], eps, one_p)
+                    qh = ln(
+                        qx[j * tok : (j + 1) * tok, head],
+                        P[pre + "self_attention.q_layernorm_xattn.weight"],
+                        P[pre + "self_attention.q_layernorm_xattn.bias"],
+                        eps,
+                        one_p,
+                    )
+                    kh = ln(
+                        kvx[:, g, :hd],
+                        P[pre + "self_attention.k_layernorm_xattn.weight"],
+                        P[pre + "self_attention.k_layernorm_xattn.bias"],
+                        eps,
+                        one_p,
+                    )
                     vh = kvx[:, g, hd:]
                     a = torch.softmax(qh @ kh.T / math.sqrt(hd), -1) @ vh
-                    cross[j * tok:(j + 1) * tok, head * hd:(head + 1) * hd] = a
+                    cross[j * tok : (j + 1) * tok, head * hd : (head + 1) * hd] = a
             cat = torch.cat([core, cross], -1)  # (S, 2*H*hd) laid out (n, hn, d)
             perm = torch.zeros_like(cat)
             for n in range(2):
                 for hn in range(8):
-                    perm[:, (hn * 2 + n) * d:(hn * 2 + n + 1) * d] = cat[:, (n * 8 + hn) * d:(n * 8 + hn + 1) * d]
+                    perm[:, (hn * 2 + n) * d : (hn * 2 + n + 1) * d] = cat[:, (n * 8 + hn) * d : (n * 8 + hn + 1) * d]
             proj = lin(perm, P, pre + "self_attention.linear_proj")
             gates = torch.tanh(lin(torch.nn.functional.silu(cond[b]), P, pre + "ada_modulate_layer.proj.0", True))
             g_msa, g_mlp = gates[:, :D], gates[:, D:]
             gm = torch.repeat_interleave(g_msa, tok, 0)
             gl = torch.repeat_interleave(g_mlp, tok, 0)
-            xb = xb + ln(proj * gm, P[pre + "self_attn_post_norm.weight"], P[pre + "self_attn_post_norm.bias"], eps, one_p)
+            xb = xb + ln(
+                proj * gm, P[pre + "self_attn_post_norm.weight"], P[pre + "self_attn_post_norm.bias"], eps, one_p
+            )
             m = ln(xb, P[pre + "mlp.layer_norm.weight"], P[pre + "mlp.layer_norm.bias"], eps, False)
             m = lin(m, P, pre + "mlp.linear_fc1")
             if cfg.gated_linear_unit:
@@ -164,7 +200,7 @@ def naive_forward(P, cfg, x, t, y, drop, mask, kv_rows, distill_dt=None):
                 s = (tt * h + i) * w + j
                 for a in range(2):
                     for bb in range(2):
-                        out[:, :, tt, 2 * i + a, 2 * j + bb] = fin[:, s, (a * 2 + bb) * C:(a * 2 + bb + 1) * C]
+                        out[:, :, tt, 2 * i + a, 2 * j + bb] = fin[:, s, (a * 2 + bb) * C : (a * 2 + bb + 1) * C]
     if cfg.half_channel_vae:
-        out = out[:, :C // 2]
+        out = out[:, : C // 2]
     return out / cfg.x_rescale_factor

@@ -1,6 +1,7 @@
 """Official checkpoint layout: a tiny random model written as index + shards with the official key
 names loads through the real loader and reproduces the in-memory model exactly; wrong or partial
 folders fail with messages naming what is wrong."""
+
 from __future__ import annotations
 
 import json
@@ -26,24 +27,48 @@ from pipeline.generators.magi1.dit import MagiDiT
 
 # Official VideoDiTModel parameter names (one layer), as in the released state dicts.
 OFFICIAL_TOP = {
-    "x_embedder.weight", "t_embedder.mlp.0.weight", "t_embedder.mlp.0.bias", "t_embedder.mlp.2.weight",
-    "t_embedder.mlp.2.bias", "y_embedder.y_proj_xattn.0.weight", "y_embedder.y_proj_xattn.0.bias",
-    "y_embedder.y_proj_adaln.0.weight", "y_embedder.y_proj_adaln.0.bias", "y_embedder.null_caption_embedding",
-    "rope.bands", "videodit_blocks.final_layernorm.weight", "videodit_blocks.final_layernorm.bias",
+    "x_embedder.weight",
+    "t_embedder.mlp.0.weight",
+    "t_embedder.mlp.0.bias",
+    "t_embedder.mlp.2.weight",
+    "t_embedder.mlp.2.bias",
+    "y_embedder.y_proj_xattn.0.weight",
+    "y_embedder.y_proj_xattn.0.bias",
+    "y_embedder.y_proj_adaln.0.weight",
+    "y_embedder.y_proj_adaln.0.bias",
+    "y_embedder.null_caption_embedding",
+    "rope.bands",
+    "videodit_blocks.final_layernorm.weight",
+    "videodit_blocks.final_layernorm.bias",
     "final_linear.linear.weight",
 }
 OFFICIAL_LAYER = {
-    "ada_modulate_layer.proj.0.weight", "ada_modulate_layer.proj.0.bias",
-    "self_attention.linear_qkv.layer_norm.weight", "self_attention.linear_qkv.layer_norm.bias",
-    "self_attention.linear_qkv.q.weight", "self_attention.linear_qkv.qx.weight",
-    "self_attention.linear_qkv.k.weight", "self_attention.linear_qkv.v.weight",
-    "self_attention.linear_kv_xattn.weight", "self_attention.linear_proj.weight",
-    "self_attention.q_layernorm.weight", "self_attention.q_layernorm.bias",
-    "self_attention.q_layernorm_xattn.weight", "self_attention.q_layernorm_xattn.bias",
-    "self_attention.k_layernorm.weight", "self_attention.k_layernorm.bias",
-    "self_attention.k_layernorm_xattn.weight", "self_attention.k_layernorm_xattn.bias",
-    "self_attn_post_norm.weight", "self_attn_post_norm.bias", "mlp.layer_norm.weight", "mlp.layer_norm.bias",
-    "mlp.linear_fc1.weight", "mlp.linear_fc2.weight", "mlp_post_norm.weight", "mlp_post_norm.bias",
+    "ada_modulate_layer.proj.0.weight",
+    "ada_modulate_layer.proj.0.bias",
+    "self_attention.linear_qkv.layer_norm.weight",
+    "self_attention.linear_qkv.layer_norm.bias",
+    "self_attention.linear_qkv.q.weight",
+    "self_attention.linear_qkv.qx.weight",
+    "self_attention.linear_qkv.k.weight",
+    "self_attention.linear_qkv.v.weight",
+    "self_attention.linear_kv_xattn.weight",
+    "self_attention.linear_proj.weight",
+    "self_attention.q_layernorm.weight",
+    "self_attention.q_layernorm.bias",
+    "self_attention.q_layernorm_xattn.weight",
+    "self_attention.q_layernorm_xattn.bias",
+    "self_attention.k_layernorm.weight",
+    "self_attention.k_layernorm.bias",
+    "self_attention.k_layernorm_xattn.weight",
+    "self_attention.k_layernorm_xattn.bias",
+    "self_attn_post_norm.weight",
+    "self_attn_post_norm.bias",
+    "mlp.layer_norm.weight",
+    "mlp.layer_norm.bias",
+    "mlp.linear_fc1.weight",
+    "mlp.linear_fc2.weight",
+    "mlp_post_norm.weight",
+    "mlp_post_norm.bias",
 }
 
 
@@ -166,7 +191,8 @@ def test_fp8_is_detected_and_refused(tiny_ckpt, tmp_path):
         load_dit(tmp_path / "s", cfg, cache=False)
     sd = m.state_dict()
     sd["videodit_blocks.layers.0.mlp.linear_fc1.weight"] = sd["videodit_blocks.layers.0.mlp.linear_fc1.weight"].to(
-        torch.float8_e4m3fn)
+        torch.float8_e4m3fn
+    )
     write_official_checkpoint(sd, tmp_path / "f")
     with pytest.raises(Magi1NotSupportedError, match="F8_E4M3"):
         load_dit(tmp_path / "f", cfg, cache=False)

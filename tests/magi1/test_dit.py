@@ -1,5 +1,6 @@
 """MagiDiT against a naive re-implementation of the documented conventions, plus unit checks of
 RoPE, range attention (GQA, block-causal) and the KV cache (tiny configs, CPU, fp32)."""
+
 from __future__ import annotations
 
 import math
@@ -15,8 +16,9 @@ from tests.magi1.reference import naive_forward, rope_angle_table, rotate
 
 TOL = 1e-4
 CFG_45 = tiny_model_config()  # 4.5B-shaped: GELU, 16 channels, x_rescale 1
-CFG_24 = tiny_model_config(gated_linear_unit=True, half_channel_vae=True, in_channels=32, out_channels=32,
-                           x_rescale_factor=0.1)
+CFG_24 = tiny_model_config(
+    gated_linear_unit=True, half_channel_vae=True, in_channels=32, out_channels=32, x_rescale_factor=0.1
+)
 
 
 def _inputs(cfg, N=2, dn=2, fpc=2, H=8, W=8, seed=0):
@@ -129,17 +131,35 @@ def test_kv_cache_gives_the_same_attention_as_recomputing(model):
 
     for offload in (False, True):
         cache = model.new_kv_cache(max_chunks=3, tokens_per_chunk=tok, offload=offload)
-        first = model(x[:, :, :fpc], t[:, :1], y[:1], False, mask[:1], torch.tensor([[0, tok]]),
-                      cache, slice_point=0, update_kv_cache=True)
-        rest = model(x[:, :, fpc:], t[:, 1:], y[1:], False, mask[1:],
-                     torch.tensor([[0, 2 * tok], [tok, 3 * tok]]), cache, slice_point=1)
+        first = model(
+            x[:, :, :fpc],
+            t[:, :1],
+            y[:1],
+            False,
+            mask[:1],
+            torch.tensor([[0, tok]]),
+            cache,
+            slice_point=0,
+            update_kv_cache=True,
+        )
+        rest = model(
+            x[:, :, fpc:],
+            t[:, 1:],
+            y[1:],
+            False,
+            mask[1:],
+            torch.tensor([[0, 2 * tok], [tok, 3 * tok]]),
+            cache,
+            slice_point=1,
+        )
         scale = 1e-5 * max(1.0, full.abs().max().item())  # fp32 rounding level
         assert (first - full[:, :, :fpc]).abs().max() < scale
         assert (rest - full[:, :, fpc:]).abs().max() < scale
     # without the cache the cached range is unknown
     with pytest.raises(ValueError, match="kv_cache"):
-        model(x[:, :, fpc:], t[:, 1:], y[1:], False, mask[1:], torch.tensor([[0, 2 * tok], [tok, 3 * tok]]),
-              slice_point=1)
+        model(
+            x[:, :, fpc:], t[:, 1:], y[1:], False, mask[1:], torch.tensor([[0, 2 * tok], [tok, 3 * tok]]), slice_point=1
+        )
 
 
 def test_kv_cache_write_skips_last_chunk_when_nearly_clean(model):
@@ -147,8 +167,17 @@ def test_kv_cache_write_skips_last_chunk_when_nearly_clean(model):
     tok = model.tokens_per_chunk(fpc, H, W)
     x, t, y, mask = _inputs(model.cfg, N=1, dn=2)
     cache = model.new_kv_cache(max_chunks=2, tokens_per_chunk=tok)
-    model(x, t, y, False, mask, torch.tensor([[0, tok], [0, 2 * tok]]), cache, update_kv_cache=True,
-          distill_nearly_clean_chunk=True)
+    model(
+        x,
+        t,
+        y,
+        False,
+        mask,
+        torch.tensor([[0, tok], [0, 2 * tok]]),
+        cache,
+        update_kv_cache=True,
+        distill_nearly_clean_chunk=True,
+    )
     assert cache.k[0][:, :, :tok].abs().sum() > 0
     assert cache.k[0][:, :, tok:].abs().sum() == 0
 

@@ -1,5 +1,6 @@
 """Magi1Generator through the registry with the values of conf/generator/magi1_tiny.yaml (tiny random
 models in the official folder layouts), on the CPU."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -100,8 +101,9 @@ def test_step_hook_can_replace_latents(tiny_dir):
     base = gen.generate([GenerationRequest("p", img, 1)])[0]
     again = gen.generate([GenerationRequest("p", img, 1)], on_step=lambda i: None)[0]
     assert np.array_equal(base, again)  # deterministic by seed
-    changed = gen.generate([GenerationRequest("p", img, 1)],
-                           on_step=lambda i: i.latents * 0 if i.step == 2 else None)[0]
+    changed = gen.generate([GenerationRequest("p", img, 1)], on_step=lambda i: i.latents * 0 if i.step == 2 else None)[
+        0
+    ]
     assert not np.array_equal(base, changed)
 
 

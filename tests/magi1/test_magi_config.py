@@ -1,4 +1,5 @@
 """Official MagiConfig JSON parsing, presets and the pipeline's Magi1Config schema."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -25,13 +26,30 @@ def _official_dict(variant="24b"):
 
 def test_presets_match_the_shipped_configs():
     m = preset("24b").model_config
-    assert (m.num_layers, m.hidden_size, m.ffn_hidden_size, m.num_attention_heads, m.num_query_groups,
-            m.kv_channels, m.in_channels, m.half_channel_vae, m.x_rescale_factor, m.gated_linear_unit) == \
-        (48, 6144, 16384, 48, 8, 128, 32, True, 0.1, True)
+    assert (
+        m.num_layers,
+        m.hidden_size,
+        m.ffn_hidden_size,
+        m.num_attention_heads,
+        m.num_query_groups,
+        m.kv_channels,
+        m.in_channels,
+        m.half_channel_vae,
+        m.x_rescale_factor,
+        m.gated_linear_unit,
+    ) == (48, 6144, 16384, 48, 8, 128, 32, True, 0.1, True)
     m = preset("4.5b").model_config
-    assert (m.num_layers, m.hidden_size, m.ffn_hidden_size, m.num_attention_heads, m.num_query_groups,
-            m.in_channels, m.half_channel_vae, m.x_rescale_factor, m.gated_linear_unit) == \
-        (34, 3072, 12288, 24, 8, 16, False, 1.0, False)
+    assert (
+        m.num_layers,
+        m.hidden_size,
+        m.ffn_hidden_size,
+        m.num_attention_heads,
+        m.num_query_groups,
+        m.in_channels,
+        m.half_channel_vae,
+        m.x_rescale_factor,
+        m.gated_linear_unit,
+    ) == (34, 3072, 12288, 24, 8, 16, False, 1.0, False)
     assert preset("24b").runtime_config.num_steps == 32 and preset("24b").runtime_config.cfg_number == 3
     assert preset("24b_distill").runtime_config.num_steps == 16
     assert preset("24b_distill").runtime_config.cfg_number == 1 and preset("24b_distill").engine_config.distill
@@ -56,25 +74,30 @@ def test_json_roundtrip_and_official_field_names(tmp_path):
 
 
 def test_every_field_is_accounted_for():
-    for sec, cls in (("model_config", MagiConfig().model_config.__class__),
-                     ("runtime_config", MagiConfig().runtime_config.__class__),
-                     ("engine_config", MagiConfig().engine_config.__class__)):
+    for sec, cls in (
+        ("model_config", MagiConfig().model_config.__class__),
+        ("runtime_config", MagiConfig().runtime_config.__class__),
+        ("engine_config", MagiConfig().engine_config.__class__),
+    ):
         for f in dataclasses.fields(cls):
             assert f"{sec}.{f.name}" in FIELD_USE, f"{sec}.{f.name}"
 
 
-@pytest.mark.parametrize("section,key,value,match", [
-    ("engine_config", "fp8_quant", True, "fp8_quant=true.*not supported yet"),
-    ("engine_config", "pp_size", 2, "pp_size=2"),
-    ("engine_config", "cp_strategy", "cp_shuffle_overlap", "cp_shuffle_overlap"),
-    ("engine_config", "enable_cuda_graph", True, "enable_cuda_graph"),
-    ("engine_config", "ulysses_overlap_degree", 2, "ulysses_overlap_degree"),
-    ("runtime_config", "cfg_number", 1, "cfg_number must be 3"),
-    ("runtime_config", "num_steps", 30, "divisible"),
-    ("runtime_config", "temporal_downsample_factor", 8, "temporal_downsample_factor"),
-    ("model_config", "model_name", "other", "model_name"),
-    ("model_config", "cond_gating_ratio", 0.5, "cond_gating_ratio"),
-])
+@pytest.mark.parametrize(
+    "section,key,value,match",
+    [
+        ("engine_config", "fp8_quant", True, "fp8_quant=true.*not supported yet"),
+        ("engine_config", "pp_size", 2, "pp_size=2"),
+        ("engine_config", "cp_strategy", "cp_shuffle_overlap", "cp_shuffle_overlap"),
+        ("engine_config", "enable_cuda_graph", True, "enable_cuda_graph"),
+        ("engine_config", "ulysses_overlap_degree", 2, "ulysses_overlap_degree"),
+        ("runtime_config", "cfg_number", 1, "cfg_number must be 3"),
+        ("runtime_config", "num_steps", 30, "divisible"),
+        ("runtime_config", "temporal_downsample_factor", 8, "temporal_downsample_factor"),
+        ("model_config", "model_name", "other", "model_name"),
+        ("model_config", "cond_gating_ratio", 0.5, "cond_gating_ratio"),
+    ],
+)
 def test_unsupported_values_name_the_field(section, key, value, match):
     d = _official_dict("24b")
     d[section][key] = value

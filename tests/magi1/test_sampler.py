@@ -2,6 +2,7 @@
 (SandAI-org/MAGI-1: inference/pipeline/, the chunk-wise sampler): every forward recomputes all chunks (no KV cache), the
 schedule is derived per chunk from its own step counter, CFG scales come from a hand-written lookup.
 Tiny random DiT, CPU, fp32."""
+
 from __future__ import annotations
 
 import math
@@ -108,8 +109,14 @@ def naive_sample(model, st: SM.SamplerSettings, noise, te, tm, ne, nm, prefix=No
             v = torch.zeros_like(xin)
             for c in active:
                 sl = slice(c * Wc, (c + 1) * Wc)
-                v_un = model(xin[:, :, sl], t[None, c:c + 1], ne[0, c][None, None], True, nm[0, c][None, None],
-                             torch.tensor([[0, tok]]))
+                v_un = model(
+                    xin[:, :, sl],
+                    t[None, c : c + 1],
+                    ne[0, c][None, None],
+                    True,
+                    nm[0, c][None, None],
+                    torch.tensor([[0, tok]]),
+                )
                 p, s = naive_scales(float(t[c]), st.cfg_t_range, st.prev_chunk_scales, st.text_scales)
                 v[:, :, sl] = (1 - p) * v_un + (p - s) * v_pre[:, :, sl] + s * v_text[:, :, sl]
         else:
@@ -117,12 +124,21 @@ def naive_sample(model, st: SM.SamplerSettings, noise, te, tm, ne, nm, prefix=No
             if float(t[old]) > st.nearly_clean_threshold:
                 sl = slice(old * Wc, (old + 1) * Wc)
                 xcat = torch.cat([xin, xin[:, :, sl]], dim=2)
-                tcat = torch.cat([t, t[old:old + 1]])[None]
+                tcat = torch.cat([t, t[old : old + 1]])[None]
                 kvc = torch.cat([kv, torch.tensor([[newest * tok, (newest + 1) * tok]])])
-                out_ = model(xcat, tcat, torch.cat([y_t, y_t[old:old + 1]]), False,
-                             torch.cat([m_t, m_t[old:old + 1]]), kvc, distill_dt=dt_fac)
+                out_ = model(
+                    xcat,
+                    tcat,
+                    torch.cat([y_t, y_t[old : old + 1]]),
+                    False,
+                    torch.cat([m_t, m_t[old : old + 1]]),
+                    kvc,
+                    distill_dt=dt_fac,
+                )
                 v = out_[:, :, : newest * Wc].clone()
-                v[:, :, sl] = st.prev_chunks_scale * out_[:, :, sl] + (1 - st.prev_chunks_scale) * out_[:, :, newest * Wc:]
+                v[:, :, sl] = (
+                    st.prev_chunks_scale * out_[:, :, sl] + (1 - st.prev_chunks_scale) * out_[:, :, newest * Wc :]
+                )
             else:
                 v = model(xin, t[None], y_t, False, m_t, kv, distill_dt=dt_fac)
         for c in active:
@@ -132,7 +148,7 @@ def naive_sample(model, st: SM.SamplerSettings, noise, te, tm, ne, nm, prefix=No
             done[c] += 1
             if done[c] == n:
                 start = 0 if (c == 0 and tp == 1) else max(c * Wc, tp)
-                out.append(x[:, :, start:(c + 1) * Wc].clone())
+                out.append(x[:, :, start : (c + 1) * Wc].clone())
     return out
 
 
@@ -209,22 +225,42 @@ class Spy:
 
     def __call__(self, x, t, y, drop, mask, kv, cache=None, **kw):
         out = self.model(x, t, y, drop, mask, kv, cache, **kw)
-        self.calls.append(dict(x=x.clone(), t=t.clone(), y=y.clone(), drop=drop, mask=mask.clone(), kv=kv.clone(),
-                               cache=cache is not None, out=out.clone(), **kw))
+        self.calls.append(
+            dict(
+                x=x.clone(),
+                t=t.clone(),
+                y=y.clone(),
+                drop=drop,
+                mask=mask.clone(),
+                kv=kv.clone(),
+                cache=cache is not None,
+                out=out.clone(),
+                **kw,
+            )
+        )
         return out
 
 
 def test_cfg_combination_per_t_range(base_model):
     # distinct scales per interval so a wrong interval shows
     st = _settings("tiny", 4)
-    st = SM.SamplerSettings(**{**st.__dict__, "prev_chunk_scales": (1.1, 1.2, 1.3, 1.4, 1.5),
-                               "text_scales": (2.1, 2.2, 2.3, 0.4, 0.5)})
+    st = SM.SamplerSettings(
+        **{**st.__dict__, "prev_chunk_scales": (1.1, 1.2, 1.3, 1.4, 1.5), "text_scales": (2.1, 2.2, 2.3, 0.4, 0.5)}
+    )
     T = SM.latent_frames(96)  # 4 chunks: step 3 has chunks at t = grid[3], grid[2], grid[1], grid[0]
     te, tm, ne, nm = _captions(base_model, T // 6)
     spy = Spy(base_model)
     steps = {}
-    SM.sample(spy, st, SM.draw_noise(3, (1, 16, T, H, W)), te, tm, ne, nm,
-              on_step=lambda d: steps.__setitem__(d["step"], (d["latents"].clone(), d["chunk_t_before"], d["chunk_t"])))
+    SM.sample(
+        spy,
+        st,
+        SM.draw_noise(3, (1, 16, T, H, W)),
+        te,
+        tm,
+        ne,
+        nm,
+        on_step=lambda d: steps.__setitem__(d["step"], (d["latents"].clone(), d["chunk_t_before"], d["chunk_t"])),
+    )
     assert len(spy.calls) == 3 * 7
     text, pre, un = spy.calls[9:12]  # step 3
     prev_x = steps[2][0]
@@ -241,7 +277,7 @@ def test_cfg_combination_per_t_range(base_model):
     expected_scales = [(1.4, 0.4), (1.3, 2.3), (1.2, 2.2), (1.1, 2.1)]  # by interval of t_before
     for j, (p, s) in enumerate(expected_scales):
         sl = slice(j * 6, (j + 1) * 6)
-        v = (1 - p) * un["out"][j:j + 1] + (p - s) * pre["out"][:, :, sl] + s * text["out"][:, :, sl]
+        v = (1 - p) * un["out"][j : j + 1] + (p - s) * pre["out"][:, :, sl] + s * text["out"][:, :, sl]
         want = prev_x[:, :, sl] + v * (t_after[j] - t_before[j])
         _close(x_after[:, :, sl], want, 1e-5)
     # kv ranges of step 3 (noise2clean_kvrange 5,4,3,2 by stage; oldest chunk = stage 3 sees 2 chunks)
@@ -306,8 +342,16 @@ def test_hook_replaces_latents(base_model):
     te, tm, ne, nm = _captions(base_model, T // 6)
     noise = SM.draw_noise(0, (1, 16, T, H, W))
     zero = SM.sample(base_model, st, torch.zeros_like(noise), te, tm, ne, nm).latent
-    got = SM.sample(base_model, st, noise, te, tm, ne, nm,
-                    on_step=lambda d: torch.zeros_like(d["latents"]) if d["step"] == -1 else None).latent
+    got = SM.sample(
+        base_model,
+        st,
+        noise,
+        te,
+        tm,
+        ne,
+        nm,
+        on_step=lambda d: torch.zeros_like(d["latents"]) if d["step"] == -1 else None,
+    ).latent
     assert not torch.equal(got, zero)
     # replacing the latents by zeros before step 0 runs (hook after step 0 of a zero start) equals zero start
     first = {}
@@ -318,8 +362,9 @@ def test_hook_replaces_latents(base_model):
         return None
 
     SM.sample(base_model, st, torch.zeros_like(noise), te, tm, ne, nm, on_step=hook)
-    got = SM.sample(base_model, st, noise, te, tm, ne, nm,
-                    on_step=lambda d: first["x"].clone() if d["step"] == 0 else None).latent
+    got = SM.sample(
+        base_model, st, noise, te, tm, ne, nm, on_step=lambda d: first["x"].clone() if d["step"] == 0 else None
+    ).latent
     _close(got, zero, 1e-6)
     with pytest.raises(ValueError, match="shape"):
         SM.sample(base_model, st, noise, te, tm, ne, nm, on_step=lambda d: torch.zeros(1))

@@ -1,4 +1,5 @@
 """The t schedule and the staggered chunk stages as pure functions."""
+
 from __future__ import annotations
 
 import pytest
@@ -23,8 +24,17 @@ def test_four_step_grid_fp32_values():
 
 
 def test_stage_of_t():
-    assert [S.stage_of_t(t) for t in (0.0, 0.0216, 0.0217, 0.05, 0.1, 0.2999, 0.3, 0.9, 1.0)] == \
-        [0, 0, 1, 1, 2, 2, 3, 3, 3]
+    assert [S.stage_of_t(t) for t in (0.0, 0.0216, 0.0217, 0.05, 0.1, 0.2999, 0.3, 0.9, 1.0)] == [
+        0,
+        0,
+        1,
+        1,
+        2,
+        2,
+        3,
+        3,
+        3,
+    ]
 
 
 def test_window_stages_and_step_counts():

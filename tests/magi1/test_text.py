@@ -1,5 +1,6 @@
 """MAGI-1 text conditioning: tiny T5 in the official folder layout, 800-token embeddings and masks,
 caption cleaning, special tokens exactly as upstream, per-prompt caches, error messages."""
+
 from __future__ import annotations
 
 import shutil
@@ -47,8 +48,13 @@ def _f16(a):
 # ------------------------------------------------------------------------------------ encoding
 def test_official_layout_written(t5_root):
     folder = t5_root / T5_SUBFOLDER
-    for name in ("config.json", "pytorch_model.bin.index.json", "pytorch_model-00001-of-00002.bin",
-                 "pytorch_model-00002-of-00002.bin", "tokenizer_config.json"):
+    for name in (
+        "config.json",
+        "pytorch_model.bin.index.json",
+        "pytorch_model-00001-of-00002.bin",
+        "pytorch_model-00002-of-00002.bin",
+        "tokenizer_config.json",
+    ):
         assert (folder / name).is_file(), name
 
 
@@ -62,8 +68,9 @@ def test_embeddings_shapes_masks_and_values(encoder, t5_root):
 
     folder = t5_root / T5_SUBFOLDER
     tok = AutoTokenizer.from_pretrained(str(folder))
-    ids = tok(["a red ball rolls off the table."], max_length=800, padding="max_length", truncation=True,
-              return_tensors="pt")
+    ids = tok(
+        ["a red ball rolls off the table."], max_length=800, padding="max_length", truncation=True, return_tensors="pt"
+    )
     n = int(ids["attention_mask"].sum())
     assert ids["input_ids"][0, n - 1] == 1  # </s> closes the prompt
     assert masks[0, :n].eq(1).all() and masks[0, n:].eq(0).all()
@@ -92,7 +99,7 @@ def test_long_prompt_is_truncated_to_800(encoder):
     [
         ("A Red Ball rolls off the TABLE.", "a red ball rolls off the table."),
         ("Visit https://example.com/page now!!! #123 <b>Bold</b> &amp; stuff", "visit now!!! bold stuff"),
-        ("this-is-my-cute-cat_and_more “quoted” ‘single’", "this is my cute cat and more \"quoted\" 'single"),
+        ("this-is-my-cute-cat_and_more “quoted” ‘single’", 'this is my cute cat and more "quoted" \'single'),
         ("jc6640 file.png 1920x1080 page 12 free shipping a*b(c)", "a b c"),
     ],
 )
@@ -134,11 +141,19 @@ def test_all_special_tokens_order_and_clean_chunks(encoder, tokens_path):
     raw = np.load(tokens_path)
     other = _f16(raw["other_tokens"])
     embs, masks = encoder.encode(["a ball falls"])
-    opts = SpecialTokenOptions(hq=True, duration=True, static_first_frames=True, dynamic_first_frames=True,
-                               borderness=True, three_d_model=True, two_d_anime=True)
+    opts = SpecialTokenOptions(
+        hq=True,
+        duration=True,
+        static_first_frames=True,
+        dynamic_first_frames=True,
+        borderness=True,
+        three_d_model=True,
+        two_d_anime=True,
+    )
     null = torch.randn(800, WIDTH)
-    rows, rm = caption_rows(embs, masks, 4, special_tokens=encoder.special_tokens, options=opts,
-                            clean_chunks=1, null_caption_embedding=null)
+    rows, rm = caption_rows(
+        embs, masks, 4, special_tokens=encoder.special_tokens, options=opts, clean_chunks=1, null_caption_embedding=null
+    )
     # clean prefix chunk: null caption, mask all zero
     torch.testing.assert_close(rows[0, 0], null)
     assert rm[0, 0].eq(0).all()
@@ -160,7 +175,9 @@ def test_null_rows_and_negative_tokens(tokens_path):
     torch.testing.assert_close(rows[0, 2], null)
     neg, nm = null_caption_rows(null, 2, special_tokens=st, options=SpecialTokenOptions(negative=True))
     # CAPTION, LOGO, TRANS, BORDERNESS applied in that order -> BORDERNESS first
-    for k, tok in enumerate([raw["other_tokens"][4], raw["other_tokens"][0], raw["logo_token"][0], raw["caption_token"][0]]):
+    for k, tok in enumerate(
+        [raw["other_tokens"][4], raw["other_tokens"][0], raw["logo_token"][0], raw["caption_token"][0]]
+    ):
         torch.testing.assert_close(neg[0, 1, k], _f16(tok))
     torch.testing.assert_close(neg[0, 1, 4:], null[:796])
     assert torch.equal(nm, masks[:, :2])

@@ -1,5 +1,6 @@
 """MAGI-1 VAE: architecture vs an independent reference, official tiling/blend, scaling, uint8
 post-processing, loading of the official folder format, error messages, gradients (tiny CPU models)."""
+
 from __future__ import annotations
 
 import json
@@ -77,8 +78,12 @@ def _ref_transformer(sd, pre, tokens, grid, cfg):
 
 def ref_encode_mean(sd, cfg, video):
     """video (B,3,T,H,W) in [-1,1] -> posterior mean (unscaled)."""
-    feat = F.conv3d(video, sd["encoder.patch_embed.proj.weight"], sd["encoder.patch_embed.proj.bias"],
-                    stride=sd["encoder.patch_embed.proj.weight"].shape[2:])
+    feat = F.conv3d(
+        video,
+        sd["encoder.patch_embed.proj.weight"],
+        sd["encoder.patch_embed.proj.bias"],
+        stride=sd["encoder.patch_embed.proj.weight"].shape[2:],
+    )
     b, _, t, h, w = feat.shape
     x = _ref_transformer(sd, "encoder", feat.flatten(2).transpose(1, 2), (t, h, w), cfg)
     mom = x @ sd["encoder.last_layer.weight"].T + sd["encoder.last_layer.bias"]
@@ -111,7 +116,7 @@ def ref_tiled(x, fn, lat_tile, stride, blend, keep, *, inplace_neighbours):
         for i in range(n[1]):
             for j in range(n[2]):
                 t0, h0, w0 = f * stride[0], i * stride[1], j * stride[2]
-                tiles[f, i, j] = fn(x[:, :, t0:t0 + lat_tile[0], h0:h0 + lat_tile[1], w0:w0 + lat_tile[2]])
+                tiles[f, i, j] = fn(x[:, :, t0 : t0 + lat_tile[0], h0 : h0 + lat_tile[1], w0 : w0 + lat_tile[2]])
     raw = {k: v.clone() for k, v in tiles.items()}
     out = {}
     for f in range(n[0]):
@@ -128,9 +133,10 @@ def ref_tiled(x, fn, lat_tile, stride, blend, keep, *, inplace_neighbours):
                     for y in range(e):
                         sa = a.select(dim, a.shape[dim] - e + y)
                         b.select(dim, y).copy_(sa * (1 - y / e) + b.select(dim, y) * (y / e))
-                out[f, i, j] = b[:, :, :keep[0], :keep[1], :keep[2]]
-    return torch.cat([torch.cat([torch.cat([out[f, i, j] for j in range(n[2])], 4) for i in range(n[1])], 3)
-                      for f in range(n[0])], 2)
+                out[f, i, j] = b[:, :, : keep[0], : keep[1], : keep[2]]
+    return torch.cat(
+        [torch.cat([torch.cat([out[f, i, j] for j in range(n[2])], 4) for i in range(n[1])], 3) for f in range(n[0])], 2
+    )
 
 
 # ================================================================================ tests: tiling
@@ -210,7 +216,9 @@ def test_tiled_encode_matches_literal_reference_with_inplace_neighbours(vae64):
     ref = ref_tiled(video, vae64.encode_tile, (12, 64, 64), (12, 48, 48), (0, 2, 2), (3, 6, 6), inplace_neighbours=True)
     assert ours.shape == ref.shape == (1, 16, 2, 10, 14)
     torch.testing.assert_close(ours, ref, rtol=1e-5, atol=1e-5)
-    raw = ref_tiled(video, vae64.encode_tile, (12, 64, 64), (12, 48, 48), (0, 2, 2), (3, 6, 6), inplace_neighbours=False)
+    raw = ref_tiled(
+        video, vae64.encode_tile, (12, 64, 64), (12, 48, 48), (0, 2, 2), (3, 6, 6), inplace_neighbours=False
+    )
     assert (ours - raw).abs().max() > 1e-4  # the in-place (blended-neighbour) rule is visible
 
 

@@ -1,4 +1,5 @@
 """A tiny synthetic Physics-IQ dataset, made once per test session."""
+
 from __future__ import annotations
 
 import shutil

@@ -1,4 +1,5 @@
 """``python -m pipeline.evaluate``, the vectorised metrics, and the fast path against the baseline."""
+
 from __future__ import annotations
 
 import json
@@ -16,21 +17,34 @@ from .conftest import FPS, make_submission
 
 @pytest.fixture(scope="module")
 def take2_folder(dataset, tmp_path_factory):
-    return make_submission(dataset, tmp_path_factory.mktemp("cli") / "take2-model",
-                           lambda it: dataset.testing_clip(it, FPS, 2))
+    return make_submission(
+        dataset, tmp_path_factory.mktemp("cli") / "take2-model", lambda it: dataset.testing_clip(it, FPS, 2)
+    )
 
 
 def test_cli_prints_the_score_and_writes_outputs(take2_folder, dataset_root, mask_cache, tmp_path, capsys):
-    rc = main([f"benchmark.root={dataset_root}", f"generated={take2_folder}", f"output={tmp_path / 'out'}",
-               f"evaluate.mask_cache={mask_cache}", "evaluate.workers=1", "benchmark.mode=v2v"])
+    rc = main(
+        [
+            f"benchmark.root={dataset_root}",
+            f"generated={take2_folder}",
+            f"output={tmp_path / 'out'}",
+            f"evaluate.mask_cache={mask_cache}",
+            "evaluate.workers=1",
+            "benchmark.mode=v2v",
+        ]
+    )
     out = capsys.readouterr().out
     assert rc == 0, out
     first = out.splitlines()[0]
     assert first.startswith("Physics-IQ score: ") and float(first.split(": ")[1]) == pytest.approx(100, abs=0.01)
     assert "Solid Mechanics" in out and "Magnetism" in out
     files = sorted(p.name for p in (tmp_path / "out").iterdir())
-    assert files == ["take2-model.csv", "take2-model_categories.csv", "take2-model_categories.png",
-                     "take2-model_metrics.json"]
+    assert files == [
+        "take2-model.csv",
+        "take2-model_categories.csv",
+        "take2-model_categories.png",
+        "take2-model_metrics.json",
+    ]
     payload = json.loads((tmp_path / "out" / "take2-model_metrics.json").read_text())
     assert payload["fps"] == FPS and payload["mode"] == "v2v" and payload["prompts"] == "descriptions.csv"
 
@@ -40,8 +54,13 @@ def test_cli_descriptions_beside_the_root_and_fps_check(take2_folder, dataset_ro
     shutil.copytree(dataset_root, root, ignore=shutil.ignore_patterns("full-videos", ".cache", "descriptions.csv"))
     (tmp_path / "descriptions").mkdir()
     shutil.copy(dataset_root / "descriptions.csv", tmp_path / "descriptions" / "descriptions.csv")
-    args = [f"benchmark.root={root}", f"output={tmp_path / 'out'}", f"evaluate.mask_cache={mask_cache}",
-            "evaluate.workers=1", "benchmark.max_scenarios=1"]
+    args = [
+        f"benchmark.root={root}",
+        f"output={tmp_path / 'out'}",
+        f"evaluate.mask_cache={mask_cache}",
+        "evaluate.workers=1",
+        "benchmark.max_scenarios=1",
+    ]
     # max_scenarios keeps the first scenario: the folder's other three files are extra ids
     assert main(args + [f"generated={take2_folder}"]) == 2
     assert "ids not in the benchmark (3): 0004, 0005, 0006" in capsys.readouterr().err
@@ -70,13 +89,13 @@ def test_cli_missing_values(capsys):
 def test_vectorised_metrics_equal_per_frame_formulas():
     rng = np.random.default_rng(0)
     a, b = (rng.integers(0, 256, (37, 18, 30, 3), dtype=np.uint8) for _ in range(2))
-    official = [np.mean(((f1 / 255.0).astype(np.float32) - (f2 / 255.0).astype(np.float32)) ** 2)
-                for f1, f2 in zip(a, b)]
+    official = [
+        np.mean(((f1 / 255.0).astype(np.float32) - (f2 / 255.0).astype(np.float32)) ** 2) for f1, f2 in zip(a, b)
+    ]
     assert mse_frames(a, b) == [float(x) for x in official]  # bit for bit
     m1, m2 = a > 200, b > 200
     m2[3] = m1[3] = False  # both empty: IoU 1
-    ref = [1.0 if not (x | y).any() else np.logical_and(x, y).sum() / np.logical_or(x, y).sum()
-           for x, y in zip(m1, m2)]
+    ref = [1.0 if not (x | y).any() else np.logical_and(x, y).sum() / np.logical_or(x, y).sum() for x, y in zip(m1, m2)]
     assert iou_frames(m1, m2) == ref
 
 

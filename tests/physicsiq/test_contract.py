@@ -1,11 +1,17 @@
 """Submission helpers, conditioning inputs and the resampling arithmetic."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from pipeline.benchmarks.physicsiq.contract import (condition_clip, condition_image, conform_frames,
-                                                    submission_name, write_submission_video)
+from pipeline.benchmarks.physicsiq.contract import (
+    condition_clip,
+    condition_image,
+    conform_frames,
+    submission_name,
+    write_submission_video,
+)
 from pipeline.benchmarks.physicsiq.resample import blend_positions, resample_frames
 from pipeline.video_io import probe_video
 

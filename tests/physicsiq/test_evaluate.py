@@ -1,4 +1,5 @@
 """End-to-end evaluation on the tiny synthetic dataset, and submission validation."""
+
 from __future__ import annotations
 
 import hashlib
@@ -17,14 +18,16 @@ from .conftest import FPS, make_submission
 
 
 def _snapshot(folder):
-    return {p.name: (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns)
-            for p in sorted(folder.iterdir())}
+    return {
+        p.name: (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns) for p in sorted(folder.iterdir())
+    }
 
 
 @pytest.fixture(scope="module")
 def take2_result(dataset, dataset_root, mask_cache, tmp_path_factory):
-    gen = make_submission(dataset, tmp_path_factory.mktemp("m") / "take2-model",
-                          lambda it: dataset.testing_clip(it, FPS, 2))
+    gen = make_submission(
+        dataset, tmp_path_factory.mktemp("m") / "take2-model", lambda it: dataset.testing_clip(it, FPS, 2)
+    )
     before = _snapshot(gen)
     result = evaluate_folder(dataset_root, gen, tmp_path_factory.mktemp("out"), workers=2, mask_cache=mask_cache)
     return result, gen, before
@@ -60,8 +63,9 @@ def test_ground_truth_is_100(dataset, dataset_root, mask_cache, tmp_path):
 
 def test_noise_is_about_zero(dataset, dataset_root, mask_cache, tmp_path):
     rng = np.random.default_rng(0)
-    gen = make_submission(dataset, tmp_path / "noise",
-                          lambda it: rng.integers(0, 256, (5 * FPS, 64, 96, 3), dtype=np.uint8))
+    gen = make_submission(
+        dataset, tmp_path / "noise", lambda it: rng.integers(0, 256, (5 * FPS, 64, 96, 3), dtype=np.uint8)
+    )
     assert evaluate_folder(dataset_root, gen, tmp_path / "out", mask_cache=mask_cache).score < 1.0
 
 
@@ -69,6 +73,7 @@ def test_static_switch_frame_is_well_below_50(dataset, dataset_root, mask_cache,
     def still(it):
         rgb = cv2.cvtColor(cv2.imread(str(dataset.switch_frame(it))), cv2.COLOR_BGR2RGB)
         return np.repeat(rgb[None], 5 * FPS, axis=0)
+
     gen = make_submission(dataset, tmp_path / "still", still)
     score = evaluate_folder(dataset_root, gen, tmp_path / "out", mask_cache=mask_cache).score
     assert 0.0 <= score < 45.0
@@ -104,6 +109,7 @@ def test_unshipped_fps_is_resampled(dataset, dataset_root, mask_cache, tmp_path)
     shutil.copytree(dataset_root, root, ignore=shutil.ignore_patterns("full-videos", ".cache"))
     from pipeline.benchmarks.physicsiq.layout import PhysicsIQDataset
     from pipeline.benchmarks.physicsiq.resample import ensure_testing_clips
+
     ds = PhysicsIQDataset(root)
     ensure_testing_clips(ds, 10)
     gen = tmp_path / "g10"
@@ -119,6 +125,7 @@ def test_videos_that_fail_in_the_metric_jobs_are_listed_together(dataset, datase
     # validation reads containers only; a file that gets past it but does not decode must still
     # be named, together with every other such file, and nothing may be written
     from pipeline.benchmarks.physicsiq import evaluate as ev
+
     gen = make_submission(dataset, tmp_path / "late-bad", lambda it: dataset.testing_clip(it, FPS, 2))
     files = sorted(gen.iterdir())
     for f in (files[0], files[4]):

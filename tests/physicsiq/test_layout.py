@@ -1,4 +1,5 @@
 """Dataset layout: items, pairing, paths and validation messages."""
+
 from __future__ import annotations
 
 import shutil
@@ -16,10 +17,14 @@ def test_items_and_paths(dataset, dataset_root):
     assert it.take2_id == "0007" and it.generated_video_name == "0001_perspective-left_trimmed-ball-falls.mp4"
     assert it.description.endswith("Static shot with no camera movement.")
     assert dataset.switch_frame(it).name == "0001_switch-frames_anyFPS_perspective-left_trimmed-ball-falls.jpg"
-    assert dataset.testing_clip(it, 8, 2).name == \
-        "0007_testing-videos_8FPS_perspective-left_take-2_trimmed-ball-falls.mp4"
+    assert (
+        dataset.testing_clip(it, 8, 2).name == "0007_testing-videos_8FPS_perspective-left_take-2_trimmed-ball-falls.mp4"
+    )
     assert dataset.real_mask(it, 8).parts[-3:] == (
-        "real", "8FPS", "0001_video-masks_8FPS_perspective-left_take-1_trimmed-ball-falls.mp4")
+        "real",
+        "8FPS",
+        "0001_video-masks_8FPS_perspective-left_take-1_trimmed-ball-falls.mp4",
+    )
     for p in (dataset.switch_frame(it), dataset.conditioning_clip(it, 8), dataset.testing_clip(it, 30, 2)):
         assert p.is_file(), p
     dataset.validate(8)

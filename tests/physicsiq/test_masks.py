@@ -1,4 +1,5 @@
 """Motion masks against a plain per-frame loop of the documented steps, and the content cache."""
+
 from __future__ import annotations
 
 import shutil

@@ -8,6 +8,7 @@ The tiny model has 16-channel encoder heads (3×4 rotated, 4 left over) and 12-c
 heads, and large random weights, so a wrong position or order moves outputs by ≫ the tolerance
 (test_reference_is_sensitive shows it).
 """
+
 from __future__ import annotations
 
 import math
@@ -33,6 +34,7 @@ def random_split(n_all: int, n_ctx: int, n_tgt: int, seed: int) -> tuple[torch.T
 
 
 # ---- (i) transformers ---------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def hf_pair(tiny_dir):
@@ -60,8 +62,9 @@ def test_predictor_equals_transformers(hf_pair, causal: bool) -> None:
     with torch.no_grad():
         enc = ours.encode(x)
         ctx_ids, tgt_ids = (torch.arange(64), torch.arange(64, 128)) if causal else random_split(128, 40, 50, 3)
-        ref = hf.predictor(encoder_hidden_states=enc, context_mask=[ctx_ids.expand(2, -1)],
-                           target_mask=[tgt_ids.expand(2, -1)]).last_hidden_state
+        ref = hf.predictor(
+            encoder_hidden_states=enc, context_mask=[ctx_ids.expand(2, -1)], target_mask=[tgt_ids.expand(2, -1)]
+        ).last_hidden_state
         got = ours.predict(enc[:, ctx_ids], ctx_ids, tgt_ids)
         torch.testing.assert_close(got, ref, atol=ATOL, rtol=0)
 
@@ -74,13 +77,17 @@ def test_hf_and_official_files_hold_the_same_model(tiny_dir, tiny_model) -> None
 
 # ---- (ii) a loop-by-loop restatement of the official semantics ---------------------------------
 
+
 def naive_rope(x: torch.Tensor, ids: list[int], grid: int) -> torch.Tensor:
     """x (heads, N, hd). Channel by channel, as the official code lays it out."""
     hd = x.shape[-1]
     d = 2 * ((hd // 3) // 2)
     out = x.clone()
-    pos = {0: [i // (grid * grid) for i in ids], 1: [(i % (grid * grid)) // grid for i in ids],
-           2: [i % grid for i in ids]}
+    pos = {
+        0: [i // (grid * grid) for i in ids],
+        1: [(i % (grid * grid)) // grid for i in ids],
+        2: [i % grid for i in ids],
+    }
     for axis in range(3):
         p = torch.tensor(pos[axis], dtype=torch.float32)
         for c in range(d):
@@ -120,8 +127,9 @@ def naive_encoder(sd: dict, video: torch.Tensor, keep: list[int] | None, heads: 
     return F.layer_norm(x, (x.shape[-1],), sd["norm.weight"], sd["norm.bias"], eps=1e-6)
 
 
-def naive_predictor(sd: dict, ctx: torch.Tensor, ctx_ids: list[int], tgt_ids: list[int], grid: int,
-                    heads: int, depth: int) -> torch.Tensor:
+def naive_predictor(
+    sd: dict, ctx: torch.Tensor, ctx_ids: list[int], tgt_ids: list[int], grid: int, heads: int, depth: int
+) -> torch.Tensor:
     x = ctx @ sd["predictor_embed.weight"].T + sd["predictor_embed.bias"]
     x = torch.cat([x, sd["mask_tokens.1"].reshape(1, -1).expand(len(tgt_ids), -1)])  # mask_index 1
     ids = list(ctx_ids) + list(tgt_ids)
@@ -131,7 +139,7 @@ def naive_predictor(sd: dict, ctx: torch.Tensor, ctx_ids: list[int], tgt_ids: li
         x = naive_block(sd, f"predictor_blocks.{i}.", x, sorted_ids, grid, heads)
     x = F.layer_norm(x, (x.shape[-1],), sd["predictor_norm.weight"], sd["predictor_norm.bias"], eps=1e-6)
     back = [order.index(i) for i in range(len(ids))]  # un-sort
-    x = x[back][len(ctx_ids):]
+    x = x[back][len(ctx_ids) :]
     return x @ sd["predictor_proj.weight"].T + sd["predictor_proj.bias"]
 
 

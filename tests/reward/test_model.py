@@ -19,12 +19,33 @@ from .conftest import random_clip
 # A small official-format architecture in the upstream constructors' argument names, with the
 # SwiGLU MLP and head widths that leave unrotated RoPE channels.
 ARCH = {
-    "encoder": {"img_size": [32, 32], "patch_size": 16, "num_frames": 16, "tubelet_size": 2, "embed_dim": 40,
-                "depth": 1, "num_heads": 2, "mlp_ratio": 48 / 11, "qkv_bias": True, "use_rope": True,
-                "use_sdpa": True, "use_silu": True, "wide_silu": True, "uniform_power": False,
-                "drop_path_rate": 0.0},
-    "predictor": {"predictor_embed_dim": 24, "depth": 2, "num_heads": 2, "use_mask_tokens": True,
-                  "num_mask_tokens": 3, "use_rope": True, "use_silu": False, "zero_init_mask_tokens": True},
+    "encoder": {
+        "img_size": [32, 32],
+        "patch_size": 16,
+        "num_frames": 16,
+        "tubelet_size": 2,
+        "embed_dim": 40,
+        "depth": 1,
+        "num_heads": 2,
+        "mlp_ratio": 48 / 11,
+        "qkv_bias": True,
+        "use_rope": True,
+        "use_sdpa": True,
+        "use_silu": True,
+        "wide_silu": True,
+        "uniform_power": False,
+        "drop_path_rate": 0.0,
+    },
+    "predictor": {
+        "predictor_embed_dim": 24,
+        "depth": 2,
+        "num_heads": 2,
+        "use_mask_tokens": True,
+        "num_mask_tokens": 3,
+        "use_rope": True,
+        "use_silu": False,
+        "zero_init_mask_tokens": True,
+    },
 }
 
 
@@ -46,7 +67,9 @@ def test_tiny_model_is_deterministic_and_not_rebuilt(tmp_path: Path, tiny_dir: P
     assert make_tiny_vjepa2(tmp_path / "again", seed=0) == again
     assert (again / TINY_FILE).stat().st_mtime_ns == stamp
     c = torch.load(make_tiny_vjepa2(tmp_path / "again", seed=1) / TINY_FILE, weights_only=True)
-    assert not torch.equal(a["predictor"]["module.predictor_embed.weight"], c["predictor"]["module.predictor_embed.weight"])
+    assert not torch.equal(
+        a["predictor"]["module.predictor_embed.weight"], c["predictor"]["module.predictor_embed.weight"]
+    )
 
 
 def test_weights_key_picks_the_encoder(tiny_dir: Path, tiny_model) -> None:
@@ -81,13 +104,16 @@ def _write(tmp_path: Path, edit) -> Path:
     return tmp_path / "m.pt"
 
 
-@pytest.mark.parametrize("edit, match", [
-    (lambda ck: ck["target_encoder"].pop("module.norm.bias"), r"missing 1 key\(s\) \['norm.bias'\]"),
-    (lambda ck: ck["predictor"].update({"module.extra": torch.zeros(1)}), r"unexpected 1 key\(s\) \['extra'\]"),
-    (lambda ck: ck["predictor"].update({"module.pos_embed2": torch.zeros(1)}), r"predictor weights.*'pos_embed2'"),
-    (lambda ck: ck["target_encoder"].update({"module.norm.weight": torch.zeros(7)}), "shape mismatch"),
-    (lambda ck: ck.pop("predictor"), "no 'predictor' state dict"),
-])
+@pytest.mark.parametrize(
+    "edit, match",
+    [
+        (lambda ck: ck["target_encoder"].pop("module.norm.bias"), r"missing 1 key\(s\) \['norm.bias'\]"),
+        (lambda ck: ck["predictor"].update({"module.extra": torch.zeros(1)}), r"unexpected 1 key\(s\) \['extra'\]"),
+        (lambda ck: ck["predictor"].update({"module.pos_embed2": torch.zeros(1)}), r"predictor weights.*'pos_embed2'"),
+        (lambda ck: ck["target_encoder"].update({"module.norm.weight": torch.zeros(7)}), "shape mismatch"),
+        (lambda ck: ck.pop("predictor"), "no 'predictor' state dict"),
+    ],
+)
 def test_strict_loading(tmp_path: Path, edit, match: str) -> None:
     path = _write(tmp_path, edit)
     with pytest.raises(RewardModelError, match=match):
@@ -153,13 +179,24 @@ def test_arch_json_errors() -> None:
 
 
 def test_check_reward_config(tiny_dir: Path, tmp_path: Path) -> None:
-    base = dict(variant="tiny", checkpoint=str(tiny_dir), arch=None, weights="target_encoder", window_size=16,
-                context_frames=8, dtype="float32")
+    base = dict(
+        variant="tiny",
+        checkpoint=str(tiny_dir),
+        arch=None,
+        weights="target_encoder",
+        window_size=16,
+        context_frames=8,
+        dtype="float32",
+    )
     check_reward_config(SimpleNamespace(**base))
     check_reward_config(SimpleNamespace(**{**base, "variant": "hf"}))
-    for change, match in [({"variant": "vitx"}, "reward.variant"), ({"weights": "ema"}, "reward.weights"),
-                          ({"arch": "a.json"}, "reward.arch"), ({"dtype": "fp8"}, "reward.dtype"),
-                          ({"context_frames": 7}, "multiple of the tubelet")]:
+    for change, match in [
+        ({"variant": "vitx"}, "reward.variant"),
+        ({"weights": "ema"}, "reward.weights"),
+        ({"arch": "a.json"}, "reward.arch"),
+        ({"dtype": "fp8"}, "reward.dtype"),
+        ({"context_frames": 7}, "multiple of the tubelet"),
+    ]:
         with pytest.raises(ValueError, match=match):
             check_reward_config(SimpleNamespace(**{**base, **change}))
     with pytest.raises(RewardModelError, match="looked for"):

@@ -39,8 +39,7 @@ def test_values_constant_frame() -> None:
 def test_resize_is_antialiased_bilinear_and_same_size_is_identity() -> None:
     fr = torch.from_numpy(random_clip(3, 128, 96)).float()
     out = preprocess_clip(fr, 64)
-    ref = F.interpolate(fr.permute(0, 3, 1, 2), size=(64, 64), mode="bilinear",
-                        align_corners=False, antialias=True)
+    ref = F.interpolate(fr.permute(0, 3, 1, 2), size=(64, 64), mode="bilinear", align_corners=False, antialias=True)
     mean, std = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
     assert torch.allclose(out, (ref / 255 - mean) / std, atol=1e-6)
     # The same-size shortcut must agree with what interpolate would have done.

@@ -1,4 +1,5 @@
 """``python -m pipeline.score``: folder / glob / list inputs, error rows, config typos."""
+
 from __future__ import annotations
 
 import csv
@@ -41,7 +42,12 @@ def test_folder_scores_and_error_rows(videos: Path, tiny_dir: Path, tiny_model, 
     assert float(a["surprise"]) == pytest.approx(expected.surprise, abs=1e-7) and a["error"] == ""
     assert json.loads(a["window_surprises"]) == pytest.approx(expected.window_surprises, abs=1e-7)
     assert (a["variant"], a["weights"], a["stride"], a["window_size"], a["aggregate"]) == (
-        "tiny", "target_encoder", "4", "16", "mean")
+        "tiny",
+        "target_encoder",
+        "4",
+        "16",
+        "mean",
+    )
     assert "fewer than one window" in rows["short.mp4"]["error"] and rows["short.mp4"]["surprise"] == ""
     assert "cannot decode" in rows["corrupt.mp4"]["error"]
     assert "scored 2 of 4" in capsys.readouterr().out
@@ -49,8 +55,19 @@ def test_folder_scores_and_error_rows(videos: Path, tiny_dir: Path, tiny_model, 
 
 def test_list_glob_and_settings(videos: Path, tiny_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "s.csv"
-    assert main([f"videos=[{videos}/a.mp4,{videos}/b.mp4]", f"reward.checkpoint={tiny_dir}", "reward.variant=hf",
-                 "reward.aggregate=max", "reward.max_frames=18", f"output={out}"]) == 0
+    assert (
+        main(
+            [
+                f"videos=[{videos}/a.mp4,{videos}/b.mp4]",
+                f"reward.checkpoint={tiny_dir}",
+                "reward.variant=hf",
+                "reward.aggregate=max",
+                "reward.max_frames=18",
+                f"output={out}",
+            ]
+        )
+        == 0
+    )
     rows = read_rows(out)
     assert list(rows) == ["a.mp4", "b.mp4"]
     assert rows["b.mp4"]["frames_used"] == "18" and rows["b.mp4"]["video_num_frames"] == "24"
@@ -59,12 +76,15 @@ def test_list_glob_and_settings(videos: Path, tiny_dir: Path, tmp_path: Path) ->
     assert list(read_rows(out)) == ["a.mp4", "b.mp4"]
 
 
-@pytest.mark.parametrize("args, message", [
-    (["reward.windowsize=8"], "windowsize"),
-    (["reward=vjepa2_vitg"], "looked for"),
-    (["reward.variant=vitx"], "reward.variant"),
-    ([], "videos=... is required"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["reward.windowsize=8"], "windowsize"),
+        (["reward=vjepa2_vitg"], "looked for"),
+        (["reward.variant=vitx"], "reward.variant"),
+        ([], "videos=... is required"),
+    ],
+)
 def test_config_errors_exit_2(videos: Path, args: list[str], message: str, capsys, monkeypatch) -> None:
     monkeypatch.delenv("VJEPA_CHECKPOINT_DIR", raising=False)
     argv = ([f"videos={videos}/a.mp4"] if args else []) + args

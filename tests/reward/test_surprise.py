@@ -16,8 +16,9 @@ MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
 STD = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
 
 
-def reference_surprise(model, frames: np.ndarray, window: int, ctx_frames: int,
-                       stride: int, aggregate: str = "mean") -> tuple[float, list[float]]:
+def reference_surprise(
+    model, frames: np.ndarray, window: int, ctx_frames: int, stride: int, aggregate: str = "mean"
+) -> tuple[float, list[float]]:
     """Straightforward per-window WMReward loop, independent of the scorer: one window at a time,
     context given to the encoder as an official token mask (not as a frame prefix)."""
     s = model.img_size
@@ -146,7 +147,8 @@ def test_max_frames_subsampling(tiny_model) -> None:
     assert res.window_surprises == direct.window_surprises
     # torch input follows the same indices
     assert SurpriseScorer(tiny_model, max_frames=20).score_frames(torch.from_numpy(clip)).surprise == pytest.approx(
-        res.surprise, abs=1e-6)
+        res.surprise, abs=1e-6
+    )
     # a short clip is not subsampled
     assert SurpriseScorer(tiny_model, max_frames=49).score_frames(clip).num_frames_used == 41
 
@@ -155,7 +157,13 @@ def test_settings_are_traceable(tiny_model, tiny_dir) -> None:
     s = SurpriseScorer(tiny_model, window_size=16, context_frames=8, stride=4, max_frames=30)
     st = s.score_frames(random_clip(30)).settings
     assert {k: st[k] for k in ("window_size", "context_frames", "stride", "aggregate", "max_frames", "crop_size")} == {
-        "window_size": 16, "context_frames": 8, "stride": 4, "aggregate": "mean", "max_frames": 30, "crop_size": 64}
+        "window_size": 16,
+        "context_frames": 8,
+        "stride": 4,
+        "aggregate": "mean",
+        "max_frames": 30,
+        "crop_size": 64,
+    }
     assert st["model_path"] == str(Path(tiny_dir).resolve() / "tiny.pt")
     assert (st["variant"], st["weights"], st["mask_index"]) == ("tiny", "target_encoder", 1)
 

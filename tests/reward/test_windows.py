@@ -20,7 +20,10 @@ def test_window_starts_formula(t: int, stride: int) -> None:
 @pytest.mark.parametrize(
     "t, stride, expected",
     [
-        (16, 2, [0]), (16, 8, [0]), (17, 2, [0]), (17, 4, [0]),
+        (16, 2, [0]),
+        (16, 8, [0]),
+        (17, 2, [0]),
+        (17, 4, [0]),
         (49, 8, [0, 8, 16, 24, 32]),
         (49, 4, [0, 4, 8, 12, 16, 20, 24, 28, 32]),
         (49, 2, list(range(0, 34, 2))),
@@ -51,8 +54,15 @@ def test_token_split_other_context() -> None:
     assert len(ctx) == 2 * 16 and len(tgt) == 6 * 16 and tgt[0] == ctx[-1] + 1
 
 
-@pytest.mark.parametrize("ctx_frames, msg", [(7, "multiple of the tubelet"), (0, "multiple of the tubelet"),
-                                             (16, "leaves no target"), (18, "leaves no target")])
+@pytest.mark.parametrize(
+    "ctx_frames, msg",
+    [
+        (7, "multiple of the tubelet"),
+        (0, "multiple of the tubelet"),
+        (16, "leaves no target"),
+        (18, "leaves no target"),
+    ],
+)
 def test_token_split_errors(ctx_frames: int, msg: str) -> None:
     with pytest.raises(ValueError, match=msg):
         token_split(16, ctx_frames, 2, 4)

@@ -1,6 +1,7 @@
 """A real SLURM cluster for the launcher tests: slurm/local_cluster.sh starts one on this machine
 when it can (root + apt). Elsewhere the tests skip with a message, unless PIPELINE_REQUIRE_SLURM=1
 (set by .ci/run), which turns the skip into a failure so CI always runs them."""
+
 from __future__ import annotations
 
 import os

@@ -1,12 +1,13 @@
 """The launcher on a real SLURM cluster: sharded chains, a cancelled shard resumed, a failing item,
 a forced requeue, and a sharded multirun. One scenario (three items) keeps each chain short."""
+
 from __future__ import annotations
 
 import json
 import os
 import re
-import signal
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -22,8 +23,7 @@ pytestmark = pytest.mark.slow
 
 
 def cli(module: str, *args: str) -> subprocess.CompletedProcess:
-    res = subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT, capture_output=True, text=True,
-                         timeout=300)
+    res = subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, f"{module} failed:\n{res.stdout}\n{res.stderr[-3000:]}"
     return res
 
@@ -34,16 +34,24 @@ def submitted(out: str) -> tuple[Path, dict[str, str]]:
 
 
 def attempts(run: Path, stage: str) -> dict[str, list[dict]]:
-    return {p.stem: [json.loads(x) for x in p.read_text().splitlines()]
-            for p in (run / stage / "attempts").glob("*.jsonl")}
+    return {
+        p.stem: [json.loads(x) for x in p.read_text().splitlines()] for p in (run / stage / "attempts").glob("*.jsonl")
+    }
 
 
 @pytest.fixture
 def base_args(slurm_cluster, tiny_models, small_dataset, tmp_path):
-    return ["+experiment=demo", "cluster=slurm_local", "benchmark.max_scenarios=1",
-            f"benchmark.root={small_dataset}", f"run_root={tmp_path / 'runs'}",
-            f"generator.checkpoint={tiny_models['wan_i2v']}", f"reward.checkpoint={tiny_models['vjepa2']}",
-            "tracking=disabled", f"evaluate.mask_cache={tmp_path / 'masks'}"]
+    return [
+        "+experiment=demo",
+        "cluster=slurm_local",
+        "benchmark.max_scenarios=1",
+        f"benchmark.root={small_dataset}",
+        f"run_root={tmp_path / 'runs'}",
+        f"generator.checkpoint={tiny_models['wan_i2v']}",
+        f"reward.checkpoint={tiny_models['vjepa2']}",
+        "tracking=disabled",
+        f"evaluate.mask_cache={tmp_path / 'masks'}",
+    ]
 
 
 def test_cancelled_shard_is_reported_and_resume_redoes_nothing_finished(base_args):
@@ -57,6 +65,7 @@ def test_cancelled_shard_is_reported_and_resume_redoes_nothing_finished(base_arg
         for lines in attempts(run, "sample").values():
             if lines and lines[-1]["event"] == "start" and time.time() - lines[-1]["time"] < 1.0:
                 return lines[-1]
+
     started = wait_until(mid_item, 180, "a sample shard at the start of an item", interval=0.05)
     victim = started["job"]
     # Cancel the shard, and kill its task at once as a dead node would: submitit's task otherwise
@@ -95,8 +104,11 @@ def test_failing_item_is_reported_and_does_not_block_others(base_args, small_dat
     frame = sorted((broken / "switch-frames").glob("0002_*.jpg"))[0]
     frame.write_bytes(b"not a jpeg")
     args = [a for a in base_args if not a.startswith("benchmark.root=")]
-    run, jobs = submitted(cli("pipeline.run", *args, f"benchmark.root={broken}", "stages=[prepare,sample]",
-                              "cluster.max_attempts=1").stdout)
+    run, jobs = submitted(
+        cli(
+            "pipeline.run", *args, f"benchmark.root={broken}", "stages=[prepare,sample]", "cluster.max_attempts=1"
+        ).stdout
+    )
     wait_until(lambda: queue_empty(list(jobs.values())), 240, "the chain to settle")
     status = cli("pipeline.status", f"run={run}").stdout
     assert re.search(r"^prepare\s+2\s+0\s+0\s+1\s+0\s+0", status, re.M), status
@@ -105,14 +117,16 @@ def test_failing_item_is_reported_and_does_not_block_others(base_args, small_dat
 
 
 def test_forced_requeue_continues_the_shard(base_args):
-    run, jobs = submitted(cli("pipeline.run", *base_args, "stages=[prepare,sample]",
-                              "cluster.resources.sample.max_shards=1").stdout)
+    run, jobs = submitted(
+        cli("pipeline.run", *base_args, "stages=[prepare,sample]", "cluster.resources.sample.max_shards=1").stdout
+    )
 
     def second_item_started():
         lines = attempts(run, "sample")
         done = [i for i, x in lines.items() if x[-1]["event"] == "done"]
         running = [i for i, x in lines.items() if x[-1]["event"] == "start"]
         return running[0] if done and running else None
+
     current = wait_until(second_item_started, 180, "the shard's second item", interval=0.1)
     subprocess.run(["scancel", "--signal=USR2", jobs["sample"]], check=True)
     wait_until(lambda: queue_empty([jobs["sample"]]), 240, "the requeued shard to finish")
@@ -142,8 +156,16 @@ def test_replicas_in_one_job_share_a_shard(base_args, replica_size):
     """Two ranks in one job: as two single-rank replicas claiming items, or as one two-rank replica
     (gloo rendezvous; the follower receives each item from the leader and writes nothing)."""
     res = "cluster.resources.sample"
-    run, jobs = submitted(cli("pipeline.run", *base_args, "stages=[prepare,sample]", f"{res}.max_shards=1",
-                              f"{res}.tasks_per_node=2", f"{res}.replica_size={replica_size}").stdout)
+    run, jobs = submitted(
+        cli(
+            "pipeline.run",
+            *base_args,
+            "stages=[prepare,sample]",
+            f"{res}.max_shards=1",
+            f"{res}.tasks_per_node=2",
+            f"{res}.replica_size={replica_size}",
+        ).stdout
+    )
     wait_until(lambda: queue_empty(list(jobs.values())), 240, "the shard to finish")
     lines = attempts(run, "sample")
     assert sorted(lines) == ["0001", "0002", "0003"]

@@ -1,6 +1,7 @@
 """Every shipped cluster preset, submitted unchanged to the local cluster (which advertises their
 hardware: 64 CPUs, 1 TiB, 8 GPUs), runs the demo chain to the end; a stage sbatch refuses leaves
 nothing queued; a second launch on a folder whose jobs are live stops before any work."""
+
 from __future__ import annotations
 
 import json
@@ -16,8 +17,9 @@ from tests.slurm.conftest import queue_empty, wait_until
 from tests.slurm.test_launcher import ROOT, cli, submitted
 
 pytestmark = pytest.mark.slow
-PRESETS = sorted(p.stem for p in (ROOT / "conf" / "cluster").glob("*.yaml")
-                 if yaml.safe_load(p.read_text()).get("name") == "slurm")
+PRESETS = sorted(
+    p.stem for p in (ROOT / "conf" / "cluster").glob("*.yaml") if yaml.safe_load(p.read_text()).get("name") == "slurm"
+)
 
 
 def test_the_presets_are_found():
@@ -25,15 +27,23 @@ def test_the_presets_are_found():
 
 
 def launch(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "pipeline.run", *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline.run", *args], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
 
 
 @pytest.fixture
 def demo_args(slurm_cluster, tiny_models, small_dataset, tmp_path):
-    return ["+experiment=demo", "benchmark.max_scenarios=1", f"benchmark.root={small_dataset}",
-            f"run_root={tmp_path / 'runs'}", f"generator.checkpoint={tiny_models['wan_i2v']}",
-            f"reward.checkpoint={tiny_models['vjepa2']}", "tracking=disabled", f"evaluate.mask_cache={tmp_path / 'masks'}"]
+    return [
+        "+experiment=demo",
+        "benchmark.max_scenarios=1",
+        f"benchmark.root={small_dataset}",
+        f"run_root={tmp_path / 'runs'}",
+        f"generator.checkpoint={tiny_models['wan_i2v']}",
+        f"reward.checkpoint={tiny_models['vjepa2']}",
+        "tracking=disabled",
+        f"evaluate.mask_cache={tmp_path / 'masks'}",
+    ]
 
 
 @pytest.mark.parametrize("preset", PRESETS)
@@ -52,8 +62,12 @@ def test_preset_submits_unchanged_and_the_demo_completes(demo_args, preset):
 
 
 def test_refused_stage_cancels_the_chain_and_says_why_in_one_line(demo_args):
-    res = launch(*demo_args, "cluster=slurm", "cluster.resources.score.tasks_per_node=16",
-                 "cluster.resources.score.gpus_per_node=16")
+    res = launch(
+        *demo_args,
+        "cluster=slurm",
+        "cluster.resources.score.tasks_per_node=16",
+        "cluster.resources.score.gpus_per_node=16",
+    )
     assert res.returncode == 2, res.stdout + res.stderr
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1, res.stderr
@@ -74,8 +88,13 @@ def test_second_launch_while_jobs_are_live_is_refused(demo_args):
             assert res.returncode == 2, res.stdout + res.stderr
             lines = res.stderr.strip().splitlines()
             assert len(lines) == 1 and "SLURM jobs of an earlier submission still queued or running" in lines[0], lines
-        res = subprocess.run([sys.executable, "-m", "pipeline.resume", f"run={run}"], cwd=ROOT, capture_output=True,
-                             text=True, timeout=300)
+        res = subprocess.run(
+            [sys.executable, "-m", "pipeline.resume", f"run={run}"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert res.returncode == 2 and "still queued or running" in res.stderr
     finally:
         wait_until(lambda: queue_empty(list(jobs.values())), 300, "the chain to finish")

@@ -6,6 +6,7 @@ output is compared with testing frame k, and the testing clip starts on the fram
 switch frame; an i2v model whose first output frame reproduces the conditioning image should
 therefore drop it (``drop_first=True``), which callers must decide and report.
 """
+
 from __future__ import annotations
 
 import os
@@ -40,8 +41,10 @@ def conform_frames(frames: np.ndarray, fps: float, drop_first: bool) -> np.ndarr
     need = frames_needed(fps)
     frames = frames[1:] if drop_first else frames
     if len(frames) < need:
-        raise ValueError(f"need {need} frames for 5 s at {fps} fps, got {len(frames)}"
-                         + (" after dropping the first frame" if drop_first else ""))
+        raise ValueError(
+            f"need {need} frames for 5 s at {fps} fps, got {len(frames)}"
+            + (" after dropping the first frame" if drop_first else "")
+        )
     return frames[:need]
 
 
@@ -53,8 +56,9 @@ def write_submission_video(path: str | os.PathLike, frames: np.ndarray, fps: flo
     path = write_video(path, frames, fps)
     info = probe_video(path)
     if abs(info.duration - DURATION_S) > DURATION_TOL_S:
-        raise VideoError(f"{path}: container duration {info.duration:.4f} s, the benchmark needs "
-                         f"{DURATION_S} ± {DURATION_TOL_S} s")
+        raise VideoError(
+            f"{path}: container duration {info.duration:.4f} s, the benchmark needs {DURATION_S} ± {DURATION_TOL_S} s"
+        )
     return path
 
 
@@ -72,11 +76,12 @@ def fit_frame(rgb: np.ndarray, width: int, height: int, mode: str = "crop") -> n
     interp = cv2.INTER_AREA if sw * sh < w * h else cv2.INTER_LINEAR
     out = cv2.resize(rgb, (sw, sh), interpolation=interp)
     x0, y0 = (sw - width) // 2, (sh - height) // 2
-    return np.ascontiguousarray(out[y0:y0 + height, x0:x0 + width])
+    return np.ascontiguousarray(out[y0 : y0 + height, x0 : x0 + width])
 
 
-def condition_image(item_or_path, width: int, height: int, mode: str = "crop",
-                    dataset: PhysicsIQDataset | None = None) -> np.ndarray:
+def condition_image(
+    item_or_path, width: int, height: int, mode: str = "crop", dataset: PhysicsIQDataset | None = None
+) -> np.ndarray:
     """The switch frame as uint8 H×W×3 RGB at the generator's size."""
     if isinstance(item_or_path, BenchmarkItem):
         if dataset is None:
@@ -88,8 +93,9 @@ def condition_image(item_or_path, width: int, height: int, mode: str = "crop",
     return fit_frame(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), width, height, mode)
 
 
-def condition_clip_from_file(path: str | os.PathLike, fps: float, width: int, height: int,
-                             mode: str = "crop") -> np.ndarray:
+def condition_clip_from_file(
+    path: str | os.PathLike, fps: float, width: int, height: int, mode: str = "crop"
+) -> np.ndarray:
     """A conditioning clip file as uint8 (N, H, W, 3) RGB at ``fps`` and the generator's size.
 
     A clip recorded at another rate (the 30 FPS master) is blended down with the same rule as the
@@ -102,8 +108,9 @@ def condition_clip_from_file(path: str | os.PathLike, fps: float, width: int, he
     return np.stack([fit_frame(np.ascontiguousarray(f[..., ::-1]), width, height, mode) for f in bgr])
 
 
-def condition_clip(dataset: PhysicsIQDataset, item: BenchmarkItem, fps: float, width: int,
-                   height: int, mode: str = "crop") -> np.ndarray:
+def condition_clip(
+    dataset: PhysicsIQDataset, item: BenchmarkItem, fps: float, width: int, height: int, mode: str = "crop"
+) -> np.ndarray:
     """The 3 s conditioning clip (v2v) of an item at ``fps`` as uint8 (N, H, W, 3) RGB.
 
     Uses the shipped fps folder when it holds the clip, otherwise blends the 30 FPS clip down

@@ -12,6 +12,7 @@ with one decoder thread each; every generation is decoded once; the ground truth
 (resized frames + binarised masks) are cached by content (metrics.GroundTruthCache), so after the
 first evaluation at an fps only the generations are decoded and masked.
 """
+
 from __future__ import annotations
 
 import math
@@ -69,8 +70,9 @@ def match_generations(dataset: PhysicsIQDataset, generated_dir: Path) -> tuple[d
         problems.append(f"found {n_files} id-prefixed .mp4 files, expected {len(expected)}")
     missing = [i for i in expected if i not in by_id]
     if missing:
-        problems.append(f"missing ids ({len(missing)}): {', '.join(missing[:20])}"
-                        + (" ..." if len(missing) > 20 else ""))
+        problems.append(
+            f"missing ids ({len(missing)}): {', '.join(missing[:20])}" + (" ..." if len(missing) > 20 else "")
+        )
     extra = sorted(set(by_id) - set(expected))
     if extra:
         problems.append(f"ids not in the benchmark ({len(extra)}): {', '.join(extra[:20])}")
@@ -99,8 +101,9 @@ def _check_file(path: Path) -> tuple[float | None, str | None]:
     return fps, None
 
 
-def validate_submission(dataset: PhysicsIQDataset, generated_dir: str | os.PathLike,
-                        pool: ProcessPoolExecutor | None = None) -> tuple[dict[str, Path], float]:
+def validate_submission(
+    dataset: PhysicsIQDataset, generated_dir: str | os.PathLike, pool: ProcessPoolExecutor | None = None
+) -> tuple[dict[str, Path], float]:
     """Check the whole folder and raise one SubmissionError listing every offending file."""
     generated_dir = Path(generated_dir)
     if not generated_dir.is_dir():
@@ -117,11 +120,15 @@ def validate_submission(dataset: PhysicsIQDataset, generated_dir: str | os.PathL
     rates = sorted(set(fps_of.values()))
     if len(rates) > 1:  # exact equality, as the official check
         groups = {r: [n for n, f in fps_of.items() if f == r] for r in rates}
-        problems.append("fps differs between files: " + "; ".join(
-            f"{r:g} fps: {', '.join(ns[:5])}{' ...' if len(ns) > 5 else ''}" for r, ns in groups.items()))
+        problems.append(
+            "fps differs between files: "
+            + "; ".join(f"{r:g} fps: {', '.join(ns[:5])}{' ...' if len(ns) > 5 else ''}" for r, ns in groups.items())
+        )
     if problems:
-        raise SubmissionError(f"invalid Physics-IQ submission in {generated_dir} "
-                              f"({len(problems)} problem(s)):\n  " + "\n  ".join(problems))
+        raise SubmissionError(
+            f"invalid Physics-IQ submission in {generated_dir} "
+            f"({len(problems)} problem(s)):\n  " + "\n  ".join(problems)
+        )
     return matched, rates[0]
 
 
@@ -131,7 +138,8 @@ def _job(args: tuple) -> tuple[str, str, dict | None, str | None]:
     scenario, view, take1, take2, gen, shipped1, shipped2, cache_dir, fps = args
     try:
         gt = GroundTruthCache(cache_dir)
-        grid = tuple(s // 4 for s in gt.frame_size(take1))
+        width, height = gt.frame_size(take1)
+        grid = (width // 4, height // 4)
         if min(grid) < 1:
             raise VideoError(f"{take1}: too small for the //4 evaluation grid")
         limit = window(fps)
@@ -144,12 +152,19 @@ def _job(args: tuple) -> tuple[str, str, dict | None, str | None]:
         return scenario, view, None, f"{scenario} {view}: {exc}"
 
 
-def evaluate_folder(dataset_root: str | os.PathLike, generated_dir: str | os.PathLike,
-                    output_dir: str | os.PathLike, fps: float | None = None,
-                    descriptions: str | os.PathLike | None = None, workers: int = 1,
-                    mask_cache: str | os.PathLike | None = None, use_shipped_masks: bool = True,
-                    model_name: str | None = None, item_ids: list[str] | None = None,
-                    extra: dict | None = None) -> EvalResult:
+def evaluate_folder(
+    dataset_root: str | os.PathLike,
+    generated_dir: str | os.PathLike,
+    output_dir: str | os.PathLike,
+    fps: float | None = None,
+    descriptions: str | os.PathLike | None = None,
+    workers: int = 1,
+    mask_cache: str | os.PathLike | None = None,
+    use_shipped_masks: bool = True,
+    model_name: str | None = None,
+    item_ids: list[str] | None = None,
+    extra: dict | None = None,
+) -> EvalResult:
     """Score one model folder. Writes <model>.csv (official 37 columns), <model>_metrics.json,
     <model>_categories.csv and <model>_categories.png into ``output_dir``.
 
@@ -161,15 +176,17 @@ def evaluate_folder(dataset_root: str | os.PathLike, generated_dir: str | os.Pat
     generated_dir = Path(generated_dir)
     pool = ProcessPoolExecutor(max_workers=workers, initializer=use_one_decoder_thread) if workers > 1 else None
     try:
-        return _evaluate(dataset, generated_dir, output_dir, fps, pool, mask_cache, use_shipped_masks,
-                         model_name, extra)
+        return _evaluate(
+            dataset, generated_dir, output_dir, fps, pool, mask_cache, use_shipped_masks, model_name, extra
+        )
     finally:
         if pool is not None:
             pool.shutdown()
 
 
-def _evaluate(dataset, generated_dir, output_dir, fps, pool, mask_cache, use_shipped_masks, model_name,
-              extra) -> EvalResult:
+def _evaluate(
+    dataset, generated_dir, output_dir, fps, pool, mask_cache, use_shipped_masks, model_name, extra
+) -> EvalResult:
     matched, gen_fps = validate_submission(dataset, generated_dir, pool)
     if fps is not None and fps != gen_fps:
         raise SubmissionError(f"generations are {gen_fps:g} fps but fps={fps:g} was requested")
@@ -183,16 +200,30 @@ def _evaluate(dataset, generated_dir, output_dir, fps, pool, mask_cache, use_shi
         # shipped real masks are used as they are, like the official driver
         shipped = [dataset.real_mask(it, fps, t) for t in (1, 2)] if use_shipped_masks else [None, None]
         shipped = [p if p is not None and p.is_file() else None for p in shipped]
-        jobs.append((it.scenario, it.view, dataset.testing_clip(it, fps, 1), dataset.testing_clip(it, fps, 2),
-                     matched[it.item_id], shipped[0], shipped[1], cache_dir, fps))
+        jobs.append(
+            (
+                it.scenario,
+                it.view,
+                dataset.testing_clip(it, fps, 1),
+                dataset.testing_clip(it, fps, 2),
+                matched[it.item_id],
+                shipped[0],
+                shipped[1],
+                cache_dir,
+                fps,
+            )
+        )
     results = list(pool.map(_job, jobs)) if pool is not None else [_job(j) for j in jobs]
     failed = [problem for *_, problem in results if problem]
     if failed:
-        raise SubmissionError(f"{len(failed)} of {len(results)} videos could not be evaluated "
-                              f"(nothing was written):\n  " + "\n  ".join(failed))
+        raise SubmissionError(
+            f"{len(failed)} of {len(results)} videos could not be evaluated "
+            f"(nothing was written):\n  " + "\n  ".join(failed)
+        )
 
     rows: dict[str, dict] = {s: {"scenario": s} for s in dataset.scenarios}
     for scenario, view, metrics, _ in results:
+        assert metrics is not None  # failures were reported above
         rows[scenario].update({f"{k}_{view}": v for k, v in metrics.items()})
     incomplete = [s for s, r in rows.items() if len(r) != len(sc.CSV_COLUMNS)]
     if incomplete:
@@ -207,12 +238,19 @@ def _evaluate(dataset, generated_dir, output_dir, fps, pool, mask_cache, use_shi
     categories = sc.category_table(table, {it.scenario: it.category for it in dataset.items})
     files["categories_csv"] = output_dir / f"{name}_categories.csv"
     categories.to_csv(files["categories_csv"], index=False)
-    files["json"] = sc.write_score_json(output_dir / f"{name}_metrics.json", components, view_score,
-                                        categories, {"model": name, "fps": fps, "n_items": len(dataset), **(extra or {})})
-    files["plot"] = sc.plot_categories(output_dir / f"{name}_categories.png", categories,
-                                       components.score, f"{name} @ {fps:g} fps")
-    return EvalResult(components.score, components, view_score, categories, fps, files,
-                      per_item_metrics(table, dataset))
+    files["json"] = sc.write_score_json(
+        output_dir / f"{name}_metrics.json",
+        components,
+        view_score,
+        categories,
+        {"model": name, "fps": fps, "n_items": len(dataset), **(extra or {})},
+    )
+    files["plot"] = sc.plot_categories(
+        output_dir / f"{name}_categories.png", categories, components.score, f"{name} @ {fps:g} fps"
+    )
+    return EvalResult(
+        components.score, components, view_score, categories, fps, files, per_item_metrics(table, dataset)
+    )
 
 
 def per_item_metrics(table: pd.DataFrame, dataset: PhysicsIQDataset) -> pd.DataFrame:
@@ -222,9 +260,13 @@ def per_item_metrics(table: pd.DataFrame, dataset: PhysicsIQDataset) -> pd.DataF
     for it in dataset.items:
         row = by_scenario.loc[it.scenario]
         st, mse = row[f"spatiotemporal_iou_v1_{it.view}"], row[f"v1_mse_{it.view}"]
-        rows.append({"item_id": it.item_id,
-                     "spatiotemporal_iou": sum(st) / len(st),
-                     "spatial_iou": float(row[f"spatial_iou_v1_{it.view}"]),
-                     "weighted_spatial_iou": float(row[f"weighted_spatial_iou_v1_{it.view}"]),
-                     "mse": sum(mse) / len(mse)})
+        rows.append(
+            {
+                "item_id": it.item_id,
+                "spatiotemporal_iou": sum(st) / len(st),
+                "spatial_iou": float(row[f"spatial_iou_v1_{it.view}"]),
+                "weighted_spatial_iou": float(row[f"weighted_spatial_iou_v1_{it.view}"]),
+                "mse": sum(mse) / len(mse),
+            }
+        )
     return pd.DataFrame(rows)

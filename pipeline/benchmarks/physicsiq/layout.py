@@ -4,6 +4,7 @@ Benchmark items are the take-1 rows of ``descriptions.csv``. Take-2 partners are
 (scenario, view), never by ID arithmetic: the shipped CSV happens to use ID+198 but the official
 code does not rely on it, and neither do we.
 """
+
 from __future__ import annotations
 
 import os
@@ -47,14 +48,18 @@ def fps_folder(fps: float) -> str:
 def _split_row_name(name: str) -> tuple[str, str, str, str]:
     parts = name.split("_", 3)
     if len(parts) != 4 or parts[2] not in TAKES or parts[1] not in VIEWS:
-        raise DatasetError(f"descriptions.csv: cannot parse scenario entry {name!r} "
-                           "(expected ID_view_take_scenario.mp4)")
+        raise DatasetError(
+            f"descriptions.csv: cannot parse scenario entry {name!r} (expected ID_view_take_scenario.mp4)"
+        )
     return parts[0], parts[1], parts[2], parts[3]
 
 
 def find_descriptions(root: Path) -> Path:
-    candidates = [root / "descriptions.csv", root.parent / "descriptions.csv",
-                  root.parent / "descriptions" / "descriptions.csv"]
+    candidates = [
+        root / "descriptions.csv",
+        root.parent / "descriptions.csv",
+        root.parent / "descriptions" / "descriptions.csv",
+    ]
     for c in candidates:
         if c.is_file():
             return c
@@ -64,8 +69,12 @@ def find_descriptions(root: Path) -> Path:
 class PhysicsIQDataset:
     """A Physics-IQ dataset root (the folder called ``physics-IQ-benchmark`` upstream)."""
 
-    def __init__(self, root: str | os.PathLike, descriptions: str | os.PathLike | None = None,
-                 cache_dir: str | os.PathLike | None = None):
+    def __init__(
+        self,
+        root: str | os.PathLike,
+        descriptions: str | os.PathLike | None = None,
+        cache_dir: str | os.PathLike | None = None,
+    ):
         self.root = Path(root)
         if not self.root.is_dir():
             raise DatasetError(f"Physics-IQ dataset folder does not exist: {self.root}")
@@ -95,11 +104,21 @@ class PhysicsIQDataset:
             if (scenario, view) not in take2:
                 unpaired.append(rec["scenario"])
                 continue
-            items.append(BenchmarkItem(item_id, scenario, view, rec["category"], rec["description"],
-                                       rec["generated_video_name"], take2[(scenario, view)]))
+            items.append(
+                BenchmarkItem(
+                    item_id,
+                    scenario,
+                    view,
+                    rec["category"],
+                    rec["description"],
+                    rec["generated_video_name"],
+                    take2[(scenario, view)],
+                )
+            )
         if unpaired:
-            raise DatasetError(f"{self.descriptions_path}: no take-2 row for {len(unpaired)} take-1 "
-                               f"rows, e.g. {unpaired[:5]}")
+            raise DatasetError(
+                f"{self.descriptions_path}: no take-2 row for {len(unpaired)} take-1 rows, e.g. {unpaired[:5]}"
+            )
         if not items:
             raise DatasetError(f"{self.descriptions_path}: no take-1 rows")
         return sorted(items, key=lambda it: it.item_id)
@@ -112,9 +131,14 @@ class PhysicsIQDataset:
         if unknown:
             raise DatasetError(f"item ids not in {self.descriptions_path}: {unknown[:10]}")
         kept = [it for it in self.items if it.item_id in wanted]
-        partial = sorted({it.scenario for it in kept}
-                         - {s for s in {it.scenario for it in kept}
-                            if all(o.item_id in wanted for o in self.items if o.scenario == s)})
+        partial = sorted(
+            {it.scenario for it in kept}
+            - {
+                s
+                for s in {it.scenario for it in kept}
+                if all(o.item_id in wanted for o in self.items if o.scenario == s)
+            }
+        )
         if partial:
             raise DatasetError(f"a subset must hold all views of a scenario; incomplete: {partial[:5]}")
         self.items = kept
@@ -146,24 +170,30 @@ class PhysicsIQDataset:
         return (item.item_id, "take-1") if take == 1 else (item.take2_id, "take-2")
 
     def switch_frame(self, item: BenchmarkItem) -> Path:
-        return self.root / "switch-frames" / (
-            f"{item.item_id}_switch-frames_anyFPS_{item.view}_{item.scenario_stem}.jpg")
+        return (
+            self.root / "switch-frames" / (f"{item.item_id}_switch-frames_anyFPS_{item.view}_{item.scenario_stem}.jpg")
+        )
 
     def _split_name(self, item: BenchmarkItem, kind: str, fps: float, take: int) -> str:
         tid, tname = self._take_id(item, take)
         return f"{tid}_{kind}-videos_{fps_folder(fps)}_{item.view}_{tname}_{item.scenario}"
 
     def conditioning_clip(self, item: BenchmarkItem, fps: float = MASTER_FPS, take: int = 1) -> Path:
-        return (self.root / "split-videos" / "conditioning" / fps_folder(fps)
-                / self._split_name(item, "conditioning", fps, take))
+        return (
+            self.root
+            / "split-videos"
+            / "conditioning"
+            / fps_folder(fps)
+            / self._split_name(item, "conditioning", fps, take)
+        )
 
     def shipped_testing_clip(self, item: BenchmarkItem, fps: float = MASTER_FPS, take: int = 1) -> Path:
-        return (self.root / "split-videos" / "testing" / fps_folder(fps)
-                / self._split_name(item, "testing", fps, take))
+        return self.root / "split-videos" / "testing" / fps_folder(fps) / self._split_name(item, "testing", fps, take)
 
     def resampled_testing_clip(self, item: BenchmarkItem, fps: float, take: int = 1) -> Path:
-        return (self.cache_dir / "split-videos" / "testing" / fps_folder(fps)
-                / self._split_name(item, "testing", fps, take))
+        return (
+            self.cache_dir / "split-videos" / "testing" / fps_folder(fps) / self._split_name(item, "testing", fps, take)
+        )
 
     def testing_clip(self, item: BenchmarkItem, fps: float = MASTER_FPS, take: int = 1) -> Path:
         """Shipped clip if present, else where resample.ensure_testing_clips puts it."""
@@ -172,13 +202,23 @@ class PhysicsIQDataset:
 
     def full_video(self, item: BenchmarkItem, fps: float = MASTER_FPS, take: int = 1) -> Path:
         tid, tname = self._take_id(item, take)
-        return (self.root / "full-videos" / tname / fps_folder(fps)
-                / f"{tid}_full-videos_{fps_folder(fps)}_{item.view}_{tname}_{item.scenario}")
+        return (
+            self.root
+            / "full-videos"
+            / tname
+            / fps_folder(fps)
+            / f"{tid}_full-videos_{fps_folder(fps)}_{item.view}_{tname}_{item.scenario}"
+        )
 
     def real_mask(self, item: BenchmarkItem, fps: float, take: int = 1) -> Path:
         tid, tname = self._take_id(item, take)
-        return (self.root / "video-masks" / "real" / fps_folder(fps)
-                / f"{tid}_video-masks_{fps_folder(fps)}_{item.view}_{tname}_{item.scenario}")
+        return (
+            self.root
+            / "video-masks"
+            / "real"
+            / fps_folder(fps)
+            / f"{tid}_video-masks_{fps_folder(fps)}_{item.view}_{tname}_{item.scenario}"
+        )
 
     # --- validation ---------------------------------------------------------------------------
     def required_paths(self, fps: float | None = None) -> list[Path]:
@@ -205,5 +245,6 @@ class PhysicsIQDataset:
         if missing:
             shown = "\n  ".join(str(p.relative_to(self.root)) for p in missing[:10])
             more = f"\n  ... and {len(missing) - 10} more" if len(missing) > 10 else ""
-            raise DatasetError(f"Physics-IQ dataset at {self.root} is incomplete: {len(missing)} "
-                               f"file(s) missing:\n  {shown}{more}")
+            raise DatasetError(
+                f"Physics-IQ dataset at {self.root} is incomplete: {len(missing)} file(s) missing:\n  {shown}{more}"
+            )

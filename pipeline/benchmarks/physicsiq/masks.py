@@ -6,15 +6,16 @@ plain numpy does not). The masks are then written as grayscale mp4v and that fil
 metrics read: the lossy round trip is part of the official score, so the cache stores the mp4v
 file itself rather than the exact masks.
 """
+
 from __future__ import annotations
 
 import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterable, Iterator
 
 import cv2
 import numpy as np
@@ -33,7 +34,10 @@ class MaskParams:
     kernel: int = 5
 
 
-def motion_masks(frames_bgr: Iterable[np.ndarray], params: MaskParams = MaskParams()) -> Iterator[np.ndarray]:
+OFFICIAL_MASKS = MaskParams()  # the official binary_mask_generator settings
+
+
+def motion_masks(frames_bgr: Iterable[np.ndarray], params: MaskParams = OFFICIAL_MASKS) -> Iterator[np.ndarray]:
     """Yield one uint8 {0,255} mask per BGR frame; the first is always empty."""
     kernel = np.ones((params.kernel, params.kernel), np.uint8)
     background = None
@@ -101,8 +105,7 @@ def write_mask_video(path: str | os.PathLike, masks: Iterable[np.ndarray], fps: 
         for mask in masks:
             h, w = mask.shape[0] - mask.shape[0] % 2, mask.shape[1] - mask.shape[1] % 2
             if writer is None:
-                writer = cv2.VideoWriter(tmp, cv2.VideoWriter_fourcc(*"mp4v"), round(fps), (w, h),
-                                         isColor=False)
+                writer = cv2.VideoWriter(tmp, cv2.VideoWriter.fourcc(*"mp4v"), round(fps), (w, h), isColor=False)
                 if not writer.isOpened():
                     raise VideoError("OpenCV has no mp4v encoder; cannot write motion masks")
             writer.write(np.ascontiguousarray(mask[:h, :w]))
@@ -120,7 +123,7 @@ def write_mask_video(path: str | os.PathLike, masks: Iterable[np.ndarray], fps: 
     return path
 
 
-def make_mask_video(src: str | os.PathLike, dst: str | os.PathLike, params: MaskParams = MaskParams()) -> Path:
+def make_mask_video(src: str | os.PathLike, dst: str | os.PathLike, params: MaskParams = OFFICIAL_MASKS) -> Path:
     fps = video_fps(src)
     return write_mask_video(dst, motion_masks(iter_video_bgr(src), params), fps)
 
@@ -132,14 +135,15 @@ class MaskCache:
     a stale mask, and identical files share one entry across runs and folders.
     """
 
-    def __init__(self, cache_dir: str | os.PathLike, params: MaskParams = MaskParams()):
+    def __init__(self, cache_dir: str | os.PathLike, params: MaskParams = OFFICIAL_MASKS):
         self.cache_dir = Path(cache_dir)
         self.params = params
 
     def key(self, src: str | os.PathLike) -> str:
-        meta = json.dumps({"v": CACHE_VERSION, "params": asdict(self.params),
-                           "opencv": cv2.__version__}, sort_keys=True)
-        return hashlib.sha256(f"{file_digest(src)}|{meta}".encode()).hexdigest()
+        meta = json.dumps(
+            {"v": CACHE_VERSION, "params": asdict(self.params), "opencv": cv2.__version__}, sort_keys=True
+        )
+        return hashlib.sha256(f"{file_digest(Path(src))}|{meta}".encode()).hexdigest()
 
     def path_for(self, src: str | os.PathLike) -> Path:
         k = self.key(src)

@@ -14,6 +14,7 @@ the real take-1/take-2 testing clips are cached on disk keyed by the clip's byte
 frame window and the mask parameters, so later evaluations (any model, same fps) never decode
 the ground truth again; the metrics then run on whole arrays, a few frames at a time.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -29,8 +30,16 @@ import numpy as np
 from pipeline.store import atomic_write_bytes, file_digest
 from pipeline.video_io import VideoError
 
-from .masks import (CACHE_VERSION, MaskCache, MaskParams, iter_video_bgr, motion_masks, open_capture,
-                    write_mask_video)
+from .masks import (
+    CACHE_VERSION,
+    OFFICIAL_MASKS,
+    MaskCache,
+    MaskParams,
+    iter_video_bgr,
+    motion_masks,
+    open_capture,
+    write_mask_video,
+)
 
 CHUNK = 16  # frames per vectorised step: bounds the float temporaries
 GRID_LAYOUT = 2  # bump when the cached grid-clip files change form (2: packed bits + counts)
@@ -41,7 +50,7 @@ def first_frame_size(path: str | os.PathLike) -> tuple[int, int]:
     cap = open_capture(path)
     ok, frame = cap.read() if cap.isOpened() else (False, None)
     cap.release()
-    if not ok:
+    if not ok or frame is None:
         raise VideoError(f"cannot decode the first frame of {path}")
     return frame.shape[1], frame.shape[0]
 
@@ -72,7 +81,7 @@ class GridClip:
     key: str = ""  # GroundTruthCache key (real clips only)
 
     @classmethod
-    def from_masks(cls, rgb: np.ndarray, mask: np.ndarray) -> "GridClip":
+    def from_masks(cls, rgb: np.ndarray, mask: np.ndarray) -> GridClip:
         """``mask``: (T, h, w, 3) bool."""
         return cls(rgb, pack_frames(mask), mask.sum(axis=0, dtype=np.uint16), len(mask))
 
@@ -110,9 +119,9 @@ class _GridFrames:
         self.n += 1
 
     def result(self, path) -> np.ndarray:
-        if not self.n:
+        if not self.n or self.out is None:
             raise VideoError(f"no frames decoded from {path}")
-        return self.out[:self.n]
+        return self.out[: self.n]
 
 
 def _grid_masks(mask_video: str | os.PathLike, grid: tuple[int, int], limit: int) -> np.ndarray:
@@ -124,9 +133,14 @@ def _grid_masks(mask_video: str | os.PathLike, grid: tuple[int, int], limit: int
     return masks.result(mask_video)
 
 
-def build_grid_clip(video: str | os.PathLike, grid: tuple[int, int], limit: int,
-                    mask_video: str | os.PathLike | None = None, mask_cache: MaskCache | None = None,
-                    params: MaskParams = MaskParams()) -> GridClip:
+def build_grid_clip(
+    video: str | os.PathLike,
+    grid: tuple[int, int],
+    limit: int,
+    mask_video: str | os.PathLike | None = None,
+    mask_cache: MaskCache | None = None,
+    params: MaskParams = OFFICIAL_MASKS,
+) -> GridClip:
     """Decode ``video`` once: resized frames of the window, and its motion masks.
 
     Masks come from ``mask_video`` when given (shipped real masks), else from ``mask_cache`` when
@@ -170,6 +184,7 @@ def build_grid_clip(video: str | os.PathLike, grid: tuple[int, int], limit: int,
         for _ in frames():
             pass
         mask_video = mask_video if mask_video is not None else cached
+        assert mask_video is not None  # no masks to make means a given or cached mask video
     return GridClip.from_masks(rgb.result(video), _grid_masks(mask_video, grid, limit))
 
 
@@ -182,7 +197,7 @@ class GroundTruthCache:
     File digests are memoised by (path, size, mtime) so a warm run does not rehash the dataset.
     """
 
-    def __init__(self, cache_dir: str | os.PathLike, params: MaskParams = MaskParams()):
+    def __init__(self, cache_dir: str | os.PathLike, params: MaskParams = OFFICIAL_MASKS):
         self.cache_dir = Path(cache_dir)
         self.params = params
 
@@ -198,8 +213,7 @@ class GroundTruthCache:
                 return entry
         except (OSError, ValueError, KeyError):
             pass
-        entry = {"path": str(path), "stamp": stamp, "sha256": file_digest(path),
-                 "size": list(first_frame_size(path))}
+        entry = {"path": str(path), "stamp": stamp, "sha256": file_digest(path), "size": list(first_frame_size(path))}
         atomic_write_bytes(memo, json.dumps(entry).encode())
         return entry
 
@@ -211,11 +225,20 @@ class GroundTruthCache:
         return tuple(self.info(path)["size"])
 
     def key(self, clip, grid: tuple[int, int], limit: int, mask_video=None) -> str:
-        meta = json.dumps({"v": CACHE_VERSION, "kind": "grid", "layout": GRID_LAYOUT,
-                           "params": asdict(self.params), "opencv": cv2.__version__, "grid": list(grid),
-                           "limit": limit, "clip": self.digest(clip),
-                           "mask": self.digest(mask_video) if mask_video is not None else None},
-                          sort_keys=True)
+        meta = json.dumps(
+            {
+                "v": CACHE_VERSION,
+                "kind": "grid",
+                "layout": GRID_LAYOUT,
+                "params": asdict(self.params),
+                "opencv": cv2.__version__,
+                "grid": list(grid),
+                "limit": limit,
+                "clip": self.digest(clip),
+                "mask": self.digest(mask_video) if mask_video is not None else None,
+            },
+            sort_keys=True,
+        )
         return hashlib.sha256(meta.encode()).hexdigest()
 
     def get(self, clip, grid: tuple[int, int], limit: int, mask_video=None) -> GridClip:
@@ -293,9 +316,9 @@ def mse_against(ref: np.ndarray, others: list[np.ndarray]) -> list[list[float]]:
     check the equality)."""
     out: list[list[float]] = [[] for _ in others]
     for s in range(0, len(ref), CHUNK):
-        r = _unit(ref[s:s + CHUNK])
+        r = _unit(ref[s : s + CHUNK])
         for values, other in zip(out, others):
-            diff = _unit(other[s:s + CHUNK])
+            diff = _unit(other[s : s + CHUNK])
             diff -= r
             diff *= diff  # (o - r)^2 == (r - o)^2 bit for bit
             values += diff.mean(axis=1).tolist()
@@ -331,13 +354,20 @@ def variance_metrics(take1: GridClip, take2: GridClip) -> dict:
     }
 
 
-def clip_metrics(take1: GridClip, take2: GridClip, gen: GridClip, names=("take-1", "take-2", "generated"),
-                 variance: dict | None = None) -> dict:
+def clip_metrics(
+    take1: GridClip,
+    take2: GridClip,
+    gen: GridClip,
+    names=("take-1", "take-2", "generated"),
+    variance: dict | None = None,
+) -> dict:
     """The 12 official metrics of one view, keyed by column stem (without ``_{view}``)."""
     lengths = {n: (len(c), c.mask_frames) for n, c in zip(names, (take1, take2, gen))}
     if len({x for pair in lengths.values() for x in pair}) != 1:
-        raise VideoError("videos have different frame counts within the evaluation window "
-                         "(frames, mask frames): " + ", ".join(f"{n}={v}" for n, v in lengths.items()))
+        raise VideoError(
+            "videos have different frame counts within the evaluation window "
+            "(frames, mask frames): " + ", ".join(f"{n}={v}" for n, v in lengths.items())
+        )
     any1, any2, anyg = (c.any_bits() for c in (take1, take2, gen))
     w1, w2, wg = (c.weighted() for c in (take1, take2, gen))
     var = variance if variance is not None else variance_metrics(take1, take2)

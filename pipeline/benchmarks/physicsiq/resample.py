@@ -6,11 +6,12 @@ p = j·(N_src−1)/(N_new−1) in float32, and truncates to uint8 (no rounding).
 frames stay aligned, so the time axis is slightly stretched. Output sizes are cut down to even.
 We write H.264 with our own writer because pip OpenCV has no avc1 encoder.
 """
+
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import cv2
 import numpy as np
@@ -58,7 +59,7 @@ def read_all_frames_cv2(path: str | os.PathLike, limit: int | None = None) -> tu
         raise VideoError(f"OpenCV cannot open video {path}")
     try:
         fps = cap.get(cv2.CAP_PROP_FPS)
-        frames = []
+        frames: list[np.ndarray] = []
         while limit is None or len(frames) < limit:
             ok, frame = cap.read()
             if not ok:
@@ -71,8 +72,12 @@ def read_all_frames_cv2(path: str | os.PathLike, limit: int | None = None) -> tu
     return np.stack(frames), fps
 
 
-def resample_video(src: str | os.PathLike, dst: str | os.PathLike, fps_new: float,
-                   writer: Callable[[Path, np.ndarray, float], Path] = write_video) -> Path:
+def resample_video(
+    src: str | os.PathLike,
+    dst: str | os.PathLike,
+    fps_new: float,
+    writer: Callable[[Path, np.ndarray, float], Path] = write_video,
+) -> Path:
     """Resample a video file; ``writer(path, rgb_frames, fps)`` writes the result."""
     cap = cv2.VideoCapture(str(src))
     if not cap.isOpened():

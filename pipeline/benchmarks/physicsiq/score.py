@@ -5,6 +5,7 @@ list element to 4 decimals; the variance terms are rounded (4/5 decimals) before
 The pandas operations are the ones whose floating-point order the official numbers depend on
 (e.g. object-dtype ``explode().mean()`` sums sequentially).
 """
+
 from __future__ import annotations
 
 import json
@@ -19,13 +20,27 @@ import pandas as pd
 from .layout import VIEWS
 
 METRIC_STEMS = (
-    "v1_mse", "v2_mse", "variance_spatial", "variance_weighted_spatial",
-    "variance_spatiotemporal_iou", "variance_mse", "spatiotemporal_iou_v1",
-    "spatiotemporal_iou_v2", "spatial_iou_v1", "spatial_iou_v2",
-    "weighted_spatial_iou_v1", "weighted_spatial_iou_v2",
+    "v1_mse",
+    "v2_mse",
+    "variance_spatial",
+    "variance_weighted_spatial",
+    "variance_spatiotemporal_iou",
+    "variance_mse",
+    "spatiotemporal_iou_v1",
+    "spatiotemporal_iou_v2",
+    "spatial_iou_v1",
+    "spatial_iou_v2",
+    "weighted_spatial_iou_v1",
+    "weighted_spatial_iou_v2",
 )
-LIST_STEMS = ("v1_mse", "v2_mse", "variance_spatiotemporal_iou", "variance_mse",
-              "spatiotemporal_iou_v1", "spatiotemporal_iou_v2")
+LIST_STEMS = (
+    "v1_mse",
+    "v2_mse",
+    "variance_spatiotemporal_iou",
+    "variance_mse",
+    "spatiotemporal_iou_v1",
+    "spatiotemporal_iou_v2",
+)
 CSV_COLUMNS = ["scenario"] + [f"{stem}_{view}" for view in VIEWS for stem in METRIC_STEMS]
 _FLOAT = re.compile(r"[-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?")
 RATIO_EPS = 1e-8  # the Verified score's guard against division by zero
@@ -119,15 +134,26 @@ def physics_iq_score(df: pd.DataFrame) -> ScoreComponents:
     s_v = round(np.mean([df[c].mean() for c in _cols("variance_spatial")]), 5)
     ws_v = round(np.mean([df[c].mean() for c in _cols("variance_weighted_spatial")]), 4)
     if min(st_v, s_v, ws_v) <= 0:
-        raise ValueError(f"physical variance is zero (ST*={st_v}, S*={s_v}, WS*={ws_v}); "
-                         "the take-1/take-2 clips show no common motion")
+        raise ValueError(
+            f"physical variance is zero (ST*={st_v}, S*={s_v}, WS*={ws_v}); "
+            "the take-1/take-2 clips show no common motion"
+        )
     raw = (st / st_v + s / s_v + ws / ws_v) / 3 - (mse - mse_v)
     score = round(max(min(raw * 100, 100.0), 0.0), 2)
     return ScoreComponents(
-        score=float(score), raw=float(raw), spatiotemporal_iou=float(st), spatial_iou=float(s),
-        weighted_spatial_iou=float(ws), mse=float(mse), var_spatiotemporal_iou=float(st_v),
-        var_spatial_iou=float(s_v), var_weighted_spatial_iou=float(ws_v), var_mse=float(mse_v),
-        physical_variance_all=float(round(st_v + s_v + ws_v - mse_v, 4)), n_scenarios=len(df))
+        score=float(score),
+        raw=float(raw),
+        spatiotemporal_iou=float(st),
+        spatial_iou=float(s),
+        weighted_spatial_iou=float(ws),
+        mse=float(mse),
+        var_spatiotemporal_iou=float(st_v),
+        var_spatial_iou=float(s_v),
+        var_weighted_spatial_iou=float(ws_v),
+        var_mse=float(mse_v),
+        physical_variance_all=float(round(st_v + s_v + ws_v - mse_v, 4)),
+        n_scenarios=len(df),
+    )
 
 
 # --- per-view ("Verified"-style) score ------------------------------------------------------------
@@ -150,8 +176,9 @@ def view_score_table(df: pd.DataFrame) -> pd.DataFrame:
                 "mse": r_mse,
             }
             clipped = {k: float(np.clip(v, 0.0, 1.0)) for k, v in ratios.items()}
-            rows.append({"scenario": row["scenario"], "view": view, **clipped,
-                         "score": float(np.mean(list(clipped.values())))})
+            rows.append(
+                {"scenario": row["scenario"], "view": view, **clipped, "score": float(np.mean(list(clipped.values())))}
+            )
     return pd.DataFrame(rows)
 
 
@@ -172,20 +199,33 @@ def category_table(df: pd.DataFrame, categories: dict[str, str]) -> pd.DataFrame
         sub = df[cats == cat].reset_index(drop=True)
         try:
             comp = physics_iq_score(sub)
-            fields = {"score": comp.score, "spatiotemporal_iou": comp.spatiotemporal_iou,
-                      "spatial_iou": comp.spatial_iou, "weighted_spatial_iou": comp.weighted_spatial_iou,
-                      "mse": comp.mse}
+            fields = {
+                "score": comp.score,
+                "spatiotemporal_iou": comp.spatiotemporal_iou,
+                "spatial_iou": comp.spatial_iou,
+                "weighted_spatial_iou": comp.weighted_spatial_iou,
+                "mse": comp.mse,
+            }
         except ValueError:  # a category whose takes never move together: no variance to divide by
             fields = {"score": float("nan")}
-        out.append({"category": cat, "n_scenarios": len(sub), **fields,
-                    "score_view": per_view_score(sub)})
+        out.append({"category": cat, "n_scenarios": len(sub), **fields, "score_view": per_view_score(sub)})
     return pd.DataFrame(out)
 
 
-def write_score_json(path: str | os.PathLike, components: ScoreComponents, view_score: float,
-                     categories: pd.DataFrame, extra: dict | None = None) -> Path:
-    payload = {"physics_iq_score": components.score, "components": asdict(components),
-               "score_view": view_score, "categories": categories.to_dict("records"), **(extra or {})}
+def write_score_json(
+    path: str | os.PathLike,
+    components: ScoreComponents,
+    view_score: float,
+    categories: pd.DataFrame,
+    extra: dict | None = None,
+) -> Path:
+    payload = {
+        "physics_iq_score": components.score,
+        "components": asdict(components),
+        "score_view": view_score,
+        "categories": categories.to_dict("records"),
+        **(extra or {}),
+    }
     path = Path(path)
     path.write_text(json.dumps(payload, indent=2, default=float))
     return path
@@ -193,6 +233,7 @@ def write_score_json(path: str | os.PathLike, components: ScoreComponents, view_
 
 def plot_categories(path: str | os.PathLike, categories: pd.DataFrame, overall: float, title: str) -> Path:
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

@@ -12,6 +12,7 @@ shipped (the evaluator computes and caches them).
 CLI: python -m pipeline.benchmarks.physicsiq.synthetic out=DIR [scenarios=4] [seed=0]
      [width=256] [height=144] [fps=[8,16]]
 """
+
 from __future__ import annotations
 
 import json
@@ -38,25 +39,43 @@ G = 420.0  # world units / s^2
 STATIC = "Static shot with no camera movement."
 
 # view -> (world point at the image centre, zoom): three cameras on the same scene
-CAMERAS = {"perspective-left": ((145.0, 92.0), 1.12), "perspective-center": ((160.0, 90.0), 1.0),
-           "perspective-right": ((178.0, 94.0), 1.08)}
+CAMERAS = {
+    "perspective-left": ((145.0, 92.0), 1.12),
+    "perspective-center": ((160.0, 90.0), 1.0),
+    "perspective-right": ((178.0, 94.0), 1.08),
+}
 
 KINDS = [  # (name, category, description)
-    ("ball-falls", "Solid Mechanics",
-     "A red rubber ball hangs from a grabber tool above a wooden table in front of a patterned "
-     "wall. The grabber lets go of the ball, which falls onto the table and bounces."),
-    ("magnet-pulls-ball", "Magnetism",
-     "A small steel ball rests on a wooden table next to a strong grey magnet. A hand removes a "
-     "spacer and the ball is pulled towards the magnet."),
-    ("blocks-collide", "Solid Mechanics",
-     "Two wooden blocks sit on a smooth table. The blue block is pushed and slides into the "
-     "orange block, which slides away after the collision."),
-    ("ball-rolls", "Solid Mechanics",
-     "A striped tennis ball lies on the left side of a wooden table. It is nudged and rolls "
-     "to the right, slowing down because of friction."),
-    ("pendulum", "Solid Mechanics",
-     "A metal bob hangs from a string attached to a stand on a table. The bob is held to the "
-     "side and released, swinging back and forth."),
+    (
+        "ball-falls",
+        "Solid Mechanics",
+        "A red rubber ball hangs from a grabber tool above a wooden table in front of a patterned "
+        "wall. The grabber lets go of the ball, which falls onto the table and bounces.",
+    ),
+    (
+        "magnet-pulls-ball",
+        "Magnetism",
+        "A small steel ball rests on a wooden table next to a strong grey magnet. A hand removes a "
+        "spacer and the ball is pulled towards the magnet.",
+    ),
+    (
+        "blocks-collide",
+        "Solid Mechanics",
+        "Two wooden blocks sit on a smooth table. The blue block is pushed and slides into the "
+        "orange block, which slides away after the collision.",
+    ),
+    (
+        "ball-rolls",
+        "Solid Mechanics",
+        "A striped tennis ball lies on the left side of a wooden table. It is nudged and rolls "
+        "to the right, slowing down because of friction.",
+    ),
+    (
+        "pendulum",
+        "Solid Mechanics",
+        "A metal bob hangs from a string attached to a stand on a table. The bob is held to the "
+        "side and released, swinging back and forth.",
+    ),
 ]
 
 
@@ -118,9 +137,12 @@ def _scene(kind: str, rng: np.random.Generator) -> list[Shape]:
                 x = np.array([x[0], 2 * (FLOOR_Y - r) - x[1]])
                 v = np.array([v[0], -0.88 * v[1]])
             return x, v
+
         xy = _integrate(t_rel, [x0, y0], [14.0 + j(2), 0.0], lambda x, v: np.array([0.0, G]), bounce=floor)
-        shapes += [Shape("rect", (70, 70, 80), _still(x0, y0 - r - 14), (8.0, 22.0)),
-                   Shape("circle", (200, 40, 40), xy, (r,))]
+        shapes += [
+            Shape("rect", (70, 70, 80), _still(x0, y0 - r - 14), (8.0, 22.0)),
+            Shape("circle", (200, 40, 40), xy, (r,)),
+        ]
     elif kind == "magnet-pulls-ball":
         r, mx = 11.0, 230.0
         x0 = 30.0 + j(3.0)
@@ -133,9 +155,12 @@ def _scene(kind: str, rng: np.random.Generator) -> list[Shape]:
             if x[0] > mx - 18 - r:
                 return np.array([mx - 18 - r, x[1]]), np.zeros(2)
             return x, v
+
         xy = _integrate(t_rel + 0.1, [x0, FLOOR_Y - r], [0.0, 0.0], pull, bounce=stop)
-        shapes += [Shape("rect", (110, 110, 120), _still(mx, FLOOR_Y - 14), (36.0, 28.0)),
-                   Shape("circle", (60, 60, 75), xy, (r,))]
+        shapes += [
+            Shape("rect", (110, 110, 120), _still(mx, FLOOR_Y - 14), (36.0, 28.0)),
+            Shape("circle", (60, 60, 75), xy, (r,)),
+        ]
     elif kind == "blocks-collide":
         wa, wb, h = 26.0, 34.0, 24.0
         xa0, xb = 60.0 + j(3.0), 190.0
@@ -149,13 +174,14 @@ def _scene(kind: str, rng: np.random.Generator) -> list[Shape]:
                 vb -= np.sign(vb) * min(abs(vb), mu * dt)
                 xa, xbb = xa + va * dt, xbb + vb * dt
                 if xbb - xa < (wa + wb) / 2 and va > vb:  # 1-D elastic collision
-                    va, vb = (((ma - mb) * va + 2 * mb * vb) / (ma + mb),
-                              ((mb - ma) * vb + 2 * ma * va) / (ma + mb))
+                    va, vb = (((ma - mb) * va + 2 * mb * vb) / (ma + mb), ((mb - ma) * vb + 2 * ma * va) / (ma + mb))
                 t += dt
             if tf >= t_rel:
                 xs_a[i], xs_b[i] = xa, xbb
-        shapes += [Shape("rect", (40, 80, 200), np.stack([xs_a, np.full(N_FRAMES, FLOOR_Y - h / 2)], 1), (wa, h)),
-                   Shape("rect", (230, 140, 40), np.stack([xs_b, np.full(N_FRAMES, FLOOR_Y - h / 2)], 1), (wb, h))]
+        shapes += [
+            Shape("rect", (40, 80, 200), np.stack([xs_a, np.full(N_FRAMES, FLOOR_Y - h / 2)], 1), (wa, h)),
+            Shape("rect", (230, 140, 40), np.stack([xs_b, np.full(N_FRAMES, FLOOR_Y - h / 2)], 1), (wb, h)),
+        ]
     elif kind == "ball-rolls":
         r = 12.0
         x0 = 50.0 + j(3.0)
@@ -175,8 +201,11 @@ def _scene(kind: str, rng: np.random.Generator) -> list[Shape]:
             if tf >= t_rel:
                 thetas[i] = th
         xy = np.stack([px + length * np.sin(thetas), py + length * np.cos(thetas)], 1)
-        shapes += [Shape("rect", (60, 60, 60), _still(px, (py + FLOOR_Y) / 2), (6.0, FLOOR_Y - py)),
-                   Shape("line", (30, 30, 30), xy, (px, py)), Shape("circle", (150, 150, 170), xy, (10.0,))]
+        shapes += [
+            Shape("rect", (60, 60, 60), _still(px, (py + FLOOR_Y) / 2), (6.0, FLOOR_Y - py)),
+            Shape("line", (30, 30, 30), xy, (px, py)),
+            Shape("circle", (150, 150, 170), xy, (10.0,)),
+        ]
     else:
         raise ValueError(f"unknown scenario kind {kind}")
     return shapes
@@ -187,11 +216,11 @@ def _texture(rng: np.random.Generator) -> np.ndarray:
     """Static world background (RGB float32, 2 px per world unit): wall + table, textured."""
     h, w = int(WORLD[1] * 2), int(WORLD[0] * 2)
     yy = np.arange(h)[:, None] / 2.0
-    base = np.where(yy < FLOOR_Y, 1.0, 0.0)[..., None] * np.array([185, 180, 165]) \
-        + np.where(yy >= FLOOR_Y, 1.0, 0.0)[..., None] * np.array([150, 110, 70])
+    base = np.where(yy < FLOOR_Y, 1.0, 0.0)[..., None] * np.array([185, 180, 165]) + np.where(yy >= FLOOR_Y, 1.0, 0.0)[
+        ..., None
+    ] * np.array([150, 110, 70])
     base = np.broadcast_to(base, (h, w, 3)).astype(np.float32).copy()
-    noise = cv2.resize(rng.normal(0, 1, (h // 8, w // 8)).astype(np.float32), (w, h),
-                       interpolation=cv2.INTER_CUBIC)
+    noise = cv2.resize(rng.normal(0, 1, (h // 8, w // 8)).astype(np.float32), (w, h), interpolation=cv2.INTER_CUBIC)
     base += 14 * noise[..., None]
     base[::24, :, :] -= 25  # wallpaper stripes / table planks give the texture edges
     base[:, ::32, :] -= 18
@@ -204,13 +233,15 @@ def _camera(view: str, width: int, height: int) -> np.ndarray:
     return np.array([[k, 0, width / 2 - k * cx], [0, k, height / 2 - k * cy]], np.float64)
 
 
-def _render_video(shapes: list[Shape], bg_world: np.ndarray, view: str, width: int, height: int,
-                  gain: float, rng: np.random.Generator) -> np.ndarray:
+def _render_video(
+    shapes: list[Shape], bg_world: np.ndarray, view: str, width: int, height: int, gain: float, rng: np.random.Generator
+) -> np.ndarray:
     cam = _camera(view, width, height)
     tex_cam = cam.copy()
     tex_cam[:, :2] /= 2.0  # the texture has 2 px per world unit
-    bg = cv2.warpAffine(bg_world, tex_cam, (width, height), flags=cv2.INTER_LINEAR,
-                        borderMode=cv2.BORDER_REFLECT) * gain
+    bg = (
+        cv2.warpAffine(bg_world, tex_cam, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT) * gain
+    )
     noise_bank = rng.normal(0, 1.2, (8, height, width, 3)).astype(np.float32)
     k, shift = cam[0, 0], 4  # sub-pixel drawing with 4 fractional bits
     to_px = lambda p: tuple(int(round(v * 16)) for v in (cam[:, :2] @ p + cam[:, 2]))  # noqa: E731
@@ -224,8 +255,15 @@ def _render_video(shapes: list[Shape], bg_world: np.ndarray, view: str, width: i
                 cv2.circle(img, c, int(s.size[0] * k * 16), col, -1, cv2.LINE_AA, shift)
                 if s.angle is not None:  # a stripe makes rolling visible
                     d = np.array([np.cos(s.angle[i]), np.sin(s.angle[i])]) * s.size[0]
-                    cv2.line(img, to_px(s.xy[i] - d), to_px(s.xy[i] + d), (250, 250, 250),
-                             max(1, int(k * 2)), cv2.LINE_AA, shift)
+                    cv2.line(
+                        img,
+                        to_px(s.xy[i] - d),
+                        to_px(s.xy[i] + d),
+                        (250, 250, 250),
+                        max(1, int(k * 2)),
+                        cv2.LINE_AA,
+                        shift,
+                    )
             elif s.kind == "rect":
                 half = np.array(s.size) / 2
                 cv2.rectangle(img, to_px(s.xy[i] - half), to_px(s.xy[i] + half), col, -1, cv2.LINE_AA, shift)
@@ -237,7 +275,8 @@ def _render_video(shapes: list[Shape], bg_world: np.ndarray, view: str, width: i
 
 
 # --- dataset --------------------------------------------------------------------------------
-def scenario_names(n: int) -> list[tuple[str, str, str]]:
+def scenario_names(n: int) -> list[tuple[str, str, str, str]]:
+    """(kind, file name, category, description) of the first n scenarios."""
     out = []
     for i in range(n):
         kind, cat, desc = KINDS[i % len(KINDS)]
@@ -272,7 +311,8 @@ def is_complete(root: str | os.PathLike, params: SyntheticParams) -> bool:
     if stored != json.loads(json.dumps(asdict(params))):
         return False
     return len(pd.read_csv(root / "descriptions.csv")) == 6 * params.scenarios and all(
-        p.is_file() for p in _expected_files(root, params))
+        p.is_file() for p in _expected_files(root, params)
+    )
 
 
 def generate(out: str | os.PathLike, params: SyntheticParams = SyntheticParams()) -> Path:
@@ -287,7 +327,7 @@ def generate(out: str | os.PathLike, params: SyntheticParams = SyntheticParams()
     master = np.random.default_rng(params.seed)
     scen = scenario_names(params.scenarios)
     tasks = []
-    for s_idx, (kind, name, cat, desc) in enumerate(scen):
+    for s_idx, (kind, name, _category, _description) in enumerate(scen):
         bg_seed, seed1, seed2 = (int(x) for x in master.integers(2**62, size=3))
         tasks += [(root, params, s_idx, kind, name, bg_seed, take, seed) for take, seed in ((1, seed1), (2, seed2))]
     workers = max(1, min(len(tasks), os.cpu_count() or 1, 4))
@@ -299,12 +339,18 @@ def generate(out: str | os.PathLike, params: SyntheticParams = SyntheticParams()
             _make_take(t)
     n_items = 3 * len(scen)
     rows = []
-    for s_idx, (kind, name, cat, desc) in enumerate(scen):
+    for s_idx, (_kind, name, cat, desc) in enumerate(scen):
         for take in (1, 2):
             for v_idx, view in enumerate(VIEWS):
                 item_id = f"{s_idx * 3 + v_idx + 1 + (take - 1) * n_items:04d}"
-                rows.append({"scenario": f"{item_id}_{view}_take-{take}_{name}", "description": desc,
-                             "category": cat, "generated_video_name": f"{item_id}_{view}_{name}"})
+                rows.append(
+                    {
+                        "scenario": f"{item_id}_{view}_take-{take}_{name}",
+                        "description": desc,
+                        "category": cat,
+                        "generated_video_name": f"{item_id}_{view}_{name}",
+                    }
+                )
     rows.sort(key=lambda r: r["scenario"])
     pd.DataFrame(rows).to_csv(root / "descriptions.csv", index=False)
     (root / "synthetic.json").write_text(json.dumps(asdict(params), indent=2))
@@ -334,9 +380,16 @@ def _fast_write(path: Path, frames: np.ndarray, fps: float) -> Path:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp.mp4", dir=path.parent)
     os.close(fd)
     try:
-        gen = imageio_ffmpeg.write_frames(tmp, (frames.shape[2], frames.shape[1]), fps=fps, codec="libx264",
-                                          quality=None, macro_block_size=2, ffmpeg_log_level="error",
-                                          output_params=["-preset", "veryfast", "-crf", "16", "-threads", "1"])
+        gen = imageio_ffmpeg.write_frames(
+            tmp,
+            (frames.shape[2], frames.shape[1]),
+            fps=fps,
+            codec="libx264",
+            quality=None,
+            macro_block_size=2,
+            ffmpeg_log_level="error",
+            output_params=["-preset", "veryfast", "-crf", "16", "-threads", "1"],
+        )
         gen.send(None)
         for frame in frames:
             gen.send(np.ascontiguousarray(frame))
@@ -348,8 +401,9 @@ def _fast_write(path: Path, frames: np.ndarray, fps: float) -> Path:
     return path
 
 
-def _write_take(root: Path, item_id: str, view: str, take: str, scenario: str,
-                frames: np.ndarray, fps_list: tuple[int, ...]) -> None:
+def _write_take(
+    root: Path, item_id: str, view: str, take: str, scenario: str, frames: np.ndarray, fps_list: tuple[int, ...]
+) -> None:
     cond_n = COND_S * FPS
     tail = f"{view}_{take}_{scenario}"
     _fast_write(root / "full-videos" / take / "30FPS" / f"{item_id}_full-videos_30FPS_{tail}", frames, FPS)
@@ -357,8 +411,12 @@ def _write_take(root: Path, item_id: str, view: str, take: str, scenario: str,
         src = _fast_write(root / "split-videos" / kind / "30FPS" / f"{item_id}_{kind}-videos_30FPS_{tail}", clip, FPS)
         for f in fps_list:
             if f != FPS:
-                resample_video(src, root / "split-videos" / kind / fps_folder(f)
-                               / f"{item_id}_{kind}-videos_{fps_folder(f)}_{tail}", f, writer=_fast_write)
+                resample_video(
+                    src,
+                    root / "split-videos" / kind / fps_folder(f) / f"{item_id}_{kind}-videos_{fps_folder(f)}_{tail}",
+                    f,
+                    writer=_fast_write,
+                )
     if take == "take-1":
         stem = scenario[:-4]
         path = root / "switch-frames" / f"{item_id}_switch-frames_anyFPS_{view}_{stem}.jpg"
@@ -379,16 +437,22 @@ def parse_cli(argv: list[str]) -> tuple[Path, SyntheticParams]:
     known = {"out", "scenarios", "seed", "width", "height", "fps"}
     if set(kv) - known:
         raise SystemExit(f"unknown keys {sorted(set(kv) - known)}; known: {sorted(known)}")
-    return Path(kv["out"]), SyntheticParams(scenarios=int(kv.get("scenarios", 4)), seed=int(kv.get("seed", 0)),
-                                            width=int(kv.get("width", 256)), height=int(kv.get("height", 144)),
-                                            fps=fps)
+    return Path(kv["out"]), SyntheticParams(
+        scenarios=int(kv.get("scenarios", 4)),
+        seed=int(kv.get("seed", 0)),
+        width=int(kv.get("width", 256)),
+        height=int(kv.get("height", 144)),
+        fps=fps,
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
     out, params = parse_cli(sys.argv[1:] if argv is None else argv)
     generate(out, params)
-    print(f"synthetic Physics-IQ dataset ready at {out} ({params.scenarios} scenarios, "
-          f"{params.width}x{params.height}, fps {list(params.fps)} + 30)")
+    print(
+        f"synthetic Physics-IQ dataset ready at {out} ({params.scenarios} scenarios, "
+        f"{params.width}x{params.height}, fps {list(params.fps)} + 30)"
+    )
 
 
 if __name__ == "__main__":

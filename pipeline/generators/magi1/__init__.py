@@ -93,20 +93,37 @@ Not supported yet: fp8 checkpoints (``inference_weight.fp8.distill``; detected, 
 pipeline parallelism (``pp_size > 1``), ``cp_shuffle_overlap``, ``ulysses_overlap_degree > 1``,
 CUDA graphs, zstd-compressed shards.
 """
+
 from __future__ import annotations
 
 import importlib
 
 _LAZY = {
-    "MagiConfig": "config", "MagiModelConfig": "config", "MagiRuntimeConfig": "config",
-    "MagiEngineConfig": "config", "MagiConfigError": "config", "load_magi_config": "config",
-    "parse_magi_config": "config", "preset": "config", "tiny_model_config": "config", "VARIANTS": "config",
-    "MagiDiT": "dit", "KVCache": "attention", "RangeAttention": "attention",
-    "load_dit": "checkpoint", "missing_checkpoint_files": "checkpoint", "make_tiny_checkpoint": "checkpoint",
-    "write_official_checkpoint": "checkpoint", "Magi1CheckpointError": "checkpoint",
+    "MagiConfig": "config",
+    "MagiModelConfig": "config",
+    "MagiRuntimeConfig": "config",
+    "MagiEngineConfig": "config",
+    "MagiConfigError": "config",
+    "load_magi_config": "config",
+    "parse_magi_config": "config",
+    "preset": "config",
+    "tiny_model_config": "config",
+    "VARIANTS": "config",
+    "MagiDiT": "dit",
+    "KVCache": "attention",
+    "RangeAttention": "attention",
+    "load_dit": "checkpoint",
+    "missing_checkpoint_files": "checkpoint",
+    "make_tiny_checkpoint": "checkpoint",
+    "write_official_checkpoint": "checkpoint",
+    "Magi1CheckpointError": "checkpoint",
     "Magi1NotSupportedError": "checkpoint",
-    "sample": "sampler", "SamplerSettings": "sampler", "draw_noise": "sampler",
-    "Magi1Generator": "engine", "resolve_magi_config": "engine", "make_tiny_magi1": "tiny",
+    "sample": "sampler",
+    "SamplerSettings": "sampler",
+    "draw_noise": "sampler",
+    "Magi1Generator": "engine",
+    "resolve_magi_config": "engine",
+    "make_tiny_magi1": "tiny",
 }
 
 __all__ = sorted(_LAZY)

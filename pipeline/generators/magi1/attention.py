@@ -11,25 +11,25 @@ contiguous key range per chunk, full attention inside it), GQA through ``enable_
 ``flash_attn`` package is importable and the tensors are fp16/bf16 on CUDA, ``flash_attn_func``
 is used instead; it is never required.
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Optional, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 try:  # optional fast kernel
-    from flash_attn import flash_attn_func as _flash_attn_func  # type: ignore
+    from flash_attn import flash_attn_func as _flash_attn_func
 except Exception:  # noqa: BLE001
     _flash_attn_func = None
 
 
-def _sdpa(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+def _sdpa(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
     """q (B, H, Sq, hd), k/v (B, G, Sk, hd) -> (B, H, Sq, hd); query head h uses group h // (H/G)."""
-    if (_flash_attn_func is not None and mask is None and q.is_cuda
-            and q.dtype in (torch.float16, torch.bfloat16)):
+    if _flash_attn_func is not None and mask is None and q.is_cuda and q.dtype in (torch.float16, torch.bfloat16):
         o = _flash_attn_func(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2))
         return o.transpose(1, 2)
     gqa = q.shape[1] != k.shape[1]
@@ -58,7 +58,7 @@ class RangeAttention(nn.Module):
             return out
         for b, kr in enumerate(k_ranges):
             for (qs, qe), (ks, ke) in zip(q_ranges, kr):
-                out[b:b + 1, :, qs:qe] = _sdpa(q[b:b + 1, :, qs:qe], k[b:b + 1, :, ks:ke], v[b:b + 1, :, ks:ke])
+                out[b : b + 1, :, qs:qe] = _sdpa(q[b : b + 1, :, qs:qe], k[b : b + 1, :, ks:ke], v[b : b + 1, :, ks:ke])
         return out
 
 
@@ -106,13 +106,29 @@ class KVCache:
         self.v = [torch.zeros(shape, dtype=self.dtype, device=dev, pin_memory=pin) for _ in range(self.num_layers)]
 
     @classmethod
-    def for_model(cls, model, *, max_chunks: int, tokens_per_chunk: int, batch: int = 1,
-                  offload: bool = False, device=None, dtype=None) -> "KVCache":
+    def for_model(
+        cls,
+        model,
+        *,
+        max_chunks: int,
+        tokens_per_chunk: int,
+        batch: int = 1,
+        offload: bool = False,
+        device=None,
+        dtype=None,
+    ) -> KVCache:
         m = model.cfg
         p = next(model.parameters())
-        return cls(num_layers=m.num_layers, batch=batch, num_groups=m.num_query_groups,
-                   head_dim=m.kv_channels, capacity_tokens=max_chunks * tokens_per_chunk,
-                   dtype=dtype or model.compute_dtype, device=device or p.device, offload=offload)
+        return cls(
+            num_layers=m.num_layers,
+            batch=batch,
+            num_groups=m.num_query_groups,
+            head_dim=m.kv_channels,
+            capacity_tokens=max_chunks * tokens_per_chunk,
+            dtype=dtype or model.compute_dtype,
+            device=device or p.device,
+            offload=offload,
+        )
 
     def read(self, layer: int, n_tokens: int, device) -> tuple[torch.Tensor, torch.Tensor]:
         if n_tokens > self.capacity_tokens:

@@ -16,18 +16,19 @@ Loading builds the model on the ``meta`` device, then reads every tensor with ``
 embedders and promoted norms, the model dtype elsewhere), module by module, so peak host memory is
 about one tensor. A loaded model is cached per (folder, device, dtype) for the life of the process.
 """
+
 from __future__ import annotations
 
 import json
 import os
 import threading
 from pathlib import Path
-from typing import Optional, Union
 
 import torch
 
-from ..base import GeneratorLoadError
 from pipeline.weight_files import truncated_weights
+
+from ..base import GeneratorLoadError
 from .config import MagiConfig, MagiModelConfig
 
 INDEX_NAME = "model.safetensors.index.json"
@@ -52,11 +53,13 @@ def weight_subdir(distill: bool = False, fp8: bool = False) -> str:
     return name
 
 
-_FP8_MSG = ("fp8-quantized MAGI-1 weights ({where}) are not supported yet; use the bf16 "
-            "'inference_weight' (base) or 'inference_weight.distill' checkpoint")
+_FP8_MSG = (
+    "fp8-quantized MAGI-1 weights ({where}) are not supported yet; use the bf16 "
+    "'inference_weight' (base) or 'inference_weight.distill' checkpoint"
+)
 
 
-def resolve_weight_dir(load: Union[str, os.PathLike], distill: bool = False, fp8: bool = False) -> Path:
+def resolve_weight_dir(load: str | os.PathLike, distill: bool = False, fp8: bool = False) -> Path:
     """The folder holding the safetensors: ``load`` itself if it holds them, else the official
     sub-folder for (distill, fp8). Raises for fp8 and for a missing folder."""
     root = Path(load)
@@ -100,7 +103,7 @@ def read_weight_map(weight_dir: Path) -> dict[str, str]:
     raise Magi1CheckpointError(f"{weight_dir} has neither {INDEX_NAME} nor {SINGLE_NAME}")
 
 
-def missing_checkpoint_files(load: Union[str, os.PathLike], distill: bool = False, fp8: bool = False) -> list[str]:
+def missing_checkpoint_files(load: str | os.PathLike, distill: bool = False, fp8: bool = False) -> list[str]:
     """What the folder lacks (empty list = looks complete); cheap: no tensor is read."""
     try:
         wd = resolve_weight_dir(load, distill, fp8)
@@ -119,25 +122,33 @@ def missing_checkpoint_files(load: Union[str, os.PathLike], distill: bool = Fals
     out = []
     for s in shards:
         if not (wd / s).is_file():
-            out.append(f"{wd}/{s}" + (" (only a .zst copy: zstd-compressed shards are not supported; run `zstd -d`)"
-                                      if (wd / (s + ".zst")).is_file() else ""))
+            out.append(
+                f"{wd}/{s}"
+                + (
+                    " (only a .zst copy: zstd-compressed shards are not supported; run `zstd -d`)"
+                    if (wd / (s + ".zst")).is_file()
+                    else ""
+                )
+            )
         elif why := truncated_weights(wd / s):
             out.append(f"{wd}/{s} (truncated: {why})")
     return out
 
 
-def check_weights(model, weight_dir: Path, weight_map: Optional[dict] = None) -> dict[str, str]:
+def check_weights(model, weight_dir: Path, weight_map: dict | None = None) -> dict[str, str]:
     """Raise a clear error unless ``weight_dir`` holds exactly the model's parameters with the right
     shapes (and no fp8 tensors). Returns the weight map."""
     from safetensors import safe_open
 
     wm = weight_map if weight_map is not None else read_weight_map(weight_dir)
     shards = sorted(set(wm.values()))
-    absent = [s + (" (only a .zst copy: decompress it with `zstd -d`)" if (weight_dir / (s + ".zst")).is_file() else "")
-              for s in shards if not (weight_dir / s).is_file()]
+    absent = [
+        s + (" (only a .zst copy: decompress it with `zstd -d`)" if (weight_dir / (s + ".zst")).is_file() else "")
+        for s in shards
+        if not (weight_dir / s).is_file()
+    ]
     if absent:
-        raise Magi1CheckpointError(f"MAGI-1 checkpoint {weight_dir} is partial: missing shard(s) "
-                                   + ", ".join(absent))
+        raise Magi1CheckpointError(f"MAGI-1 checkpoint {weight_dir} is partial: missing shard(s) " + ", ".join(absent))
     params = dict(model.named_parameters())
     missing = sorted(set(params) - set(wm))
     unexpected = sorted(set(wm) - set(params))
@@ -145,8 +156,10 @@ def check_weights(model, weight_dir: Path, weight_map: Optional[dict] = None) ->
     if fp8_like:
         raise Magi1NotSupportedError(_FP8_MSG.format(where=weight_dir) + f" (keys like {fp8_like[0]})")
     if missing or unexpected:
+
         def short(keys):
             return ", ".join(keys[:20]) + (f", ... ({len(keys)} in all)" if len(keys) > 20 else "")
+
         msg = f"MAGI-1 checkpoint {weight_dir} does not match the architecture"
         if missing:
             msg += f"; missing keys: {short(missing)}"
@@ -167,11 +180,15 @@ def check_weights(model, weight_dir: Path, weight_map: Optional[dict] = None) ->
     listed = {k for s in shards for k in _keys_of(weight_dir / s)}
     not_in_shard = sorted(k for k in params if k not in listed)
     if not_in_shard:
-        raise Magi1CheckpointError(f"MAGI-1 checkpoint {weight_dir}: keys listed in the index but absent from "
-                                   f"their shard: {', '.join(not_in_shard[:20])}")
+        raise Magi1CheckpointError(
+            f"MAGI-1 checkpoint {weight_dir}: keys listed in the index but absent from "
+            f"their shard: {', '.join(not_in_shard[:20])}"
+        )
     if bad:
-        raise Magi1CheckpointError(f"MAGI-1 checkpoint {weight_dir} has wrong shapes (is the model_config the "
-                                   "right variant?): " + "; ".join(bad[:10]))
+        raise Magi1CheckpointError(
+            f"MAGI-1 checkpoint {weight_dir} has wrong shapes (is the model_config the "
+            "right variant?): " + "; ".join(bad[:10])
+        )
     return wm
 
 
@@ -198,13 +215,13 @@ def clear_cache() -> None:
 
 
 def load_dit(
-    load: Union[str, os.PathLike],
-    model_config: Union[MagiModelConfig, MagiConfig],
+    load: str | os.PathLike,
+    model_config: MagiModelConfig | MagiConfig,
     *,
     distill: bool = False,
     fp8: bool = False,
-    device: Union[str, torch.device] = "cpu",
-    dtype: Optional[torch.dtype] = None,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype | None = None,
     cache: bool = True,
 ):
     """Build :class:`~.dit.MagiDiT` and load an official checkpoint into it (see module doc).
@@ -251,12 +268,12 @@ def load_dit(
 
 # ----------------------------------------------------------------------------- writing
 def write_official_checkpoint(
-    model_or_state: Union[torch.nn.Module, dict],
-    load: Union[str, os.PathLike],
+    model_or_state: torch.nn.Module | dict,
+    load: str | os.PathLike,
     *,
     distill: bool = False,
     num_shards: int = 2,
-    dtype: Optional[torch.dtype] = None,
+    dtype: torch.dtype | None = None,
 ) -> Path:
     """Write ``<load>/inference_weight[.distill]/`` with ``model.safetensors.index.json`` and
     ``num_shards`` shards ``model-0000k-of-0000n.safetensors`` under the official key names.
@@ -294,18 +311,19 @@ def write_official_checkpoint(
             total += t.numel() * t.element_size()
             weight_map[k] = fname
         save_file(part, str(wd / fname), metadata={"format": "pt"})
-    (wd / INDEX_NAME).write_text(json.dumps({"metadata": {"total_size": total}, "weight_map": weight_map},
-                                            indent=2, sort_keys=True))
+    (wd / INDEX_NAME).write_text(
+        json.dumps({"metadata": {"total_size": total}, "weight_map": weight_map}, indent=2, sort_keys=True)
+    )
     return wd
 
 
 def make_tiny_checkpoint(
-    root: Union[str, os.PathLike],
+    root: str | os.PathLike,
     variant: str = "tiny",
     *,
     seed: int = 0,
     num_shards: int = 2,
-    model_changes: Optional[dict] = None,
+    model_changes: dict | None = None,
 ) -> tuple[Path, MagiConfig]:
     """A random-weight model of ``variant`` (``tiny``/``tiny_distill``; any preset works but the
     real sizes are huge) written to ``root`` in the official layout, plus ``root/magi_config.json``

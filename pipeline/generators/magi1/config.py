@@ -12,13 +12,14 @@ unknown fields are an error too, and every value is checked here:
 
 No torch import at module level: the pipeline's config layer may import this cheaply.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import json
 import os
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 from pipeline.errors import PipelineError
 
@@ -90,23 +91,40 @@ class MagiModelConfig:
         errs = []
         if self.model_name != "videodit_ardf":
             errs.append(f"model_config.model_name={self.model_name!r} (only 'videodit_ardf')")
-        for name in ("num_layers", "hidden_size", "ffn_hidden_size", "num_attention_heads",
-                     "num_query_groups", "kv_channels", "patch_size", "t_patch_size", "in_channels",
-                     "out_channels", "caption_channels", "caption_max_length"):
+        for name in (
+            "num_layers",
+            "hidden_size",
+            "ffn_hidden_size",
+            "num_attention_heads",
+            "num_query_groups",
+            "kv_channels",
+            "patch_size",
+            "t_patch_size",
+            "in_channels",
+            "out_channels",
+            "caption_channels",
+            "caption_max_length",
+        ):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 errs.append(f"model_config.{name}={v!r} (a positive int)")
         if errs:
             raise MagiConfigError("unsupported model_config: " + "; ".join(errs))
         if self.num_attention_heads % self.num_query_groups:
-            errs.append(f"num_attention_heads={self.num_attention_heads} must be a multiple of "
-                        f"num_query_groups={self.num_query_groups}")
+            errs.append(
+                f"num_attention_heads={self.num_attention_heads} must be a multiple of "
+                f"num_query_groups={self.num_query_groups}"
+            )
         if (self.num_attention_heads * self.kv_channels) % 8:
-            errs.append("num_attention_heads*kv_channels must be divisible by 8 (the fixed hn=8 output "
-                        "permutation before linear_proj)")
+            errs.append(
+                "num_attention_heads*kv_channels must be divisible by 8 (the fixed hn=8 output "
+                "permutation before linear_proj)"
+            )
         if self.rope_bands < 1 or 6 * self.rope_bands > self.kv_channels:
-            errs.append(f"RoPE needs 6*((hidden_size//num_attention_heads)//8) = {6 * self.rope_bands} "
-                        f"rotary channels in 1..kv_channels={self.kv_channels}")
+            errs.append(
+                f"RoPE needs 6*((hidden_size//num_attention_heads)//8) = {6 * self.rope_bands} "
+                f"rotary channels in 1..kv_channels={self.kv_channels}"
+            )
         if self.params_dtype not in _DTYPES:
             errs.append(f"params_dtype={self.params_dtype!r} (one of {list(_DTYPES)})")
         if self.half_channel_vae and self.in_channels % 2:
@@ -130,8 +148,13 @@ class MagiModelConfig:
 
     def num_parameters(self) -> int:
         """Parameter count of the DiT built from this config (no instantiation)."""
-        D, F, H, G, hd = (self.hidden_size, self.ffn_hidden_size, self.num_attention_heads,
-                          self.num_query_groups, self.kv_channels)
+        D, F, H, G, hd = (
+            self.hidden_size,
+            self.ffn_hidden_size,
+            self.num_attention_heads,
+            self.num_query_groups,
+            self.kv_channels,
+        )
         c, cx, C = self.cond_dim, self.xattn_cond_dim, self.caption_channels
         p = self.patch_size * self.patch_size * self.t_patch_size
         emb = self.in_channels * D * p + (256 * c + c + c * c + c) + (C * cx + cx + C * c + c)
@@ -162,10 +185,10 @@ class MagiRuntimeConfig:
     window_size: int = 4
     fps: int = 24
     chunk_width: int = 6
-    load: Optional[str] = None
-    t5_pretrained: Optional[str] = None
+    load: str | None = None
+    t5_pretrained: str | None = None
     t5_device: str = "cpu"
-    vae_pretrained: Optional[str] = None
+    vae_pretrained: str | None = None
     scale_factor: float = 0.18215
     temporal_downsample_factor: int = 4
 
@@ -184,20 +207,23 @@ class MagiRuntimeConfig:
             errs.append(f"clean_chunk_kvrange={self.clean_chunk_kvrange} (-1 or >= 1)")
         if not (0.0 < self.clean_t <= 1.0):
             errs.append(f"clean_t={self.clean_t} (in (0, 1])")
-        for name in ("num_frames", "video_size_h", "video_size_w", "num_steps", "window_size", "fps",
-                     "chunk_width"):
+        for name in ("num_frames", "video_size_h", "video_size_w", "num_steps", "window_size", "fps", "chunk_width"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 errs.append(f"{name}={v!r} (a positive int)")
         if not errs:
             if self.video_size_h % 16 or self.video_size_w % 16:
-                errs.append(f"video_size_h x video_size_w = {self.video_size_h}x{self.video_size_w} "
-                            "(multiples of 16: VAE x8, patch 2)")
+                errs.append(
+                    f"video_size_h x video_size_w = {self.video_size_h}x{self.video_size_w} "
+                    "(multiples of 16: VAE x8, patch 2)"
+                )
             if self.num_steps % self.window_size:
                 errs.append(f"num_steps={self.num_steps} must be divisible by window_size={self.window_size}")
             if self.noise2clean_kvrange and self.num_steps % len(self.noise2clean_kvrange):
-                errs.append(f"num_steps={self.num_steps} must be divisible by "
-                            f"len(noise2clean_kvrange)={len(self.noise2clean_kvrange)}")
+                errs.append(
+                    f"num_steps={self.num_steps} must be divisible by "
+                    f"len(noise2clean_kvrange)={len(self.noise2clean_kvrange)}"
+                )
         if self.temporal_downsample_factor != 4:
             errs.append(f"temporal_downsample_factor={self.temporal_downsample_factor} (the MAGI VAE is 4)")
         if not (self.scale_factor > 0):
@@ -238,8 +264,10 @@ class MagiEngineConfig:
         if self.ulysses_overlap_degree != 1:
             errs.append(f"ulysses_overlap_degree={self.ulysses_overlap_degree}: only 1 is supported")
         if self.fp8_quant:
-            errs.append("fp8_quant=true: fp8 (inference_weight.fp8.distill) weights are not supported yet; "
-                        "use the bf16 distill or base checkpoint")
+            errs.append(
+                "fp8_quant=true: fp8 (inference_weight.fp8.distill) weights are not supported yet; "
+                "use the bf16 distill or base checkpoint"
+            )
         if self.enable_cuda_graph:
             errs.append("enable_cuda_graph=true is not supported")
         if self.shortcut_mode not in ("8,16,16", "16,16,8"):
@@ -295,24 +323,29 @@ class MagiConfig:
     runtime_config: MagiRuntimeConfig = field(default_factory=MagiRuntimeConfig)
     engine_config: MagiEngineConfig = field(default_factory=MagiEngineConfig)
 
-    def validate(self) -> "MagiConfig":
+    def validate(self) -> MagiConfig:
         self.model_config.validate()
         self.runtime_config.validate()
         self.engine_config.validate()
         e, r = self.engine_config, self.runtime_config
         if (e.distill or e.fp8_quant) and r.cfg_number != 1:
-            raise MagiConfigError("runtime_config.cfg_number must be 1 for a distill or fp8 model "
-                                  f"(got {r.cfg_number})")
+            raise MagiConfigError(
+                f"runtime_config.cfg_number must be 1 for a distill or fp8 model (got {r.cfg_number})"
+            )
         if not (e.distill or e.fp8_quant) and r.cfg_number != 3:
             raise MagiConfigError(f"runtime_config.cfg_number must be 3 for a base model (got {r.cfg_number})")
         if e.cp_size > 1:
             m = self.model_config
             if m.num_attention_heads % e.cp_size:
-                raise MagiConfigError(f"engine_config.cp_size={e.cp_size} must divide "
-                                      f"num_attention_heads={m.num_attention_heads} (Ulysses splits heads)")
+                raise MagiConfigError(
+                    f"engine_config.cp_size={e.cp_size} must divide "
+                    f"num_attention_heads={m.num_attention_heads} (Ulysses splits heads)"
+                )
             if not (m.num_query_groups % e.cp_size == 0 or e.cp_size % m.num_query_groups == 0):
-                raise MagiConfigError(f"engine_config.cp_size={e.cp_size} and num_query_groups="
-                                      f"{m.num_query_groups}: one must divide the other")
+                raise MagiConfigError(
+                    f"engine_config.cp_size={e.cp_size} and num_query_groups="
+                    f"{m.num_query_groups}: one must divide the other"
+                )
         return self
 
     def to_dict(self) -> dict:
@@ -326,7 +359,7 @@ class MagiConfig:
         with open(path, "w") as f:
             json.dump(self.to_dict(), f, indent=4)
 
-    def replace(self, **sections: dict) -> "MagiConfig":
+    def replace(self, **sections: dict) -> MagiConfig:
         """Copy with fields replaced per section: ``cfg.replace(runtime_config={"num_steps": 16})``."""
         kw = {}
         for sec, changes in sections.items():
@@ -334,8 +367,7 @@ class MagiConfig:
         return dataclasses.replace(self, **kw)
 
 
-_SECTIONS = {"model_config": MagiModelConfig, "runtime_config": MagiRuntimeConfig,
-             "engine_config": MagiEngineConfig}
+_SECTIONS = {"model_config": MagiModelConfig, "runtime_config": MagiRuntimeConfig, "engine_config": MagiEngineConfig}
 
 
 def parse_magi_config(data: dict, *, source: str = "<dict>", validate: bool = True) -> MagiConfig:
@@ -348,8 +380,9 @@ def parse_magi_config(data: dict, *, source: str = "<dict>", validate: bool = Tr
     unknown_sec = sorted(set(data) - set(_SECTIONS))
     missing_sec = sorted(set(_SECTIONS) - set(data))
     if unknown_sec or missing_sec:
-        raise MagiConfigError(f"{source}: sections must be exactly {sorted(_SECTIONS)}; "
-                              f"missing {missing_sec}, unknown {unknown_sec}")
+        raise MagiConfigError(
+            f"{source}: sections must be exactly {sorted(_SECTIONS)}; missing {missing_sec}, unknown {unknown_sec}"
+        )
     kw = {}
     for sec, cls in _SECTIONS.items():
         d = data[sec]
@@ -361,16 +394,23 @@ def parse_magi_config(data: dict, *, source: str = "<dict>", validate: bool = Tr
         if missing:
             raise MagiConfigError(f"{source}: {sec} is missing field(s): {', '.join(missing)}")
         if unknown:
-            raise MagiConfigError(f"{source}: {sec} has unsupported field(s): {', '.join(unknown)} "
-                                  f"(known: {', '.join(names)})")
+            raise MagiConfigError(
+                f"{source}: {sec} has unsupported field(s): {', '.join(unknown)} (known: {', '.join(names)})"
+            )
         vals = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
         if sec == "model_config":
             pd = vals["params_dtype"]
             vals["params_dtype"] = pd if str(pd).startswith("torch.") else f"torch.{pd}"
-            for k in ("x_rescale_factor", "layernorm_epsilon", "cond_hidden_ratio",
-                      "xattn_cond_hidden_ratio", "cond_gating_ratio"):
-                if isinstance(vals[k], int) and not isinstance(vals[k], bool):
-                    vals[k] = float(vals[k])
+            for k in (
+                "x_rescale_factor",
+                "layernorm_epsilon",
+                "cond_hidden_ratio",
+                "xattn_cond_hidden_ratio",
+                "cond_gating_ratio",
+            ):
+                value = vals[k]
+                if isinstance(value, int) and not isinstance(value, bool):
+                    vals[k] = float(value)
         kw[sec] = cls(**vals)
     cfg = MagiConfig(**kw)
     if validate:
@@ -394,13 +434,31 @@ def load_magi_config(path: str | os.PathLike, *, validate: bool = True) -> MagiC
 
 
 # --------------------------------------------------------------------------------------- presets
-_M24 = MagiModelConfig(num_layers=48, hidden_size=6144, ffn_hidden_size=16384, num_attention_heads=48,
-                       num_query_groups=8, kv_channels=128, x_rescale_factor=0.1, half_channel_vae=True,
-                       in_channels=32, out_channels=32, gated_linear_unit=True)
+_M24 = MagiModelConfig(
+    num_layers=48,
+    hidden_size=6144,
+    ffn_hidden_size=16384,
+    num_attention_heads=48,
+    num_query_groups=8,
+    kv_channels=128,
+    x_rescale_factor=0.1,
+    half_channel_vae=True,
+    in_channels=32,
+    out_channels=32,
+    gated_linear_unit=True,
+)
 _M45 = MagiModelConfig()  # the 4.5B architecture is the dataclass default
-_MTINY = MagiModelConfig(num_layers=2, hidden_size=64, ffn_hidden_size=128, num_attention_heads=4,
-                         num_query_groups=2, kv_channels=16, caption_channels=32, caption_max_length=16,
-                         params_dtype="torch.float32")
+_MTINY = MagiModelConfig(
+    num_layers=2,
+    hidden_size=64,
+    ffn_hidden_size=128,
+    num_attention_heads=4,
+    num_query_groups=2,
+    kv_channels=16,
+    caption_channels=32,
+    caption_max_length=16,
+    params_dtype="torch.float32",
+)
 
 VARIANTS = ("24b", "24b_distill", "4.5b", "4.5b_distill", "tiny", "tiny_distill")
 
@@ -418,12 +476,21 @@ def preset(variant: str) -> MagiConfig:
     base = v.replace("_distill", "")
     model = {"24b": _M24, "4.5b": _M45, "tiny": _MTINY}[base]
     if base == "24b":
-        rt = MagiRuntimeConfig(video_size_h=720, video_size_w=1280, num_steps=16 if distill else 32,
-                               t5_device="cuda", load="./downloads/24B_distill" if distill else "./downloads/24B_base")
+        rt = MagiRuntimeConfig(
+            video_size_h=720,
+            video_size_w=1280,
+            num_steps=16 if distill else 32,
+            t5_device="cuda",
+            load="./downloads/24B_distill" if distill else "./downloads/24B_base",
+        )
         eng = MagiEngineConfig(cp_size=8, cp_strategy="cp_ulysses", distill=distill, kv_offload=True)
     elif base == "4.5b":
-        rt = MagiRuntimeConfig(video_size_h=720, video_size_w=720, num_steps=64,
-                               load="./downloads/4.5B_distill" if distill else "./downloads/4.5B_base")
+        rt = MagiRuntimeConfig(
+            video_size_h=720,
+            video_size_w=720,
+            num_steps=64,
+            load="./downloads/4.5B_distill" if distill else "./downloads/4.5B_base",
+        )
         eng = MagiEngineConfig(cp_size=1, cp_strategy="cp_ulysses", distill=distill, kv_offload=True)
     else:
         rt = MagiRuntimeConfig(video_size_h=32, video_size_w=32, num_frames=48, num_steps=8, fps=24)
@@ -438,4 +505,3 @@ def tiny_model_config(**changes: Any) -> MagiModelConfig:
     m = dataclasses.replace(_MTINY, **changes)
     m.validate()
     return m
-

@@ -6,10 +6,12 @@ Module and parameter names follow the official checkpoint keys exactly (``x_embe
 ``MagiDiT.forward`` for the input contract and ``pipeline/generators/magi1/__init__.py`` for the
 API summary. No parallel code lives here; see the notes on seams in ``__init__.py``.
 """
+
 from __future__ import annotations
 
 import math
-from typing import Optional, Sequence, Union
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -23,8 +25,13 @@ from .rope import LearnedRope3D, apply_rope
 # official "high precision promoter": embedders, rope, final linear, self-attention q/k norms
 # (not the *_xattn ones), both post norms and the final norm.
 FP32_MODULE_PREFIXES = ("x_embedder", "t_embedder", "y_embedder", "final_linear", "rope")
-FP32_MODULE_SUFFIXES = ("self_attention.q_layernorm", "self_attention.k_layernorm", "self_attn_post_norm",
-                        "mlp_post_norm", "videodit_blocks.final_layernorm")
+FP32_MODULE_SUFFIXES = (
+    "self_attention.q_layernorm",
+    "self_attention.k_layernorm",
+    "self_attn_post_norm",
+    "mlp_post_norm",
+    "videodit_blocks.final_layernorm",
+)
 
 TIMESTEP_FREQ_DIM = 256
 TIMESTEP_SCALE = 1000.0
@@ -140,7 +147,7 @@ class ParallelAttention(nn.Module):
     def _heads(self, x: torch.Tensor, n: int) -> torch.Tensor:
         return x.view(*x.shape[:-1], n, self.hd)
 
-    def forward(self, h: torch.Tensor, ctx: "_Ctx") -> torch.Tensor:
+    def forward(self, h: torch.Tensor, ctx: _Ctx) -> torch.Tensor:
         N, S, _ = h.shape
         dt = h.dtype
         qkv = self.linear_qkv
@@ -154,6 +161,7 @@ class ParallelAttention(nn.Module):
         v = self._heads(qkv.v(hn), self.G).transpose(1, 2)  # (N, G, S, hd)
         if ctx.use_cache:
             cache = ctx.kv_cache
+            assert cache is not None  # use_cache implies a cache (checked in MagiDiT.forward)
             start = ctx.slice_point * ctx.tok
             if ctx.update_kv_cache:
                 n = S - (ctx.tok if ctx.skip_last_chunk else 0)
@@ -172,7 +180,7 @@ class ParallelAttention(nn.Module):
         kvx = self.linear_kv_xattn(ctx.y_xattn)  # (R, L, 2*G*hd): per group [k_g | v_g]
         kvx = kvx.view(*kvx.shape[:-1], self.G, 2 * self.hd)
         kx = self.k_layernorm_xattn(kvx[..., : self.hd]).transpose(1, 2)  # (R, G, L, hd)
-        vx = kvx[..., self.hd:].transpose(1, 2)
+        vx = kvx[..., self.hd :].transpose(1, 2)
         cross = self.cross_attention(qx, kx, vx, ctx.y_valid)  # (R, H, tok, hd)
         cross = cross.view(N, dn, self.H, tok, self.hd).permute(0, 1, 3, 2, 4).reshape(N, S, self.H * self.hd)
 
@@ -216,7 +224,7 @@ class TransformerLayer(nn.Module):
         self.mlp = MLP(cfg)
         self.mlp_post_norm = LayerNorm1p(cfg.hidden_size, eps, one_p)
 
-    def forward(self, h: torch.Tensor, ctx: "_Ctx") -> torch.Tensor:
+    def forward(self, h: torch.Tensor, ctx: _Ctx) -> torch.Tensor:
         N, S, D = h.shape
         dt = h.dtype
         gates = self.ada_modulate_layer(ctx.condition)  # (N, dn, 2*D) in the model dtype
@@ -249,11 +257,39 @@ class FinalLinear(nn.Module):
 class _Ctx:
     """Per-forward values shared by all layers (plain attributes)."""
 
-    __slots__ = ("condition", "cos", "sin", "y_xattn", "y_valid", "dn", "tok", "q_ranges", "k_ranges",
-                 "kv_cache", "use_cache", "update_kv_cache", "skip_last_chunk", "slice_point")
+    __slots__ = (
+        "condition",
+        "cos",
+        "sin",
+        "y_xattn",
+        "y_valid",
+        "dn",
+        "tok",
+        "q_ranges",
+        "k_ranges",
+        "kv_cache",
+        "use_cache",
+        "update_kv_cache",
+        "skip_last_chunk",
+        "slice_point",
+    )
+    condition: torch.Tensor  # (N, dn, D) adaLN condition per chunk
+    cos: torch.Tensor
+    sin: torch.Tensor
+    y_xattn: torch.Tensor  # projected caption rows
+    y_valid: torch.Tensor  # their valid-token mask
+    dn: int  # chunks in this forward
+    tok: int  # tokens per chunk
+    q_ranges: list[tuple[int, int]]
+    k_ranges: Any
+    kv_cache: KVCache | None
+    use_cache: bool
+    update_kv_cache: bool
+    skip_last_chunk: bool
+    slice_point: int
 
 
-IntRanges = Union[torch.Tensor, Sequence[Sequence[int]]]
+IntRanges = torch.Tensor | Sequence[Sequence[int]]
 
 
 class MagiDiT(nn.Module):
@@ -263,15 +299,19 @@ class MagiDiT(nn.Module):
     layers; embedders, rope, final linear, self-attention q/k norms and post/final norms are kept in
     float32 (official layout). See :meth:`forward`."""
 
-    def __init__(self, cfg: MagiModelConfig, dtype: Optional[torch.dtype] = None, device=None) -> None:
+    def __init__(self, cfg: MagiModelConfig, dtype: torch.dtype | None = None, device=None) -> None:
         super().__init__()
         cfg.validate()
         self.cfg = cfg
         self.compute_dtype = dtype or getattr(torch, cfg.torch_dtype_name)
         with torch.device(device or "cpu"):
-            self.x_embedder = nn.Conv3d(cfg.in_channels, cfg.hidden_size,
-                                        kernel_size=(cfg.t_patch_size, cfg.patch_size, cfg.patch_size),
-                                        stride=(cfg.t_patch_size, cfg.patch_size, cfg.patch_size), bias=False)
+            self.x_embedder = nn.Conv3d(
+                cfg.in_channels,
+                cfg.hidden_size,
+                kernel_size=(cfg.t_patch_size, cfg.patch_size, cfg.patch_size),
+                stride=(cfg.t_patch_size, cfg.patch_size, cfg.patch_size),
+                bias=False,
+            )
             self.t_embedder = TimestepEmbedder(cfg)
             self.y_embedder = CaptionEmbedder(cfg)
             self.rope = LearnedRope3D(cfg.rope_bands)
@@ -284,7 +324,7 @@ class MagiDiT(nn.Module):
     def param_dtype(self, name: str) -> torch.dtype:
         return torch.float32 if is_fp32_param(name) else self.compute_dtype
 
-    def apply_dtype_layout(self) -> "MagiDiT":
+    def apply_dtype_layout(self) -> MagiDiT:
         for name, p in self.named_parameters():
             want = self.param_dtype(name)
             if p.dtype != want:
@@ -292,7 +332,7 @@ class MagiDiT(nn.Module):
         return self
 
     @torch.no_grad()
-    def init_random_(self, seed: int = 0) -> "MagiDiT":
+    def init_random_(self, seed: int = 0) -> MagiDiT:
         """Random weights with sane scales (incl. non-zero norm weights, so the 1+w convention and
         every parameter matter); for tests and benches. Deterministic by ``seed`` on the CPU."""
         g = torch.Generator().manual_seed(seed)
@@ -341,15 +381,15 @@ class MagiDiT(nn.Module):
         x: torch.Tensor,
         t: torch.Tensor,
         y: torch.Tensor,
-        caption_dropout_mask: Union[torch.Tensor, bool, None],
+        caption_dropout_mask: torch.Tensor | bool | None,
         xattn_mask: torch.Tensor,
         kv_range: IntRanges,
-        kv_cache: Optional[KVCache] = None,
+        kv_cache: KVCache | None = None,
         *,
         slice_point: int = 0,
         update_kv_cache: bool = False,
         distill_nearly_clean_chunk: bool = False,
-        distill_dt: Optional[float] = None,
+        distill_dt: float | None = None,
     ) -> torch.Tensor:
         """Velocity for ``dn = t.shape[1]`` chunks of latent video. Inputs as the official
         ``VideoDiTModel.forward`` (in dit_module.py):
@@ -448,21 +488,23 @@ class MagiDiT(nn.Module):
             rows = [kr] * N
         elif len(kr) == N * dn:
             # official flattened-batch coordinates: sample b's keys start at b * s_k
-            rows = [[(a - b * s_k, e - b * s_k) for a, e in kr[b * dn:(b + 1) * dn]] for b in range(N)]
+            rows = [[(a - b * s_k, e - b * s_k) for a, e in kr[b * dn : (b + 1) * dn]] for b in range(N)]
         else:
             raise ValueError(f"kv_range must have dn={dn} or N*dn={N * dn} rows, got {len(kr)}")
         for b, r in enumerate(rows):
             for j, (a, e) in enumerate(r):
                 if not (0 <= a < e <= s_k):
-                    raise ValueError(f"kv_range row {b * dn + j} = [{a}, {e}) is outside the {s_k} key tokens "
-                                     f"({slice_point} cached + {dn} current chunks of {tok} tokens)")
+                    raise ValueError(
+                        f"kv_range row {b * dn + j} = [{a}, {e}) is outside the {s_k} key tokens "
+                        f"({slice_point} cached + {dn} current chunks of {tok} tokens)"
+                    )
         rows = [[tuple(x) for x in r] for r in rows]
         if all(r == rows[0] for r in rows):
             return rows[0]
         return rows
 
     # ------------------------------------------------------------------ info
-    def new_kv_cache(self, *, max_chunks: int, tokens_per_chunk: int, batch: int = 1,
-                     offload: bool = False) -> KVCache:
-        return KVCache.for_model(self, max_chunks=max_chunks, tokens_per_chunk=tokens_per_chunk,
-                                 batch=batch, offload=offload)
+    def new_kv_cache(self, *, max_chunks: int, tokens_per_chunk: int, batch: int = 1, offload: bool = False) -> KVCache:
+        return KVCache.for_model(
+            self, max_chunks=max_chunks, tokens_per_chunk=tokens_per_chunk, batch=batch, offload=offload
+        )

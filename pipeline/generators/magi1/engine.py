@@ -21,13 +21,17 @@ engine-agnostic :class:`~pipeline.generators.base.Generator` interface.
   replace the latents) and ``on_chunk(ChunkInfo)`` when a chunk is finished (return None, a latent
   tensor, or row indices to continue every row from a chosen candidate's state).
 """
+
 from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
+
+from pipeline.dtypes import CANONICAL, dtype_name
+from pipeline.weight_files import truncated_in
 
 from ..base import (
     ChunkHook,
@@ -39,8 +43,6 @@ from ..base import (
     StepHook,
     StepInfo,
 )
-from pipeline.dtypes import CANONICAL, dtype_name
-from pipeline.weight_files import truncated_in
 from .config import VARIANTS as MAGI_VARIANTS
 from .config import MagiConfig, MagiConfigError, load_magi_config, preset
 
@@ -58,10 +60,15 @@ def resolve_magi_config(cfg: Any) -> MagiConfig:
         base = load_magi_config(cfg.magi_config) if cfg.magi_config else preset(cfg.variant)
     except MagiConfigError as e:
         raise GeneratorConfigError(str(e)) from None
-    rt: dict[str, Any] = {"video_size_w": int(cfg.width), "video_size_h": int(cfg.height),
-                          "num_frames": int(cfg.num_frames), "fps": int(round(float(cfg.fps))),
-                          "load": str(cfg.checkpoint), "vae_pretrained": str(cfg.vae_checkpoint),
-                          "t5_pretrained": str(cfg.t5_checkpoint)}
+    rt: dict[str, Any] = {
+        "video_size_w": int(cfg.width),
+        "video_size_h": int(cfg.height),
+        "num_frames": int(cfg.num_frames),
+        "fps": int(round(float(cfg.fps))),
+        "load": str(cfg.checkpoint),
+        "vae_pretrained": str(cfg.vae_checkpoint),
+        "t5_pretrained": str(cfg.t5_checkpoint),
+    }
     if float(cfg.fps) != int(round(float(cfg.fps))):
         raise GeneratorConfigError(f"MAGI-1 fps must be an integer (official runtime_config.fps), got {cfg.fps}")
     eng: dict[str, Any] = {}
@@ -90,7 +97,7 @@ def resolve_magi_config(cfg: Any) -> MagiConfig:
 PREFIX_LATENT_FRAMES = {"t2v": 0, "i2v": 1, "v2v": V2V_PREFIX_FRAMES // 4}
 
 
-def chunk_latent_lengths(runtime: Any, mode: str, prefix_frames: Optional[int] = None) -> list[int]:
+def chunk_latent_lengths(runtime: Any, mode: str, prefix_frames: int | None = None) -> list[int]:
     """Latent frames of every chunk returned for ``mode`` (the prefix's clean chunks are not)."""
     from .sampler import latent_frames
 
@@ -108,9 +115,14 @@ def _vae_missing(path: Path) -> list[str]:
     if not path.is_dir():
         return [f"{path} (VAE folder does not exist)"]
     out = [] if (path / "config.json").is_file() else [f"{path}/config.json"]
-    if not any((path / n).is_file() for n in ("diffusion_pytorch_model.safetensors",
-                                               "diffusion_pytorch_model.safetensors.index.json",
-                                               "diffusion_pytorch_model.bin")):
+    if not any(
+        (path / n).is_file()
+        for n in (
+            "diffusion_pytorch_model.safetensors",
+            "diffusion_pytorch_model.safetensors.index.json",
+            "diffusion_pytorch_model.bin",
+        )
+    ):
         out.append(f"{path}/diffusion_pytorch_model.safetensors")
     return out + truncated_in(path)
 
@@ -166,8 +178,10 @@ class Magi1Generator(Generator):
         if dtype_name(cfg.dtype) is None:
             out.append(f"generator.dtype={cfg.dtype!r} is not one of {list(CANONICAL)}")
         if cfg.width % 16 or cfg.height % 16:
-            out.append(f"generator.width x generator.height={cfg.width}x{cfg.height}: must be multiples of 16 "
-                       "(VAE x8, patch 2)")
+            out.append(
+                f"generator.width x generator.height={cfg.width}x{cfg.height}: must be multiples of 16 "
+                "(VAE x8, patch 2)"
+            )
         if float(cfg.fps) != int(round(float(cfg.fps))):
             out.append(f"generator.fps={cfg.fps}: MAGI-1 needs a whole number of frames per second")
         if out or cfg.variant not in MAGI_VARIANTS:
@@ -187,7 +201,7 @@ class Magi1Generator(Generator):
         return out
 
     @classmethod
-    def planned_frames(cls, cfg: Any, mode: str) -> Optional[int]:
+    def planned_frames(cls, cfg: Any, mode: str) -> int | None:
         """Frames a candidate will have for ``mode`` (i2v | v2v | t2v), from the settings and the
         VAE's config.json alone; None while the VAE folder is not there to ask."""
         from .vae import read_vae_config, tiled_output_frames
@@ -200,15 +214,32 @@ class Magi1Generator(Generator):
         return sum(tiled_output_frames(n, r.fps // 2, factor) for n in chunk_latent_lengths(r, mode))
 
     @classmethod
-    def from_config(cls, cfg: Any, device: str) -> "Magi1Generator":
+    def from_config(cls, cfg: Any, device: str) -> Magi1Generator:
         """From ``pipeline.config.Magi1Config``."""
-        return cls(resolve_magi_config(cfg), checkpoint=cfg.checkpoint, vae_checkpoint=cfg.vae_checkpoint,
-                   t5_checkpoint=cfg.t5_checkpoint, special_tokens=cfg.special_tokens,
-                   batch_size=cfg.batch_size, device=device, dtype=cfg.dtype)
+        return cls(
+            resolve_magi_config(cfg),
+            checkpoint=cfg.checkpoint,
+            vae_checkpoint=cfg.vae_checkpoint,
+            t5_checkpoint=cfg.t5_checkpoint,
+            special_tokens=cfg.special_tokens,
+            batch_size=cfg.batch_size,
+            device=device,
+            dtype=cfg.dtype,
+        )
 
-    def __init__(self, magi: MagiConfig, *, checkpoint: str, vae_checkpoint: str, t5_checkpoint: str,
-                 special_tokens: Optional[str] = None, batch_size: int = 1, device: str = "cpu",
-                 dtype: str = "float32", prompt_cache_size: int = 64) -> None:
+    def __init__(
+        self,
+        magi: MagiConfig,
+        *,
+        checkpoint: str,
+        vae_checkpoint: str,
+        t5_checkpoint: str,
+        special_tokens: str | None = None,
+        batch_size: int = 1,
+        device: str = "cpu",
+        dtype: str = "float32",
+        prompt_cache_size: int = 64,
+    ) -> None:
         import torch
 
         from .checkpoint import load_dit
@@ -236,19 +267,29 @@ class Magi1Generator(Generator):
             raise
         except Exception as e:  # noqa: BLE001
             raise GeneratorLoadError(f"cannot load the MAGI-1 DiT from {checkpoint}: {e}") from e
-        self.vae = _resident(("vae", str(Path(vae_checkpoint).resolve()), str(self.device), dname, r.fps),
-                             lambda: MagiVAE.from_folder(vae_checkpoint, device=self.device, dtype=self.dtype,
-                                                         fps=r.fps, scale_factor=r.scale_factor))
+        self.vae = _resident(
+            ("vae", str(Path(vae_checkpoint).resolve()), str(self.device), dname, r.fps),
+            lambda: MagiVAE.from_folder(
+                vae_checkpoint, device=self.device, dtype=self.dtype, fps=r.fps, scale_factor=r.scale_factor
+            ),
+        )
         t5_dev = torch.device("cpu") if r.t5_device == "cpu" or self.device.type == "cpu" else self.device
         m = magi.model_config
         self.text = _resident(
             ("t5", str(Path(t5_checkpoint).resolve()), str(special_tokens), str(t5_dev), m.caption_max_length),
-            lambda: MagiTextEncoder.from_folder(t5_checkpoint, special_tokens, device=t5_dev,
-                                                max_length=m.caption_max_length,
-                                                memory_cache_size=prompt_cache_size))
+            lambda: MagiTextEncoder.from_folder(
+                t5_checkpoint,
+                special_tokens,
+                device=t5_dev,
+                max_length=m.caption_max_length,
+                memory_cache_size=prompt_cache_size,
+            ),
+        )
         if self.text.width != m.caption_channels:
-            raise GeneratorLoadError(f"T5 at {t5_checkpoint} outputs {self.text.width}-dim captions but the DiT "
-                                     f"expects caption_channels={m.caption_channels}")
+            raise GeneratorLoadError(
+                f"T5 at {t5_checkpoint} outputs {self.text.width}-dim captions but the DiT "
+                f"expects caption_channels={m.caption_channels}"
+            )
         self.num_generate_calls = 0
         self.num_model_calls = 0
 
@@ -273,11 +314,11 @@ class Magi1Generator(Generator):
     def prefix_latent_frames(self, mode: str) -> int:
         return PREFIX_LATENT_FRAMES[mode]
 
-    def chunk_latent_lengths(self, mode: str, prefix_frames: Optional[int] = None) -> list[int]:
+    def chunk_latent_lengths(self, mode: str, prefix_frames: int | None = None) -> list[int]:
         """Latent frames of every returned chunk."""
         return chunk_latent_lengths(self.magi.runtime_config, mode, prefix_frames)
 
-    def output_frames(self, mode: str = "i2v", prefix_frames: Optional[int] = None) -> int:
+    def output_frames(self, mode: str = "i2v", prefix_frames: int | None = None) -> int:
         """Video frames :meth:`generate` returns for ``mode`` (t2v | i2v | v2v)."""
         return sum(self.vae.output_frames(n) for n in self.chunk_latent_lengths(mode, prefix_frames))
 
@@ -293,10 +334,11 @@ class Magi1Generator(Generator):
             return "i2v"
         if c.ndim == 4 and c.shape[1:] == (self.height, self.width, 3) and c.shape[0] >= 4:
             return "v2v"
-        raise ValueError(f"condition must be ({self.height},{self.width},3) or (T>=4,{self.height},{self.width},3), "
-                         f"got {c.shape}")
+        raise ValueError(
+            f"condition must be ({self.height},{self.width},3) or (T>=4,{self.height},{self.width},3), got {c.shape}"
+        )
 
-    def encode_condition(self, condition: Optional[np.ndarray]):
+    def encode_condition(self, condition: np.ndarray | None):
         """Prefix latents (1, 16, Tp, H/8, W/8) (x scale_factor, posterior mode) or None."""
         if condition is None:
             return None
@@ -315,20 +357,28 @@ class Magi1Generator(Generator):
 
         embs, masks = self.text.encode(prompt)
         null = self.dit.y_embedder.null_caption_embedding.detach().float().cpu()
-        te, tm = caption_rows(embs, masks, num_chunks, special_tokens=self.text.special_tokens,
-                              options=self.options, clean_chunks=clean_chunks, null_caption_embedding=null)
+        te, tm = caption_rows(
+            embs,
+            masks,
+            num_chunks,
+            special_tokens=self.text.special_tokens,
+            options=self.options,
+            clean_chunks=clean_chunks,
+            null_caption_embedding=null,
+        )
         ne, nm = null_caption_rows(null, num_chunks, special_tokens=self.text.special_tokens, options=self.options)
         return te, tm, ne, nm
 
     # ------------------------------------------------------------------ generate
-    def generate(self, requests: list[GenerationRequest], on_step: StepHook | None = None,
-                 on_chunk: ChunkHook | None = None) -> list[np.ndarray]:
+    def generate(
+        self, requests: list[GenerationRequest], on_step: StepHook | None = None, on_chunk: ChunkHook | None = None
+    ) -> list[np.ndarray]:
         requests = list(requests)
         for r in requests:
             self._check(r)
             if isinstance(r.seed, bool) or not isinstance(r.seed, (int, np.integer)):
                 raise ValueError(f"seed must be an int, got {r.seed!r}")
-        out: list[Optional[np.ndarray]] = [None] * len(requests)
+        out: list[np.ndarray | None] = [None] * len(requests)
         groups: dict[tuple, list[int]] = {}
         for i, r in enumerate(requests):
             c = None if r.condition is None else np.ascontiguousarray(r.condition)
@@ -336,7 +386,7 @@ class Magi1Generator(Generator):
             groups.setdefault(key, []).append(i)
         for idx in groups.values():
             for s in range(0, len(idx), self.batch_size):
-                part = idx[s:s + self.batch_size]
+                part = idx[s : s + self.batch_size]
                 for i, v in zip(part, self._run([requests[i] for i in part], part, on_step, on_chunk)):
                     out[i] = v
         return out  # type: ignore[return-value]
@@ -360,18 +410,52 @@ class Magi1Generator(Generator):
 
         step_cb = chunk_cb = None
         if on_step is not None:
+
             def step_cb(d):
-                return on_step(StepInfo(step=d["step"], num_steps=d["num_steps"], timestep=d["chunk_t_before"][0],
-                                        latents=d["latents"], chunk_ids=d["chunk_ids"],
-                                        chunk_t_before=d["chunk_t_before"], chunk_t=d["chunk_t"],
-                                        denoised=d["denoised"], chunk_frames=d["chunk_frames"],
-                                        extra={"mode": mode}, **common))
+                return on_step(
+                    StepInfo(
+                        step=d["step"],
+                        num_steps=d["num_steps"],
+                        timestep=d["chunk_t_before"][0],
+                        latents=d["latents"],
+                        chunk_ids=d["chunk_ids"],
+                        chunk_t_before=d["chunk_t_before"],
+                        chunk_t=d["chunk_t"],
+                        denoised=d["denoised"],
+                        chunk_frames=d["chunk_frames"],
+                        extra={"mode": mode},
+                        **common,
+                    )
+                )
+
         if on_chunk is not None:
+
             def chunk_cb(d):
-                return on_chunk(ChunkInfo(chunk=d["chunk"], num_chunks=d["num_chunks"], latent=d["latent"],
-                                          latents=d["latents"], step=d["step"], extra={"mode": mode}, **common))
-        res = sample(self.dit, self.settings, noise, te, tm, ne, nm, prefix, on_step=step_cb,
-                     on_chunk=chunk_cb, device=self.device)
+                return on_chunk(
+                    ChunkInfo(
+                        chunk=d["chunk"],
+                        num_chunks=d["num_chunks"],
+                        latent=d["latent"],
+                        latents=d["latents"],
+                        step=d["step"],
+                        extra={"mode": mode},
+                        **common,
+                    )
+                )
+
+        res = sample(
+            self.dit,
+            self.settings,
+            noise,
+            te,
+            tm,
+            ne,
+            nm,
+            prefix,
+            on_step=step_cb,
+            on_chunk=chunk_cb,
+            device=self.device,
+        )
         self.num_generate_calls += 1
         self.num_model_calls += res.model_calls
         frames = [self.decode(c) for c in res.chunks]  # each (B, f, H, W, 3)

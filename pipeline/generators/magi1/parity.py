@@ -27,6 +27,7 @@ temporal tiles at 24 fps, x*127.5+127.5, clamp, truncate). ``encode``: ``IN`` ho
 ``(T, H, W, 3)`` (one frame = an i2v image); ``OUT`` gets ``latent`` ``(1, 16, T//4 or 1, H/8, W/8)``,
 the posterior mode x 0.18215.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,8 +38,9 @@ from pathlib import Path
 from pipeline.dtypes import torch_dtype
 
 
-def run_sample(magi_config: str, weights: str, job: str, out: str, dtype: str = "fp32",
-               special_tokens: str | None = None) -> dict:
+def run_sample(
+    magi_config: str, weights: str, job: str, out: str, dtype: str = "fp32", special_tokens: str | None = None
+) -> dict:
     import torch
     from safetensors import safe_open
     from safetensors.torch import save_file
@@ -69,8 +71,10 @@ def run_sample(magi_config: str, weights: str, job: str, out: str, dtype: str = 
     T = latent_frames(num_frames, tp, r.chunk_width, r.temporal_downsample_factor)
     want = (1, 16, T, r.video_size_h // 8, r.video_size_w // 8)
     if tuple(noise.shape) != want:
-        raise SystemExit(f"error: noise is {tuple(noise.shape)}, expected {want} "
-                         f"(num_frames={num_frames}, prefix frames={tp}, video size {r.video_size_h}x{r.video_size_w})")
+        raise SystemExit(
+            f"error: noise is {tuple(noise.shape)}, expected {want} "
+            f"(num_frames={num_frames}, prefix frames={tp}, video size {r.video_size_h}x{r.video_size_w})"
+        )
     model = load_dit(weights, cfg, dtype=torch_dtype(dtype), cache=False)
     null = model.y_embedder.null_caption_embedding.detach().float().cpu()
     nch = T // r.chunk_width
@@ -81,13 +85,26 @@ def run_sample(magi_config: str, weights: str, job: str, out: str, dtype: str = 
     if int(masks.sum()) == 0:  # official: an empty caption uses null rows in both halves
         te, tm = ne, nm
     else:
-        te, tm = caption_rows(embs, masks, nch, special_tokens=st, options=opts,
-                              clean_chunks=prefix_chunks(tp, r.chunk_width), null_caption_embedding=null)
-    res = sample(model, SamplerSettings.from_magi_config(cfg), noise, te, tm, ne, nm,
-                 None if prefix is None else prefix.float())
+        te, tm = caption_rows(
+            embs,
+            masks,
+            nch,
+            special_tokens=st,
+            options=opts,
+            clean_chunks=prefix_chunks(tp, r.chunk_width),
+            null_caption_embedding=null,
+        )
+    res = sample(
+        model, SamplerSettings.from_magi_config(cfg), noise, te, tm, ne, nm, None if prefix is None else prefix.float()
+    )
     latent = res.latent.float().cpu().contiguous()
-    info = {"chunk_frames": [int(c.shape[2]) for c in res.chunks], "forward_steps": res.forward_steps,
-            "model_calls": res.model_calls, "mode": mode, "num_frames": num_frames}
+    info = {
+        "chunk_frames": [int(c.shape[2]) for c in res.chunks],
+        "forward_steps": res.forward_steps,
+        "model_calls": res.model_calls,
+        "mode": mode,
+        "num_frames": num_frames,
+    }
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     save_file({"latent": latent}, out, metadata={k: json.dumps(v) for k, v in info.items()})
     return info
@@ -121,8 +138,11 @@ def run_encode(vae: str, frames: str, out: str, dtype: str = "bf16", fps: int = 
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m pipeline.generators.magi1.parity", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m pipeline.generators.magi1.parity",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = p.add_subparsers(dest="cmd", required=True)
     s = sub.add_parser("sample", help="run the sampler on an official job")
     s.add_argument("--magi-config", required=True)
@@ -141,8 +161,10 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     if a.cmd == "sample":
         info = run_sample(a.magi_config, a.weights, a.job, a.out, a.dtype, a.special_tokens)
-        print(f"latent: {a.out} chunks {info['chunk_frames']} ({info['forward_steps']} forward steps, "
-              f"{info['model_calls']} DiT calls)")
+        print(
+            f"latent: {a.out} chunks {info['chunk_frames']} ({info['forward_steps']} forward steps, "
+            f"{info['model_calls']} DiT calls)"
+        )
     elif a.cmd == "decode":
         print(f"frames: {a.out} {run_decode(a.vae, a.latent, a.out, a.dtype, a.fps)}")
     else:

@@ -12,6 +12,7 @@ Conventions (as the official learnable RoPE in SandAI-org/MAGI-1: inference/mode
   ``6*nb`` channels of every q/k head non-interleaved (rotate-half: ``x1 = ch[:3nb]``,
   ``x2 = ch[3nb:6nb]``); the remaining channels pass through.
 """
+
 from __future__ import annotations
 
 import math
@@ -22,7 +23,7 @@ from torch import nn
 
 def default_bands(num_bands: int, temperature: float = 10000.0) -> torch.Tensor:
     k = torch.arange(num_bands, dtype=torch.int64).to(torch.float32) / num_bands
-    return 1.0 / (temperature ** k)
+    return 1.0 / (temperature**k)
 
 
 def _axis(n: int, ref: float, centred: bool, start: int = 0, count: int | None = None) -> torch.Tensor:
@@ -33,7 +34,7 @@ def _axis(n: int, ref: float, centred: bool, start: int = 0, count: int | None =
     if n > 1:
         pos = pos / (n - 1) * (ref - 1)
     if count is not None:
-        pos = pos[start:start + count]
+        pos = pos[start : start + count]
     return pos
 
 
@@ -60,8 +61,8 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.T
     ``cos``/``sin``: ``(S, R/2)`` broadcast over the leading dims."""
     half = cos.shape[-1]
     x1 = x[..., :half]
-    x2 = x[..., half:2 * half]
-    rest = x[..., 2 * half:]
+    x2 = x[..., half : 2 * half]
+    rest = x[..., 2 * half :]
     cos = cos.to(x.dtype)
     sin = sin.to(x.dtype)
     return torch.cat([x1 * cos - x2 * sin, x2 * cos + x1 * sin, rest], dim=-1)

@@ -24,10 +24,12 @@ The initial noise is given by the caller (the whole latent including the prefix 
 official sampler draws it: ``torch.randn`` on the CPU after seeding), so results are deterministic
 and a batch of candidates equals the single runs.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Optional, Sequence
+from typing import Any
 
 import torch
 
@@ -61,15 +63,25 @@ class SamplerSettings:
     kv_offload: bool
 
     @classmethod
-    def from_magi_config(cls, cfg: MagiConfig, prev_chunks_scale: float = PREV_CHUNKS_SCALE) -> "SamplerSettings":
+    def from_magi_config(cls, cfg: MagiConfig, prev_chunks_scale: float = PREV_CHUNKS_SCALE) -> SamplerSettings:
         r, e = cfg.runtime_config, cfg.engine_config
-        return cls(num_steps=r.num_steps, window_size=r.window_size, chunk_width=r.chunk_width,
-                   cfg_number=r.cfg_number, cfg_t_range=tuple(r.cfg_t_range),
-                   prev_chunk_scales=tuple(r.prev_chunk_scales), text_scales=tuple(r.text_scales),
-                   noise2clean_kvrange=tuple(r.noise2clean_kvrange), clean_chunk_kvrange=r.clean_chunk_kvrange,
-                   clean_t=r.clean_t, distill=e.distill, nearly_clean_threshold=e.distill_nearly_clean_chunk_threshold,
-                   shortcut_mode=e.shortcut_mode, prev_chunks_scale=float(prev_chunks_scale),
-                   kv_offload=e.kv_offload)
+        return cls(
+            num_steps=r.num_steps,
+            window_size=r.window_size,
+            chunk_width=r.chunk_width,
+            cfg_number=r.cfg_number,
+            cfg_t_range=tuple(r.cfg_t_range),
+            prev_chunk_scales=tuple(r.prev_chunk_scales),
+            text_scales=tuple(r.text_scales),
+            noise2clean_kvrange=tuple(r.noise2clean_kvrange),
+            clean_chunk_kvrange=r.clean_chunk_kvrange,
+            clean_t=r.clean_t,
+            distill=e.distill,
+            nearly_clean_threshold=e.distill_nearly_clean_chunk_threshold,
+            shortcut_mode=e.shortcut_mode,
+            prev_chunks_scale=float(prev_chunks_scale),
+            kv_offload=e.kv_offload,
+        )
 
     def validate(self) -> None:
         if self.cfg_number not in (1, 3):
@@ -131,11 +143,11 @@ def sample(
     text_masks: torch.Tensor,
     null_embs: torch.Tensor,
     null_masks: torch.Tensor,
-    prefix: Optional[torch.Tensor] = None,
+    prefix: torch.Tensor | None = None,
     *,
-    on_step: Optional[Callable[[dict], Optional[Any]]] = None,
-    on_chunk: Optional[Callable[[dict], Optional[Any]]] = None,
-    device: Optional[torch.device | str] = None,
+    on_step: Callable[[dict], Any | None] | None = None,
+    on_chunk: Callable[[dict], Any | None] | None = None,
+    device: torch.device | str | None = None,
 ) -> SampleResult:
     """Run the chunk-wise sampler. Inputs:
 
@@ -184,10 +196,10 @@ def sample(
     tok = model.tokens_per_chunk(W, H, Wd)
     cache = model.new_kv_cache(max_chunks=chunk_num, tokens_per_chunk=tok, batch=B, offload=st.kv_offload)
     counts = [0] * chunk_num
-    finished: list[Optional[torch.Tensor]] = []
+    finished: list[torch.Tensor] = []
     calls = 0
 
-    def dt_for(didx: int) -> Optional[float]:
+    def dt_for(didx: int) -> float | None:
         if not st.distill:
             return None
         return S.distill_dt_factor(n, float(intervals[didx]) if n == 12 else None)
@@ -195,15 +207,30 @@ def sample(
     def fwd(xx, tt, yy, drop, mm, kv, *, cache_on, slice_point, update, nearly=False, didx=0):
         nonlocal calls
         calls += 1
-        return model(xx, tt, yy, drop, mm, kv, cache if cache_on else None, slice_point=slice_point,
-                     update_kv_cache=update, distill_nearly_clean_chunk=nearly, distill_dt=dt_for(didx))
+        return model(
+            xx,
+            tt,
+            yy,
+            drop,
+            mm,
+            kv,
+            cache if cache_on else None,
+            slice_point=slice_point,
+            update_kv_cache=update,
+            distill_nearly_clean_chunk=nearly,
+            distill_dt=dt_for(didx),
+        )
 
     # ---- v2v: whole clean prefix chunks fill the KV cache once (official extract_prefix_video_feature)
     if offset > 0:
+        assert prefix is not None  # whole prefix chunks exist only with a prefix
         xp = prefix[:, :, : offset * W]
         tp = torch.full((B, offset), float(st.clean_t), device=dev)
-        prev = (st.clean_chunk_kvrange if st.clean_chunk_kvrange != -1
-                else (st.noise2clean_kvrange[-1] if st.noise2clean_kvrange else 8))
+        prev = (
+            st.clean_chunk_kvrange
+            if st.clean_chunk_kvrange != -1
+            else (st.noise2clean_kvrange[-1] if st.noise2clean_kvrange else 8)
+        )
         kv = torch.tensor([[max(0, i + 1 - prev) * tok, (i + 1) * tok] for i in range(offset)], dtype=torch.int32)
         yy, mm = _rows(null_embs, B, range(offset)), _rows(null_masks, B, range(offset))
         # base: the cache is written by the null-caption pass (adaLN null token [-1]); distill: the
@@ -219,21 +246,23 @@ def sample(
         idx = S.chunk_step_indices(ws, n, st.window_size, didx)  # t-grid index per denoised chunk
         t_den = grid[idx]
         t_next = grid[[i + 1 for i in idx]]
-        xc = x[:, :, cs * W: ce * W].clone()
+        xc = x[:, :, cs * W : ce * W].clone()
         text_rows = list(range(cs, ce))
         y_text, m_text = _rows(text_embs, B, text_rows), _rows(text_masks, B, text_rows)
         y_null, m_null = _rows(null_embs, B, text_rows), _rows(null_masks, B, text_rows)
         tt = t_den
         step_idx = list(idx)
         if extra:
-            xc = torch.cat([x[:, :, (cs - 1) * W: cs * W], xc], dim=2)
+            xc = torch.cat([x[:, :, (cs - 1) * W : cs * W], xc], dim=2)
             tt = torch.cat([torch.tensor([float(st.clean_t)]), t_den])
             step_idx = [n] + step_idx
+
             # the clean chunk gets a null row (official y[1:2, 0:1], mask emb_masks[1:2, 1:2]) in both halves
             def with_null(rows, null_rows):
                 r = rows.view(B, -1, *rows.shape[1:])
                 nr = null_rows.view(B, -1, *null_rows.shape[1:])[:, :1]
                 return torch.cat([nr, r], dim=1).reshape(-1, *rows.shape[1:])
+
             y_text, m_text = with_null(y_text, y_null), with_null(m_text, m_null)
             y_null, m_null = with_null(y_null, y_null), with_null(m_null, m_null)
         dn = len(step_idx)
@@ -244,7 +273,7 @@ def sample(
             p0 = slice_point * W
             if Tp > p0:
                 pad = min(Tp - p0, xc.shape[2])
-                xc[:, :, :pad] = prefix[:, :, p0: p0 + pad]
+                xc[:, :, :pad] = prefix[:, :, p0 : p0 + pad]
                 n_clean = (Tp - p0) // W
                 if n_clean > 0:
                     tt[:, :n_clean] = 1.0
@@ -254,57 +283,90 @@ def sample(
             v_text = fwd(xc, tt, y_text, False, m_text, kv, cache_on=touch, slice_point=slice_point, update=False)
             v_pre = fwd(xc, tt, y_null, True, m_null, kv, cache_on=touch, slice_point=slice_point, update=touch)
             nd = dn - k0
-            xu = xc[:, :, k0 * W:].reshape(B, C, nd, W, H, Wd).transpose(1, 2).reshape(B * nd, C, W, H, Wd)
+            xu = xc[:, :, k0 * W :].reshape(B, C, nd, W, H, Wd).transpose(1, 2).reshape(B * nd, C, W, H, Wd)
             tu = tt[:, k0:].reshape(B * nd, 1)
             yu = y_null.view(B, dn, *y_null.shape[1:])[:, k0:].reshape(B * nd, *y_null.shape[1:])
             mu = m_null.view(B, dn, *m_null.shape[1:])[:, k0:].reshape(B * nd, *m_null.shape[1:])
-            v_un = fwd(xu, tu, yu, True, mu, torch.tensor([[0, tok]], dtype=torch.int32), cache_on=False,
-                       slice_point=0, update=False)
+            v_un = fwd(
+                xu,
+                tu,
+                yu,
+                True,
+                mu,
+                torch.tensor([[0, tok]], dtype=torch.int32),
+                cache_on=False,
+                slice_point=0,
+                update=False,
+            )
             v_un = v_un.reshape(B, nd, C, W, H, Wd).transpose(1, 2).reshape(B, C, nd * W, H, Wd)
             parts = []
             for j in range(nd):
                 p, s = S.cfg_scales(float(tt[0, k0 + j]), st.cfg_t_range, st.prev_chunk_scales, st.text_scales)
                 sl = slice((k0 + j) * W, (k0 + j + 1) * W)
-                u = v_un[:, :, j * W:(j + 1) * W]
+                u = v_un[:, :, j * W : (j + 1) * W]
                 parts.append((1 - p) * u + (p - s) * v_pre[:, :, sl] + s * v_text[:, :, sl])
             v = torch.cat(parts, dim=2)
         else:
             nearly = float(tt[0, k0]) > st.nearly_clean_threshold
             if nearly:
-                new = xc[:, :, k0 * W:(k0 + 1) * W]
+                new = xc[:, :, k0 * W : (k0 + 1) * W]
                 xcat = torch.cat([xc, new], dim=2)
                 end = int(kv.max())
                 kvcat = torch.cat([kv, torch.tensor([[end, end + tok]], dtype=torch.int32)])
-                tcat = torch.cat([tt, tt[:, k0:k0 + 1]], dim=1)
-                ycat = torch.cat([y_text.view(B, dn, *y_text.shape[1:]),
-                                  y_text.view(B, dn, *y_text.shape[1:])[:, k0:k0 + 1]], dim=1)
-                mcat = torch.cat([m_text.view(B, dn, *m_text.shape[1:]),
-                                  m_text.view(B, dn, *m_text.shape[1:])[:, k0:k0 + 1]], dim=1)
-                out = fwd(xcat, tcat, ycat.reshape(B * (dn + 1), *y_text.shape[1:]), False,
-                          mcat.reshape(B * (dn + 1), *m_text.shape[1:]), kvcat, cache_on=touch,
-                          slice_point=slice_point, update=touch, nearly=True, didx=didx)
+                tcat = torch.cat([tt, tt[:, k0 : k0 + 1]], dim=1)
+                ycat = torch.cat(
+                    [y_text.view(B, dn, *y_text.shape[1:]), y_text.view(B, dn, *y_text.shape[1:])[:, k0 : k0 + 1]],
+                    dim=1,
+                )
+                mcat = torch.cat(
+                    [m_text.view(B, dn, *m_text.shape[1:]), m_text.view(B, dn, *m_text.shape[1:])[:, k0 : k0 + 1]],
+                    dim=1,
+                )
+                out = fwd(
+                    xcat,
+                    tcat,
+                    ycat.reshape(B * (dn + 1), *y_text.shape[1:]),
+                    False,
+                    mcat.reshape(B * (dn + 1), *m_text.shape[1:]),
+                    kvcat,
+                    cache_on=touch,
+                    slice_point=slice_point,
+                    update=touch,
+                    nearly=True,
+                    didx=didx,
+                )
                 Tc = xc.shape[2]
                 sl = slice(k0 * W, (k0 + 1) * W)
                 out_main = out[:, :, :Tc].clone()
                 out_main[:, :, sl] = out[:, :, sl] * st.prev_chunks_scale + out[:, :, Tc:] * (1 - st.prev_chunks_scale)
-                v = out_main[:, :, k0 * W:]
+                v = out_main[:, :, k0 * W :]
             else:
-                v = fwd(xc, tt, y_text, False, m_text, kv, cache_on=touch, slice_point=slice_point,
-                        update=touch, didx=didx)[:, :, k0 * W:]
+                v = fwd(
+                    xc, tt, y_text, False, m_text, kv, cache_on=touch, slice_point=slice_point, update=touch, didx=didx
+                )[:, :, k0 * W :]
         # ---- Euler step on the (prefix-padded) denoised chunks
-        x_den = xc[:, :, k0 * W:]
+        x_den = xc[:, :, k0 * W :]
         nd = dn - k0
         dt = (t_next - t_den).to(dev).view(1, 1, nd, 1, 1, 1)
         x_new = (x_den.reshape(B, C, nd, W, H, Wd) + v.reshape(B, C, nd, W, H, Wd) * dt).reshape(x_den.shape)
-        x[:, :, cs * W: ce * W] = x_new
+        x[:, :, cs * W : ce * W] = x_new
         for c in range(cs, ce):
             counts[c] += 1
         if on_step is not None:
             t_b = t_den.to(dev).view(1, 1, nd, 1, 1, 1)
             den = (x_den.reshape(B, C, nd, W, H, Wd) + (1 - t_b) * v.reshape(B, C, nd, W, H, Wd)).reshape(x_den.shape)
-            ret = on_step({"step": step, "num_steps": total, "latents": x, "chunk_ids": tuple(range(cs, ce)),
-                           "chunk_t_before": tuple(float(a) for a in t_den), "chunk_t": tuple(float(a) for a in t_next),
-                           "denoised": den, "chunk_frames": (cs * W, ce * W)})
+            ret = on_step(
+                {
+                    "step": step,
+                    "num_steps": total,
+                    "latents": x,
+                    "chunk_ids": tuple(range(cs, ce)),
+                    "chunk_t_before": tuple(float(a) for a in t_den),
+                    "chunk_t": tuple(float(a) for a in t_next),
+                    "denoised": den,
+                    "chunk_frames": (cs * W, ce * W),
+                }
+            )
             if ret is not None:
                 x = _replacement(ret, x)
         if counts[cs] == n:
@@ -314,27 +376,37 @@ def sample(
             if prefix is not None and cs == 0 and Tp == 1:
                 real_start = 0  # i2v keeps its first latent frame (the integrated value)
             if on_chunk is not None:
-                ret = on_chunk({"chunk": cs - offset, "num_chunks": chunk_num - offset,
-                                "latent": x[:, :, real_start:(cs + 1) * W], "latents": x, "step": step})
+                ret = on_chunk(
+                    {
+                        "chunk": cs - offset,
+                        "num_chunks": chunk_num - offset,
+                        "latent": x[:, :, real_start : (cs + 1) * W],
+                        "latents": x,
+                        "step": step,
+                    }
+                )
                 if ret is not None:
                     if isinstance(ret, torch.Tensor):
                         x = _replacement(ret, x)
                     else:
                         rows = [int(r) for r in ret]
                         if len(rows) != B or not all(0 <= r < B for r in rows):
-                            raise ValueError(f"on_chunk must return None, a latent tensor or {B} row indices; got {ret!r}")
+                            raise ValueError(
+                                f"on_chunk must return None, a latent tensor or {B} row indices; got {ret!r}"
+                            )
                         ri = torch.tensor(rows, device=x.device)
                         x = x[ri].clone()
                         for lst in (cache.k, cache.v):
                             for i, kk in enumerate(lst):
                                 lst[i] = kk[ri.to(kk.device)].clone()
                         finished = [f[ri] for f in finished]
-            finished.append(x[:, :, real_start:(cs + 1) * W].clone())
+            finished.append(x[:, :, real_start : (cs + 1) * W].clone())
     return SampleResult(chunks=finished, latents=x, forward_steps=total, model_calls=calls)
 
 
 def _replacement(ret: Any, x: torch.Tensor) -> torch.Tensor:
     if not isinstance(ret, torch.Tensor) or tuple(ret.shape) != tuple(x.shape):
-        raise ValueError(f"a hook must return None or a tensor of shape {tuple(x.shape)}, "
-                         f"got {getattr(ret, 'shape', type(ret))}")
+        raise ValueError(
+            f"a hook must return None or a tensor of shape {tuple(x.shape)}, got {getattr(ret, 'shape', type(ret))}"
+        )
     return ret.to(device=x.device, dtype=x.dtype).clone()

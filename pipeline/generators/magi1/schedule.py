@@ -6,12 +6,13 @@ mixed-step "shortcut" grid. ``window_size`` chunks are in flight; the chunk in s
 uses ``t_grid[s * n/window + i]`` at step ``i`` of the current window stage; with the shift the four
 stage boundaries are t = 0, 0.0217, 0.1, 0.3, 1.0.
 """
+
 from __future__ import annotations
 
 import bisect
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 
@@ -29,7 +30,7 @@ def t_grid(num_steps: int, shortcut_mode: str = "8,16,16", shift: float = SHIFT)
         t = torch.cat([base + a for a in accu])[: num_steps + 1]
     else:
         t = torch.linspace(0, 1, num_steps + 1)
-    t = t ** 2
+    t = t**2
     inv = 1.0 / shift
     return inv * t / (1 + (inv - 1) * t)
 
@@ -123,8 +124,14 @@ def chunk_step_indices(stage: WindowStage, num_steps: int, window_size: int, den
     return idx[::-1]
 
 
-def chunk_timesteps(grid: torch.Tensor, stage: WindowStage, num_steps: int, window_size: int,
-                    denoise_idx: int, clean_t: float | None = None) -> torch.Tensor:
+def chunk_timesteps(
+    grid: torch.Tensor,
+    stage: WindowStage,
+    num_steps: int,
+    window_size: int,
+    denoise_idx: int,
+    clean_t: float | None = None,
+) -> torch.Tensor:
     """t of each denoised chunk (oldest first); with ``clean_t`` a clean chunk is prepended."""
     t = grid[chunk_step_indices(stage, num_steps, window_size, denoise_idx)]
     if clean_t is not None:
@@ -132,9 +139,15 @@ def chunk_timesteps(grid: torch.Tensor, stage: WindowStage, num_steps: int, wind
     return t
 
 
-def chunk_kv_ranges(slice_point: int, step_indices: Sequence[int], num_steps: int,
-                    noise2clean_kvrange: Sequence[int], clean_chunk_kvrange: int, tokens_per_chunk: int,
-                    batch: int = 1) -> torch.Tensor:
+def chunk_kv_ranges(
+    slice_point: int,
+    step_indices: Sequence[int],
+    num_steps: int,
+    noise2clean_kvrange: Sequence[int],
+    clean_chunk_kvrange: int,
+    tokens_per_chunk: int,
+    batch: int = 1,
+) -> torch.Tensor:
     """Key ranges ``(batch*dn, 2)`` int32 for the chunks of one forward (official coordinates).
 
     ``step_indices[j]`` is chunk j's t-grid index (``num_steps`` for a clean chunk at clean_t).
@@ -161,8 +174,9 @@ def chunk_kv_ranges(slice_point: int, step_indices: Sequence[int], num_steps: in
     return torch.tensor(rows, dtype=torch.int32)
 
 
-def cfg_scales(t: float, cfg_t_range: Sequence[float], prev_chunk_scales: Sequence[float],
-               text_scales: Sequence[float]) -> tuple[float, float]:
+def cfg_scales(
+    t: float, cfg_t_range: Sequence[float], prev_chunk_scales: Sequence[float], text_scales: Sequence[float]
+) -> tuple[float, float]:
     """(history scale p, text scale s) for a chunk at ``t``: interval from
     ``searchsorted(cfg_t_range - 1e-7, t) - 1``; boundaries fall in the upper interval.
     Combine as ``v = (1-p)*uncond + (p-s)*cond_pre + s*cond_pre_text``."""

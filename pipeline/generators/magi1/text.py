@@ -49,6 +49,7 @@ official layout (``root/t5-v1_1-xxl/`` with two ``.bin`` shards and an index);
 Caption cleaning: ``clean_caption`` follows the DeepFloyd/MAGI rules; BeautifulSoup (not a dependency
 here) is replaced by the standard-library HTML parser for tag stripping, which agrees on plain text.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -59,10 +60,11 @@ import re
 import threading
 import urllib.parse
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import Any, Optional, Sequence, Union
+from typing import Any
 
 import numpy as np
 import torch
@@ -93,8 +95,8 @@ MAX_DURATION = 8  # duration tokens: "1 chunk remains" ... "8 or more chunks rem
 
 # =============================================================================== caption cleaning
 _DASHES = (
-    "[\u002D\u058A\u05BE\u1400\u1806\u2010-\u2015\u2E17\u2E1A\u2E3A\u2E3B\u2E40\u301C\u3030\u30A0"
-    "\uFE31\uFE32\uFE58\uFE63\uFF0D]+"
+    "[\u002d\u058a\u05be\u1400\u1806\u2010-\u2015\u2e17\u2e1a\u2e3a\u2e3b\u2e40\u301c\u3030\u30a0"
+    "\ufe31\ufe32\ufe58\ufe63\uff0d]+"
 )
 _URL_TAIL = r"[a-zA-Z0-9.\-]+[.](?:com|co|ru|net|org|edu|gov|it)[\w/-]*\b\/?(?!@)))"
 _BAD_PUNCT = r"[#®•©™&@·º½¾¿¡§~\)\(\]\[\}\{\|\\/\*]{1,}"
@@ -190,7 +192,7 @@ def clean_caption(caption: str) -> str:
         elif rule == "DASHSPLIT":
             if len(_DASH_OR_UNDERSCORE.findall(text)) > 3:
                 text = _DASH_OR_UNDERSCORE.sub(repl, text)
-        else:
+        elif isinstance(rule, re.Pattern):
             text = rule.sub(repl, text)
     return text.strip()
 
@@ -217,7 +219,7 @@ class SpecialTokenOptions:
     negative: bool = False  # NEG_PROMPT: negative tokens on the null rows
 
     @classmethod
-    def none(cls) -> "SpecialTokenOptions":
+    def none(cls) -> SpecialTokenOptions:
         return cls(hq=False, duration=False)
 
     def caption_keys(self) -> list[str]:
@@ -261,7 +263,7 @@ class SpecialTokens:
         return int(self.other.shape[-1])
 
     @classmethod
-    def from_npz(cls, path: Union[str, os.PathLike]) -> "SpecialTokens":
+    def from_npz(cls, path: str | os.PathLike) -> SpecialTokens:
         path = Path(path)
         if not path.is_file():
             raise GeneratorLoadError(f"MAGI-1 special tokens file {str(path)!r} does not exist")
@@ -306,7 +308,7 @@ class SpecialTokens:
         return self.other[r : r + 1]
 
 
-def _prepend(token: torch.Tensor, embs: torch.Tensor, masks: Optional[torch.Tensor]):
+def _prepend(token: torch.Tensor, embs: torch.Tensor, masks: torch.Tensor | None):
     """Prepend (1, C) ``token`` to (B, n, L, C) rows and a valid entry to (B, n, L) masks; cut to L."""
     b, n, length, c = embs.shape
     tok = token.to(device=embs.device, dtype=embs.dtype).view(1, 1, 1, c).expand(b, n, 1, c)
@@ -322,10 +324,10 @@ def caption_rows(
     emb_masks: torch.Tensor,
     num_chunks: int,
     *,
-    special_tokens: Optional[SpecialTokens] = None,
+    special_tokens: SpecialTokens | None = None,
     options: SpecialTokenOptions = SpecialTokenOptions(),
     clean_chunks: int = 0,
-    null_caption_embedding: Optional[torch.Tensor] = None,
+    null_caption_embedding: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-chunk text rows as the official ``_process_txt_embeddings``.
 
@@ -350,11 +352,9 @@ def caption_rows(
     embs = caption_embs.expand(b, n, length, c)
     masks = emb_masks[:, None, :].expand(b, n, length)
     for key in keys:
+        assert special_tokens is not None  # keys come from the special tokens
         if key == "DURATION":
-            rows = [
-                _prepend(special_tokens.duration(n - i), embs[:, i : i + 1], masks[:, i : i + 1])
-                for i in range(n)
-            ]
+            rows = [_prepend(special_tokens.duration(n - i), embs[:, i : i + 1], masks[:, i : i + 1]) for i in range(n)]
             embs = torch.cat([r[0] for r in rows], dim=1)
             masks = torch.cat([r[1] for r in rows], dim=1)
         else:
@@ -372,7 +372,7 @@ def null_caption_rows(
     null_caption_embedding: torch.Tensor,
     num_chunks: int,
     *,
-    special_tokens: Optional[SpecialTokens] = None,
+    special_tokens: SpecialTokens | None = None,
     options: SpecialTokenOptions = SpecialTokenOptions(),
     mask_dtype: torch.dtype = torch.int64,
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -391,7 +391,7 @@ def null_caption_rows(
 
 
 # ====================================================================================== encoder
-def resolve_t5_folder(path: Union[str, os.PathLike]) -> Path:
+def resolve_t5_folder(path: str | os.PathLike) -> Path:
     """``ckpt/t5`` (with ``t5-v1_1-xxl/`` inside) or the T5 folder itself -> the T5 folder."""
     p = Path(path)
     if not p.is_dir():
@@ -463,13 +463,13 @@ class MagiTextEncoder:
     def __init__(
         self,
         tokenizer: Any,
-        model: torch.nn.Module,
+        model: Any,  # a transformers T5EncoderModel
         *,
-        special_tokens: Optional[SpecialTokens] = None,
+        special_tokens: SpecialTokens | None = None,
         max_length: int = CAPTION_MAX_LENGTH,
         clean_text: bool = True,
         identity: str = "in-memory",
-        cache_dir: Optional[Union[str, os.PathLike]] = None,
+        cache_dir: str | os.PathLike | None = None,
         memory_cache_size: int = 64,
         batch_size: int = 1,
     ):
@@ -483,29 +483,27 @@ class MagiTextEncoder:
         self.memory_cache_size = int(memory_cache_size)
         self.batch_size = max(int(batch_size), 1)
         self.stats = CacheStats()
-        self._memory: "OrderedDict[str, tuple[torch.Tensor, torch.Tensor]]" = OrderedDict()
+        self._memory: OrderedDict[str, tuple[torch.Tensor, torch.Tensor]] = OrderedDict()
         self._lock = threading.Lock()
 
     # -------------------------------------------------------------------------- loading
     @classmethod
     def from_folder(
         cls,
-        t5_path: Union[str, os.PathLike],
-        special_tokens_path: Optional[Union[str, os.PathLike]] = None,
-        device: Union[str, torch.device] = "cpu",
+        t5_path: str | os.PathLike,
+        special_tokens_path: str | os.PathLike | None = None,
+        device: str | torch.device = "cpu",
         dtype: torch.dtype = torch.float32,
         *,
         max_length: int = CAPTION_MAX_LENGTH,
-        cache_dir: Optional[Union[str, os.PathLike]] = None,
+        cache_dir: str | os.PathLike | None = None,
         memory_cache_size: int = 64,
         clean_text: bool = True,
         batch_size: int = 1,
-    ) -> "MagiTextEncoder":
+    ) -> MagiTextEncoder:
         folder = resolve_t5_folder(t5_path)
         if not any((folder / n).is_file() for n in _TOKENIZER_FILES):
-            raise GeneratorLoadError(
-                f"T5 folder {str(folder)!r} has no tokenizer ({' or '.join(_TOKENIZER_FILES)})"
-            )
+            raise GeneratorLoadError(f"T5 folder {str(folder)!r} has no tokenizer ({' or '.join(_TOKENIZER_FILES)})")
         if not (folder / "tokenizer.json").is_file() and not _has_sentencepiece():
             raise GeneratorLoadError(
                 f"T5 folder {str(folder)!r} has only spiece.model: reading it needs the 'sentencepiece' "
@@ -521,10 +519,11 @@ class MagiTextEncoder:
         except Exception as exc:
             raise GeneratorLoadError(f"cannot load the T5 tokenizer from {str(folder)!r}: {exc}") from exc
         try:
-            model = T5EncoderModel.from_pretrained(str(folder), dtype=dtype)
+            model: Any = T5EncoderModel.from_pretrained(str(folder), dtype=dtype)
         except Exception as exc:
             raise GeneratorLoadError(f"cannot load the T5 encoder from {str(folder)!r}: {exc}") from exc
-        model = model.to(device).eval().requires_grad_(False)
+        model.to(device)
+        model.eval().requires_grad_(False)
         width = int(model.config.d_model)
         if special is not None and special.dim != width:
             raise GeneratorLoadError(
@@ -552,7 +551,7 @@ class MagiTextEncoder:
         return int(self.model.config.d_model)
 
     # -------------------------------------------------------------------------- caching
-    def _disk_path(self, prompt: str) -> Optional[Path]:
+    def _disk_path(self, prompt: str) -> Path | None:
         if self.cache_dir is None:
             return None
         key = hashlib.sha256(prompt.encode("utf-8")).hexdigest()
@@ -566,7 +565,7 @@ class MagiTextEncoder:
         while len(self._memory) > self.memory_cache_size:
             self._memory.popitem(last=False)
 
-    def _lookup(self, prompt: str) -> Optional[tuple[torch.Tensor, torch.Tensor]]:
+    def _lookup(self, prompt: str) -> tuple[torch.Tensor, torch.Tensor] | None:
         hit = self._memory.get(prompt)
         if hit is not None:
             self._memory.move_to_end(prompt)
@@ -628,7 +627,7 @@ class MagiTextEncoder:
         return [(hidden[i].clone(), mask[i].clone()) for i in range(len(prompts))]
 
     def encode(
-        self, prompts: Union[str, Sequence[str]], device: Optional[Union[str, torch.device]] = None
+        self, prompts: str | Sequence[str], device: str | torch.device | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, 1, L, C) float32 caption embeddings and (B, L) int64 masks, one row per prompt."""
         if isinstance(prompts, str):
@@ -663,13 +662,13 @@ class MagiTextEncoder:
 
     def encode_for_chunks(
         self,
-        prompts: Union[str, Sequence[str]],
+        prompts: str | Sequence[str],
         num_chunks: int,
         options: SpecialTokenOptions = SpecialTokenOptions(),
         *,
         clean_chunks: int = 0,
-        null_caption_embedding: Optional[torch.Tensor] = None,
-        device: Optional[Union[str, torch.device]] = None,
+        null_caption_embedding: torch.Tensor | None = None,
+        device: str | torch.device | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         embs, masks = self.encode(prompts, device=device)
         return caption_rows(
@@ -683,7 +682,7 @@ class MagiTextEncoder:
         )
 
     def close(self) -> None:
-        self.model = None  # type: ignore[assignment]
+        self.model = None
         self._memory.clear()
 
 
@@ -702,7 +701,7 @@ TINY_T5_CONFIG: dict[str, Any] = {
 }
 
 
-def write_tiny_t5(root: Union[str, os.PathLike], seed: int = 0, vocab_size: int = 400) -> Path:
+def write_tiny_t5(root: str | os.PathLike, seed: int = 0, vocab_size: int = 400) -> Path:
     """A random T5 v1.1-style encoder and a locally trained tokenizer in the official layout:
     ``root/t5-v1_1-xxl/{config.json, tokenizer.json, tokenizer_config.json,
     pytorch_model-0000{1,2}-of-00002.bin, pytorch_model.bin.index.json}``.  Returns ``root``."""
@@ -716,7 +715,9 @@ def write_tiny_t5(root: Union[str, os.PathLike], seed: int = 0, vocab_size: int 
     tok = build_local_tokenizer(vocab_size)
     tok.model_max_length = CAPTION_MAX_LENGTH
     tok.save_pretrained(str(folder))
-    cfg = T5Config(vocab_size=len(tok), pad_token_id=0, eos_token_id=1, decoder_start_token_id=0, **TINY_T5_CONFIG)
+    cfg = T5Config(  # type: ignore[call-arg]  # PretrainedConfig takes it through **kwargs
+        vocab_size=len(tok), pad_token_id=0, eos_token_id=1, decoder_start_token_id=0, **TINY_T5_CONFIG
+    )
     torch.manual_seed(int(seed))
     model = T5EncoderModel(cfg).eval()
     cfg.architectures = ["T5EncoderModel"]
@@ -736,7 +737,7 @@ def write_tiny_t5(root: Union[str, os.PathLike], seed: int = 0, vocab_size: int 
     return root
 
 
-def write_tiny_special_tokens(path: Union[str, os.PathLike], dim: int, seed: int = 0) -> Path:
+def write_tiny_special_tokens(path: str | os.PathLike, dim: int, seed: int = 0) -> Path:
     """A ``special_tokens.npz`` with the official arrays and shapes (float64, 100 other tokens)."""
     rng = np.random.default_rng(int(seed))
     path = Path(path)

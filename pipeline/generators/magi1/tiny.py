@@ -11,6 +11,7 @@
 ``make_tiny_magi1(out)`` is idempotent: a complete folder with matching ``tiny_params.json`` is
 recognised without importing torch.
 """
+
 from __future__ import annotations
 
 import json
@@ -21,11 +22,16 @@ from pathlib import Path
 
 TINY_VERSION = 1
 PARAMS_FILE = "tiny_params.json"
-_REQUIRED = ("dit/inference_weight/model.safetensors.index.json",
-             "dit/inference_weight.distill/model.safetensors.index.json",
-             "dit/magi_config.json", "vae/config.json", "vae/diffusion_pytorch_model.safetensors",
-             "t5/t5-v1_1-xxl/config.json", "t5/t5-v1_1-xxl/pytorch_model.bin.index.json",
-             "special_tokens.npz")
+_REQUIRED = (
+    "dit/inference_weight/model.safetensors.index.json",
+    "dit/inference_weight.distill/model.safetensors.index.json",
+    "dit/magi_config.json",
+    "vae/config.json",
+    "vae/diffusion_pytorch_model.safetensors",
+    "t5/t5-v1_1-xxl/config.json",
+    "t5/t5-v1_1-xxl/pytorch_model.bin.index.json",
+    "special_tokens.npz",
+)
 
 
 def _params(seed: int) -> dict:
@@ -59,18 +65,21 @@ def make_tiny_magi1(out_dir: str | os.PathLike, seed: int = 0) -> Path:
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:
         with torch.random.fork_rng(devices=[]):
-            write_official_checkpoint(MagiDiT(preset("tiny_distill").model_config).init_random_(seed + 1),
-                                      tmp / "dit", distill=True)
+            write_official_checkpoint(
+                MagiDiT(preset("tiny_distill").model_config).init_random_(seed + 1), tmp / "dit", distill=True
+            )
             make_tiny_checkpoint(tmp / "dit", "tiny", seed=seed)
             write_tiny_vae(tmp / "vae", seed=seed)
             write_tiny_t5(tmp / "t5", seed=seed)
-        write_tiny_special_tokens(tmp / "special_tokens.npz", dim=preset("tiny").model_config.caption_channels,
-                                  seed=seed)
+        write_tiny_special_tokens(
+            tmp / "special_tokens.npz", dim=preset("tiny").model_config.caption_channels, seed=seed
+        )
         # the JSON should point at the final folder, not the temporary one
         cfg_path = tmp / "dit" / "magi_config.json"
         data = json.loads(cfg_path.read_text())
-        data["runtime_config"].update(load=str(out / "dit"), vae_pretrained=str(out / "vae"),
-                                      t5_pretrained=str(out / "t5"))
+        data["runtime_config"].update(
+            load=str(out / "dit"), vae_pretrained=str(out / "vae"), t5_pretrained=str(out / "t5")
+        )
         cfg_path.write_text(json.dumps(data, indent=4))
         (tmp / PARAMS_FILE).write_text(json.dumps(_params(seed), indent=2))
         if is_complete(out, seed):  # a concurrent builder finished first

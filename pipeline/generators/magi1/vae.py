@@ -36,12 +36,13 @@ Precision: with ``dtype=torch.bfloat16`` the weights/activations follow the offi
 (affine LayerNorms in fp32 as under the official autocast); ``attention_dtype`` may force e.g. a
 bf16 attention in an fp32 model, like the official ``qkv.bfloat16()``.
 """
+
 from __future__ import annotations
 
 import json
 import os
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any
 
 import numpy as np
 import torch
@@ -138,7 +139,7 @@ class MagiVAE(nn.Module):
         tile_sample_size: tuple[int, int] = (256, 256),
         spatial_overlap: float = 0.25,
         temporal_overlap: float = 0.0,
-        attention_dtype: Optional[torch.dtype] = None,
+        attention_dtype: torch.dtype | None = None,
     ):
         super().__init__()
         config.validate()
@@ -177,7 +178,7 @@ class MagiVAE(nn.Module):
         self.encoder.gradient_checkpointing = bool(value)
         self.decoder.gradient_checkpointing = bool(value)
 
-    def set_attention_dtype(self, dtype: Optional[torch.dtype]) -> None:
+    def set_attention_dtype(self, dtype: torch.dtype | None) -> None:
         self.encoder.set_attention_dtype(dtype)
         self.decoder.set_attention_dtype(dtype)
 
@@ -219,9 +220,7 @@ class MagiVAE(nn.Module):
 
     def decode(self, latents: torch.Tensor, tiled: bool = True, scaled: bool = True) -> torch.Tensor:
         if latents.ndim != 5 or latents.shape[1] != self.config.z_chans:
-            raise ValueError(
-                f"latents must be (B,{self.config.z_chans},T,H,W), got {tuple(latents.shape)}"
-            )
+            raise ValueError(f"latents must be (B,{self.config.z_chans},T,H,W), got {tuple(latents.shape)}")
         z = latents / self.scale_factor if scaled else latents
         z = z.to(device=self.device, dtype=self.dtype)
         if tiled:
@@ -237,30 +236,28 @@ class MagiVAE(nn.Module):
 
     def output_frames(self, latent_frames: int) -> int:
         """Number of video frames a tiled decode of ``latent_frames`` latent frames returns."""
-        return tiled_output_frames(latent_frames, self.tile_sample_length, self.temporal_factor,
-                                   self.temporal_overlap)
+        return tiled_output_frames(latent_frames, self.tile_sample_length, self.temporal_factor, self.temporal_overlap)
 
     # ------------------------------------------------------------------ loading / saving
     @classmethod
     def from_folder(
         cls,
-        path: Union[str, os.PathLike],
-        device: Union[str, torch.device] = "cpu",
-        dtype: Union[str, torch.dtype] = torch.bfloat16,
+        path: str | os.PathLike,
+        device: str | torch.device = "cpu",
+        dtype: str | torch.dtype = torch.bfloat16,
         **kwargs: Any,
-    ) -> "MagiVAE":
+    ) -> MagiVAE:
         folder = Path(path)
         cfg = read_vae_config(folder)
-        dtype = torch_dtype(dtype)
         with torch.device("meta"):
             model = cls(cfg, **kwargs)
         expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-        state = _load_weights(folder, expected, device=torch.device(device), dtype=dtype)
+        state = _load_weights(folder, expected, device=torch.device(device), dtype=torch_dtype(dtype))
         model.load_state_dict(state, strict=True, assign=True)
         model.requires_grad_(False)
         return model.eval()
 
-    def save_folder(self, path: Union[str, os.PathLike]) -> Path:
+    def save_folder(self, path: str | os.PathLike) -> Path:
         """Write ``config.json`` + ``diffusion_pytorch_model.safetensors`` in the official format."""
         from safetensors.torch import save_file
 
@@ -281,8 +278,9 @@ class MagiVAE(nn.Module):
         return folder
 
 
-def tiled_output_frames(latent_frames: int, tile_sample_length: int, temporal_factor: int,
-                        temporal_overlap: float = 0.0) -> int:
+def tiled_output_frames(
+    latent_frames: int, tile_sample_length: int, temporal_factor: int, temporal_overlap: float = 0.0
+) -> int:
     """Video frames of a temporally tiled decode: a one-latent-frame tile gives one frame."""
     tile = tile_sample_length // temporal_factor
     n = 0
@@ -395,9 +393,7 @@ def _shape_problems(shapes: dict, expected: dict, only) -> str:
     return f"{len(bad)} tensors with the wrong shape for config.json ({bad[:3]})"
 
 
-def write_tiny_vae(
-    folder: Union[str, os.PathLike], seed: int = 0, ddconfig: Optional[dict[str, Any]] = None
-) -> Path:
+def write_tiny_vae(folder: str | os.PathLike, seed: int = 0, ddconfig: dict[str, Any] | None = None) -> Path:
     """Write a small random ViTVAE in the official folder format (config.json + safetensors)."""
     cfg = ViTVAEConfig.from_ddconfig({**TINY_VAE_DDCONFIG, **(ddconfig or {})})
     model = MagiVAE(cfg)

@@ -35,11 +35,12 @@ Single-frame conventions of the official ``ViTVAE.encode``/``decode``: a 1-frame
 to ``patch_length`` frames before encoding (-> 1 latent frame); a 1-latent-frame decode keeps only
 the first of the decoded frames.
 """
+
 from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, fields
-from typing import Any, Optional
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -78,7 +79,7 @@ class ViTVAEConfig:
     _IGNORED = ("qk_scale", "drop_rate", "attn_drop_rate", "drop_path_rate", "norm_layer")
 
     @classmethod
-    def from_ddconfig(cls, ddconfig: dict[str, Any]) -> "ViTVAEConfig":
+    def from_ddconfig(cls, ddconfig: dict[str, Any]) -> ViTVAEConfig:
         """Validate an official ``ddconfig``; raise ``ValueError`` naming what is unsupported."""
         if not isinstance(ddconfig, dict):
             raise ValueError(f"ddconfig must be a JSON object, got {type(ddconfig).__name__}")
@@ -152,7 +153,7 @@ class _Attention(nn.Module):
         self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)
         self.proj = nn.Linear(dim, dim)
         self.qkv_norm = qkv_norm
-        self.attention_dtype: Optional[torch.dtype] = None
+        self.attention_dtype: torch.dtype | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, n, d = x.shape
@@ -234,7 +235,7 @@ class _Transformer(nn.Module):
                 x = blk(x)
         return self.norm(x)[:, 1:]
 
-    def set_attention_dtype(self, dtype: Optional[torch.dtype]) -> None:
+    def set_attention_dtype(self, dtype: torch.dtype | None) -> None:
         for m in self.modules():
             if isinstance(m, _Attention):
                 m.attention_dtype = dtype

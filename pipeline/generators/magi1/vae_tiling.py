@@ -19,10 +19,11 @@ are reproduced (``neighbours="raw"`` / ``"blended"``).
 
 Everything here is functional (no in-place writes), so gradients flow through a tiled decode.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import torch
 
