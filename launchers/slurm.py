@@ -29,9 +29,9 @@ from submitit.core.utils import FailedJobError
 from launchers.shard import ShardJob, ShardSpec
 from launchers.sharding import balanced_shards
 from pipeline.errors import PipelineError
+from pipeline.files import append_jsonl, read_jsonl
 from pipeline.stages import STAGES
 from pipeline.stages.base import ALL
-from pipeline.store import append_jsonl, read_jsonl
 
 if TYPE_CHECKING:
     from pipeline.config import Config, StageResources

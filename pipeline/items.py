@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from pipeline.errors import StageError
-from pipeline.store import RunStore, atomic_write_bytes
+from pipeline.files import atomic_write_bytes
+from pipeline.store import RunStore
 
 if TYPE_CHECKING:
     from pipeline.config import Config

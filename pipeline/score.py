@@ -13,14 +13,13 @@ from __future__ import annotations
 import csv
 import glob
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
 from types import SimpleNamespace
 
 from pipeline.cli import exit_status
 from pipeline.errors import ConfigError
+from pipeline.files import atomic_path
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
 EXTRA_KEYS = ("videos", "output")
@@ -144,14 +143,11 @@ def rows(scorer, videos: list[Path]) -> list[dict]:
 
 
 def write_csv(path: Path, table: list[dict]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w", newline="") as f:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=COLUMNS)
         writer.writeheader()
         for row in table:
             writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in COLUMNS})
-    os.replace(tmp, path)
 
 
 def main(argv: list[str]) -> int:

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.errors import PipelineError
+from pipeline.files import atomic_path
 
 
 class VideoError(PipelineError):
@@ -95,38 +96,33 @@ def write_video(path: str | os.PathLike, frames: np.ndarray, fps: float, quality
     if frames.shape[1] % 2 or frames.shape[2] % 2:
         raise VideoError(f"H.264 needs even frame sizes, got {frames.shape[2]}x{frames.shape[1]}")
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp.mp4", dir=path.parent)
-    os.close(fd)
-    try:
-        writer = iio.get_writer(
-            tmp,
-            format="FFMPEG",
-            fps=fps,
-            codec="libx264",
-            quality=quality,
-            macro_block_size=2,
-            pixelformat="yuv420p",
-            ffmpeg_log_level="error",
-        )
+    with atomic_path(path, suffix=".tmp.mp4") as tmp:
         try:
-            for frame in frames:
-                writer.append_data(frame)
-        finally:
-            writer.close()
-        # ffmpeg can fail to write the trailer (a full disk) and still exit quietly: only a file
-        # that probes with every frame takes the final name.
-        written = probe_video(tmp).num_frames
-        if written != len(frames):
-            raise VideoError(f"{path}: ffmpeg wrote {written} of {len(frames)} frames")
-        os.replace(tmp, path)
-    except BaseException as exc:
-        refused = _write_refused(path.parent) if isinstance(exc, Exception) else None
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        if refused is not None:  # ffmpeg says only "broken pipe": the file system is the cause
-            raise OSError(refused, os.strerror(refused), str(path)) from exc
-        raise
+            writer = iio.get_writer(
+                tmp,
+                format="FFMPEG",
+                fps=fps,
+                codec="libx264",
+                quality=quality,
+                macro_block_size=2,
+                pixelformat="yuv420p",
+                ffmpeg_log_level="error",
+            )
+            try:
+                for frame in frames:
+                    writer.append_data(frame)
+            finally:
+                writer.close()
+            # ffmpeg can fail to write the trailer (a full disk) and still exit quietly: only a
+            # file that probes with every frame takes the final name.
+            written = probe_video(tmp).num_frames
+            if written != len(frames):
+                raise VideoError(f"{path}: ffmpeg wrote {written} of {len(frames)} frames")
+        except Exception as exc:
+            refused = _write_refused(path.parent)  # asked while the partial file still fills the disk
+            if refused is not None:  # ffmpeg says only "broken pipe": the file system is the cause
+                raise OSError(refused, os.strerror(refused), str(path)) from exc
+            raise
     return path
 
 

@@ -4,7 +4,8 @@ import os
 import pytest
 
 from pipeline.config import to_config
-from pipeline.store import Record, RunStore, atomic_write_text, run_key
+from pipeline.files import atomic_write_text
+from pipeline.store import Record, RunStore, run_key
 from tests.conftest import compose
 
 

@@ -14,8 +14,9 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
+from pipeline.files import atomic_write_bytes
 from pipeline.stages.base import Output, Stage
-from pipeline.store import RunStore, atomic_write_bytes
+from pipeline.store import RunStore
 
 ITEMS = ("a", "b", "c")
 

@@ -37,7 +37,7 @@ class GenerationRequest:
     """
 
     prompt: str
-    condition: np.ndarray
+    condition: np.ndarray | None  # (H, W, 3) image, (T, H, W, 3) clip, or None (text only)
     seed: int
     negative_prompt: str = ""
 
@@ -170,7 +170,7 @@ class Generator(abc.ABC):
             raise ValueError(f"seed must be an int, got {req.seed!r}")
 
 
-def check_condition(image: np.ndarray, height: int, width: int) -> None:
+def check_condition(image: np.ndarray | None, height: int, width: int) -> None:
     if not isinstance(image, np.ndarray):
         raise ValueError(f"condition must be a numpy array, got {type(image).__name__}")
     if image.dtype != np.uint8:
@@ -185,14 +185,14 @@ def check_condition(image: np.ndarray, height: int, width: int) -> None:
 
 
 def group_requests(requests: Sequence[GenerationRequest], batch_size: int) -> list[list[int]]:
-    """Group request indices that share prompt, negative prompt and condition
-    image into chunks of at most ``batch_size`` (first-appearance order)."""
+    """Group request indices that share prompt, negative prompt and condition (image, clip or
+    none) into chunks of at most ``batch_size`` (first-appearance order)."""
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     groups: dict[tuple, list[int]] = {}
     for i, r in enumerate(requests):
-        cond = np.ascontiguousarray(r.condition)
-        key = (r.prompt, r.negative_prompt, cond.shape, cond.tobytes())
+        cond = None if r.condition is None else np.ascontiguousarray(r.condition)
+        key = (r.prompt, r.negative_prompt, None if cond is None else (cond.shape, cond.tobytes()))
         groups.setdefault(key, []).append(i)
     chunks: list[list[int]] = []
     for idx in groups.values():

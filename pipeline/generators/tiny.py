@@ -20,10 +20,10 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
+
+from pipeline.files import TINY_MARKER, build_folder
 
 # Fixed, hashable description of the tiny model.  Bump TINY_VERSION whenever the
 # construction code changes so that stale folders get rebuilt.
@@ -68,7 +68,6 @@ TINY_CONFIG: dict[str, Any] = {
     "scheduler": {"shift": 3.0},
 }
 
-_PARAMS_FILE = "tiny_params.json"
 
 # Small corpus the local BPE tokenizer is trained on.  Any text can still be
 # tokenized because the byte-level alphabet is always part of the vocabulary.
@@ -96,7 +95,7 @@ def _expected_params(seed: int, with_image_encoder: bool) -> dict[str, Any]:
 
 def _is_complete(out_dir: Path, params: dict[str, Any]) -> bool:
     try:
-        saved = json.loads((out_dir / _PARAMS_FILE).read_text())
+        saved = json.loads((out_dir / TINY_MARKER).read_text())
     except (OSError, ValueError):
         return False
     if saved != json.loads(json.dumps(params)):
@@ -222,51 +221,13 @@ def make_tiny_wan_i2v(out_dir: str | os.PathLike, seed: int = 0, with_image_enco
     is written to a temporary sibling and renamed into place, so a crash never
     leaves a half-written folder that looks complete.  Returns ``out_dir``.
     """
-    out_dir = Path(out_dir)
     params = _expected_params(seed, with_image_encoder)
-    if _is_complete(out_dir, params):
-        return out_dir
-    if out_dir.is_dir():
-        _check_replaceable(out_dir)
 
-    pipe = _build_pipeline(seed, with_image_encoder)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
-    try:
-        pipe.save_pretrained(tmp, safe_serialization=True)
-        (tmp / _PARAMS_FILE).write_text(json.dumps(params, indent=2, sort_keys=True))
-        if out_dir.exists():
-            if _is_complete(out_dir, params):  # a concurrent builder finished first
-                shutil.rmtree(tmp, ignore_errors=True)
-                return out_dir
-            _remove_stale(out_dir)
-        try:
-            os.replace(tmp, out_dir)
-        except OSError:
-            if not _is_complete(out_dir, params):
-                raise
-            shutil.rmtree(tmp, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return out_dir
+    def build(tmp: Path) -> None:
+        _build_pipeline(seed, with_image_encoder).save_pretrained(tmp, safe_serialization=True)
+        (tmp / TINY_MARKER).write_text(json.dumps(params, indent=2, sort_keys=True))
 
-
-def _check_replaceable(out_dir: Path) -> None:
-    entries = {p.name for p in out_dir.iterdir()}
-    if entries and not entries & {_PARAMS_FILE, "model_index.json"}:
-        raise FileExistsError(
-            f"{out_dir} exists and does not look like a diffusers checkpoint folder; refusing to overwrite it"
-        )
-
-
-def _remove_stale(out_dir: Path) -> None:
-    """Delete an old/partial checkpoint folder, refusing to wipe unrelated directories."""
-    if out_dir.is_dir():
-        _check_replaceable(out_dir)
-        shutil.rmtree(out_dir)
-    else:
-        out_dir.unlink()
+    return build_folder(out_dir, build, lambda out: _is_complete(out, params))
 
 
 def bench_tiny(

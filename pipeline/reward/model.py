@@ -15,12 +15,13 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from pipeline.model_cache import resident
 from pipeline.reward.checkpoints import RewardModelError, load_strict, read_hf, read_official, resolve_checkpoint
 from pipeline.reward.predictor import DEFAULT_MASK_INDEX, Predictor
 from pipeline.reward.variants import VARIANT_CHOICES, VARIANTS, Arch, ArchError, load_arch
 from pipeline.reward.vit import VisionTransformer
 
-__all__ = ["WorldModel", "load_world_model", "clear_model_cache", "RewardModelError", "resolve_precision"]
+__all__ = ["WorldModel", "load_world_model", "RewardModelError", "resolve_precision"]
 
 
 @dataclass(frozen=True)
@@ -88,9 +89,6 @@ def resolve_precision(name: str, device: str | torch.device) -> tuple[torch.dtyp
     return table[name]
 
 
-_CACHE: dict[tuple, WorldModel] = {}
-
-
 def load_world_model(
     variant: str = "hf",
     checkpoint: str | os.PathLike | None = None,
@@ -113,9 +111,11 @@ def load_world_model(
         raise RewardModelError(f"reward.arch is only read with reward.variant=custom (got variant={variant})")
     path = resolve_checkpoint(variant, checkpoint)
     arch_path = str(Path(arch).expanduser().resolve()) if arch else None
-    key = (variant, str(path), arch_path, weights, str(torch.device(device)), dtype)
-    if key in _CACHE:
-        return _CACHE[key]
+    key = ("vjepa2", variant, str(path), arch_path, weights, str(torch.device(device)), dtype)
+    return resident(key, lambda: _load(variant, path, arch_path, weights, device, dtype))
+
+
+def _load(variant: str, path: Path, arch_path: str | None, weights: str, device, dtype) -> WorldModel:
     try:
         if variant == "hf":
             spec, enc_sd, pred_sd = read_hf(path)
@@ -127,14 +127,7 @@ def load_world_model(
         model = build_model(spec, enc_sd, pred_sd, source)
     except ArchError as exc:
         raise RewardModelError(str(exc)) from None
-    model = model.to(device=device, dtype=dtype).eval().requires_grad_(False)
-    _CACHE[key] = model
-    return model
-
-
-def clear_model_cache() -> None:
-    """Drop cached models (tests, or freeing GPU memory between pipeline stages)."""
-    _CACHE.clear()
+    return model.to(device=device, dtype=dtype).eval().requires_grad_(False)
 
 
 def check_reward_config(r) -> None:

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
+from pipeline.files import TINY_MARKER, build_folder
+
 TINY_VERSION = 2
-PARAMS_FILE = "tiny_params.json"
+PARAMS_FILE = TINY_MARKER
 TINY_FILE = "tiny.pt"
 
 
@@ -88,24 +88,16 @@ def write_hf_folder(model, out: Path) -> None:
 
 
 def make_tiny_vjepa2(out_dir: str | os.PathLike, seed: int = 0, crop_size: int = 64) -> Path:
-    out = Path(out_dir)
     params = _params(seed, crop_size)
-    if _is_complete(out, params):
-        return out
-    import torch
 
-    from pipeline.reward.variants import tiny_arch
+    def build(tmp: Path) -> None:
+        import torch
 
-    model = random_model(tiny_arch(crop_size), seed=seed)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    try:
+        from pipeline.reward.variants import tiny_arch
+
+        model = random_model(tiny_arch(crop_size), seed=seed)
         torch.save(official_checkpoint(model, online_encoder_seed=seed + 1000), tmp / TINY_FILE)
         write_hf_folder(model, tmp)
         (tmp / PARAMS_FILE).write_text(json.dumps(params, indent=2))
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return out
+
+    return build_folder(out_dir, build, lambda out: _is_complete(out, params))

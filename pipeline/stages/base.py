@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from pipeline.errors import DISK_ERRNOS, DiskFullError
-from pipeline.store import Record, RunStore, json_digest
+from pipeline.files import json_digest
+from pipeline.store import Record, RunStore
 
 if TYPE_CHECKING:
     from pipeline.config import Config

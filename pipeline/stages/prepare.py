@@ -13,9 +13,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from pipeline.files import atomic_write_bytes
 from pipeline.schema import one_of, setting
 from pipeline.stages.base import Output, Stage
-from pipeline.store import Record, atomic_write_bytes
+from pipeline.store import Record
 
 if TYPE_CHECKING:
     import numpy as np

@@ -10,9 +10,9 @@ from typing import cast
 
 import pandas as pd
 
+from pipeline.files import atomic_write_bytes, atomic_write_text
 from pipeline.schema import operational
 from pipeline.stages.base import ALL, Output, Stage
-from pipeline.store import atomic_write_bytes, atomic_write_text
 
 METRICS = ("spatiotemporal_iou", "spatial_iou", "weighted_spatial_iou", "mse")
 

@@ -6,8 +6,8 @@ unchanged, so regenerating one candidate rescores only that one.
 
 from __future__ import annotations
 
+from pipeline.files import file_digest
 from pipeline.stages.base import Output, Stage
-from pipeline.store import file_digest
 
 
 def build_vjepa2_scorer(cfg):

@@ -11,11 +11,11 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
+from pipeline import model_cache
 from pipeline.generators.magi1.checkpoint import (
     INDEX_NAME,
     Magi1CheckpointError,
     Magi1NotSupportedError,
-    clear_cache,
     load_dit,
     make_tiny_checkpoint,
     missing_checkpoint_files,
@@ -103,7 +103,7 @@ def test_written_layout_loads_and_reproduces_outputs_exactly(tiny_ckpt):
     assert "videodit_blocks.layers.1.self_attention.linear_qkv.qx.weight" in index["weight_map"]
     assert missing_checkpoint_files(root) == []
 
-    clear_cache()
+    model_cache.clear()
     loaded = load_dit(root, cfg)  # the MagiConfig gives distill/fp8
     ref = MagiDiT(cfg.model_config).init_random_(seed=7)
     assert torch.equal(_run(loaded), _run(ref))

@@ -8,8 +8,9 @@ from types import SimpleNamespace
 import pytest
 import torch
 
+from pipeline import model_cache
 from pipeline.reward.checkpoints import ENV_DIR, RewardModelError
-from pipeline.reward.model import check_reward_config, clear_model_cache, load_world_model
+from pipeline.reward.model import check_reward_config, load_world_model
 from pipeline.reward.surprise import SurpriseScorer
 from pipeline.reward.tiny import TINY_FILE, make_tiny_vjepa2, official_checkpoint, random_model
 from pipeline.reward.variants import ArchError, arch_from_dict
@@ -161,7 +162,7 @@ def test_loading_never_touches_the_network(tmp_path: Path, tiny_dir: Path, monke
 
     monkeypatch.setattr(socket.socket, "connect", refuse)
     monkeypatch.setattr(socket, "create_connection", refuse)
-    clear_model_cache()
+    model_cache.clear()
     assert load_world_model("hf", tiny_dir) is not None and load_world_model("tiny", tiny_dir) is not None
     with pytest.raises(RewardModelError):
         load_world_model("hf", tmp_path / "facebook" / "vjepa2-vitg-fpc64-256")  # looks like a repo id

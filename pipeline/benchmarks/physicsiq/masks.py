@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -20,7 +19,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from pipeline.store import file_digest
+from pipeline.files import atomic_path, file_digest
 from pipeline.video_io import VideoError
 
 CACHE_VERSION = 1  # bump when the mask computation or file format changes
@@ -96,30 +95,24 @@ def iter_video_bgr(path: str | os.PathLike) -> Iterator[np.ndarray]:
 def write_mask_video(path: str | os.PathLike, masks: Iterable[np.ndarray], fps: float) -> Path:
     """Grayscale mp4v at round(fps), size cut to even, written atomically (like the official)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp.mp4", dir=path.parent)
-    os.close(fd)
     writer = None
     count = 0
-    try:
-        for mask in masks:
-            h, w = mask.shape[0] - mask.shape[0] % 2, mask.shape[1] - mask.shape[1] % 2
+    with atomic_path(path, suffix=".tmp.mp4") as tmp:
+        try:
+            for mask in masks:
+                h, w = mask.shape[0] - mask.shape[0] % 2, mask.shape[1] - mask.shape[1] % 2
+                if writer is None:
+                    fourcc = cv2.VideoWriter.fourcc(*"mp4v")
+                    writer = cv2.VideoWriter(str(tmp), fourcc, round(fps), (w, h), isColor=False)
+                    if not writer.isOpened():
+                        raise VideoError("OpenCV has no mp4v encoder; cannot write motion masks")
+                writer.write(np.ascontiguousarray(mask[:h, :w]))
+                count += 1
             if writer is None:
-                writer = cv2.VideoWriter(tmp, cv2.VideoWriter.fourcc(*"mp4v"), round(fps), (w, h), isColor=False)
-                if not writer.isOpened():
-                    raise VideoError("OpenCV has no mp4v encoder; cannot write motion masks")
-            writer.write(np.ascontiguousarray(mask[:h, :w]))
-            count += 1
-        if writer is None:
-            raise VideoError(f"no frames to write into mask video {path}")
-        writer.release()
-        writer = None
-        os.replace(tmp, path)
-    finally:
-        if writer is not None:
-            writer.release()
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+                raise VideoError(f"no frames to write into mask video {path}")
+        finally:
+            if writer is not None:
+                writer.release()
     return path
 
 

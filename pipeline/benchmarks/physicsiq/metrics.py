@@ -27,7 +27,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from pipeline.store import atomic_write_bytes, file_digest
+from pipeline.files import atomic_path, atomic_write_bytes, file_digest
 from pipeline.video_io import VideoError
 
 from .masks import (
@@ -275,11 +275,8 @@ class GroundTruthCache:
 
 
 def _atomic_npy(path: Path, array: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".npy", dir=path.parent)
-    with os.fdopen(fd, "wb") as f:
+    with atomic_path(path, suffix=".tmp.npy") as tmp, open(tmp, "wb") as f:
         np.save(f, np.ascontiguousarray(array))
-    os.replace(tmp, path)
 
 
 # --- metrics on grid clips --------------------------------------------------------------------

@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from pipeline.files import atomic_path
+
 from .layout import VIEWS
 
 METRIC_STEMS = (
@@ -77,10 +79,8 @@ def rows_to_frame(rows: list[dict]) -> pd.DataFrame:
 
 def write_results_csv(df: pd.DataFrame, path: str | os.PathLike) -> Path:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    df.to_csv(tmp, index=False)  # lists become their Python repr, like the official writer
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        df.to_csv(tmp, index=False)  # lists become their Python repr, like the official writer
     return path
 
 

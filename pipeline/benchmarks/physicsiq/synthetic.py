@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import tempfile
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -26,6 +25,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pandas as pd
+
+from pipeline.files import atomic_path
 
 from .layout import VIEWS, PhysicsIQDataset, fps_folder
 from .resample import resample_video
@@ -376,12 +377,9 @@ def _fast_write(path: Path, frames: np.ndarray, fps: float) -> Path:
     (~2x slower); quality is irrelevant for synthetic data as long as it is consistent."""
     import imageio_ffmpeg
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp.mp4", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path, suffix=".tmp.mp4") as tmp:
         gen = imageio_ffmpeg.write_frames(
-            tmp,
+            str(tmp),
             (frames.shape[2], frames.shape[1]),
             fps=fps,
             codec="libx264",
@@ -394,10 +392,6 @@ def _fast_write(path: Path, frames: np.ndarray, fps: float) -> Path:
         for frame in frames:
             gen.send(np.ascontiguousarray(frame))
         gen.close()
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return path
 
 

@@ -21,11 +21,11 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 from pathlib import Path
 
 import torch
 
+from pipeline.model_cache import resident
 from pipeline.weight_files import truncated_weights
 
 from ..base import GeneratorLoadError
@@ -205,15 +205,6 @@ def _set_param(model: torch.nn.Module, name: str, value: torch.Tensor) -> None:
     mod._parameters[pname] = torch.nn.Parameter(value, requires_grad=False)
 
 
-_CACHE: dict[tuple, torch.nn.Module] = {}
-_LOCK = threading.Lock()
-
-
-def clear_cache() -> None:
-    with _LOCK:
-        _CACHE.clear()
-
-
 def load_dit(
     load: str | os.PathLike,
     model_config: MagiModelConfig | MagiConfig,
@@ -245,9 +236,8 @@ def load_dit(
     idx = wd / INDEX_NAME
     stamp = (idx if idx.is_file() else wd / SINGLE_NAME).stat().st_mtime_ns
     key = (str(wd.resolve()), stamp, str(dev), str(dt), model_config)
-    with _LOCK:
-        if cache and key in _CACHE:
-            return _CACHE[key]
+
+    def build() -> MagiDiT:
         model = MagiDiT(model_config, dtype=dt, device="meta")
         wm = check_weights(model, wd)
         by_shard: dict[str, list[str]] = {}
@@ -260,10 +250,9 @@ def load_dit(
         left = [n for n, p in model.named_parameters() if p.is_meta]
         if left:  # pragma: no cover - guarded by check_weights
             raise Magi1CheckpointError(f"parameters not loaded: {left[:10]}")
-        model.eval()
-        if cache:
-            _CACHE[key] = model
-        return model
+        return model.eval()
+
+    return resident(("magi1.dit", *key), build) if cache else build()
 
 
 # ----------------------------------------------------------------------------- writing

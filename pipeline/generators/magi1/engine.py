@@ -24,13 +24,13 @@ engine-agnostic :class:`~pipeline.generators.base.Generator` interface.
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from pipeline.dtypes import CANONICAL, dtype_name
+from pipeline.model_cache import resident
 from pipeline.weight_files import truncated_in
 
 from ..base import (
@@ -42,6 +42,7 @@ from ..base import (
     GeneratorLoadError,
     StepHook,
     StepInfo,
+    group_requests,
 )
 from .config import VARIANTS as MAGI_VARIANTS
 from .config import MagiConfig, MagiConfigError, load_magi_config, preset
@@ -137,17 +138,6 @@ def _t5_missing(path: Path) -> list[str]:
     if not any(p.suffix in (".bin", ".safetensors") for p in folder.iterdir()):
         out.append(f"{folder}/<weights>")
     return out + truncated_in(folder)
-
-
-_RESIDENT: dict[tuple, Any] = {}
-_RES_LOCK = threading.Lock()
-
-
-def _resident(key: tuple, build):
-    with _RES_LOCK:
-        if key not in _RESIDENT:
-            _RESIDENT[key] = build()
-        return _RESIDENT[key]
 
 
 class Magi1Generator(Generator):
@@ -267,16 +257,16 @@ class Magi1Generator(Generator):
             raise
         except Exception as e:  # noqa: BLE001
             raise GeneratorLoadError(f"cannot load the MAGI-1 DiT from {checkpoint}: {e}") from e
-        self.vae = _resident(
-            ("vae", str(Path(vae_checkpoint).resolve()), str(self.device), dname, r.fps),
+        self.vae = resident(
+            ("magi1.vae", str(Path(vae_checkpoint).resolve()), str(self.device), dname, r.fps),
             lambda: MagiVAE.from_folder(
                 vae_checkpoint, device=self.device, dtype=self.dtype, fps=r.fps, scale_factor=r.scale_factor
             ),
         )
         t5_dev = torch.device("cpu") if r.t5_device == "cpu" or self.device.type == "cpu" else self.device
         m = magi.model_config
-        self.text = _resident(
-            ("t5", str(Path(t5_checkpoint).resolve()), str(special_tokens), str(t5_dev), m.caption_max_length),
+        self.text = resident(
+            ("magi1.t5", str(Path(t5_checkpoint).resolve()), str(special_tokens), str(t5_dev), m.caption_max_length),
             lambda: MagiTextEncoder.from_folder(
                 t5_checkpoint,
                 special_tokens,
@@ -379,16 +369,9 @@ class Magi1Generator(Generator):
             if isinstance(r.seed, bool) or not isinstance(r.seed, (int, np.integer)):
                 raise ValueError(f"seed must be an int, got {r.seed!r}")
         out: list[np.ndarray | None] = [None] * len(requests)
-        groups: dict[tuple, list[int]] = {}
-        for i, r in enumerate(requests):
-            c = None if r.condition is None else np.ascontiguousarray(r.condition)
-            key = (r.prompt, None if c is None else (c.shape, c.tobytes()))
-            groups.setdefault(key, []).append(i)
-        for idx in groups.values():
-            for s in range(0, len(idx), self.batch_size):
-                part = idx[s : s + self.batch_size]
-                for i, v in zip(part, self._run([requests[i] for i in part], part, on_step, on_chunk)):
-                    out[i] = v
+        for part in group_requests(requests, self.batch_size):
+            for i, v in zip(part, self._run([requests[i] for i in part], part, on_step, on_chunk)):
+                out[i] = v
         return out  # type: ignore[return-value]
 
     def _run(self, reqs, indices, on_step, on_chunk) -> list[np.ndarray]:

@@ -69,6 +69,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from pipeline.files import atomic_path
+
 from ..base import GeneratorLoadError
 from ..weights import indexed_shards
 
@@ -595,14 +597,12 @@ class MagiTextEncoder:
             return
         from safetensors.torch import save_file
 
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-        save_file(
-            {"caption_emb": value[0].contiguous(), "emb_mask": value[1].contiguous()},
-            str(tmp),
-            metadata={"prompt": prompt, "identity": self.identity},
-        )
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            save_file(
+                {"caption_emb": value[0].contiguous(), "emb_mask": value[1].contiguous()},
+                str(tmp),
+                metadata={"prompt": prompt, "identity": self.identity},
+            )
 
     # -------------------------------------------------------------------------- encoding
     def tokenize(self, prompts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:

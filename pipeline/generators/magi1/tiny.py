@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
+from pipeline.files import TINY_MARKER, build_folder
+
 TINY_VERSION = 1
-PARAMS_FILE = "tiny_params.json"
+PARAMS_FILE = TINY_MARKER
 _REQUIRED = (
     "dit/inference_weight/model.safetensors.index.json",
     "dit/inference_weight.distill/model.safetensors.index.json",
@@ -51,8 +51,6 @@ def is_complete(out: str | os.PathLike, seed: int = 0) -> bool:
 def make_tiny_magi1(out_dir: str | os.PathLike, seed: int = 0) -> Path:
     """Build (or reuse) the tiny MAGI-1 folder set under ``out_dir``; returns it."""
     out = Path(out_dir)
-    if is_complete(out, seed):
-        return out
     import torch
 
     from .checkpoint import make_tiny_checkpoint, write_official_checkpoint
@@ -61,9 +59,7 @@ def make_tiny_magi1(out_dir: str | os.PathLike, seed: int = 0) -> Path:
     from .text import write_tiny_special_tokens, write_tiny_t5
     from .vae import write_tiny_vae
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    try:
+    def build(tmp: Path) -> None:
         with torch.random.fork_rng(devices=[]):
             write_official_checkpoint(
                 MagiDiT(preset("tiny_distill").model_config).init_random_(seed + 1), tmp / "dit", distill=True
@@ -82,11 +78,5 @@ def make_tiny_magi1(out_dir: str | os.PathLike, seed: int = 0) -> Path:
         )
         cfg_path.write_text(json.dumps(data, indent=4))
         (tmp / PARAMS_FILE).write_text(json.dumps(_params(seed), indent=2))
-        if is_complete(out, seed):  # a concurrent builder finished first
-            return out
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return out
+
+    return build_folder(out, build, lambda folder: is_complete(folder, seed))

@@ -49,6 +49,7 @@ import torch
 from torch import nn
 
 from pipeline.dtypes import torch_dtype
+from pipeline.files import atomic_path, atomic_write_text
 
 from ..base import GeneratorLoadError
 from ..weights import indexed_shards
@@ -269,12 +270,10 @@ class MagiVAE(nn.Module):
             "ddconfig": self.config.to_ddconfig(),
             "model_type": "vit",
         }
-        tmp = folder / (VAE_CONFIG_NAME + ".tmp")
-        tmp.write_text(json.dumps(cfg, indent=2))
         state = {k: v.detach().to("cpu").contiguous() for k, v in self.state_dict().items()}
-        save_file(state, str(folder / (VAE_WEIGHTS_NAME + ".tmp")), metadata={"format": "pt"})
-        os.replace(folder / (VAE_WEIGHTS_NAME + ".tmp"), folder / VAE_WEIGHTS_NAME)
-        os.replace(tmp, folder / VAE_CONFIG_NAME)
+        with atomic_path(folder / VAE_WEIGHTS_NAME) as tmp:
+            save_file(state, str(tmp), metadata={"format": "pt"})
+        atomic_write_text(folder / VAE_CONFIG_NAME, json.dumps(cfg, indent=2))  # last: the folder is complete
         return folder
 
 
