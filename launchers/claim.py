@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pipeline.errors import PipelineError, StageError
+from pipeline.runner import execute, item_state
 
 if TYPE_CHECKING:
     from pipeline.stages.base import Stage
@@ -26,11 +27,11 @@ def run_item(stage: Stage, item_id: str, max_attempts: int, before: Callable[[],
     if not lock.acquire(stage=stage.name, item=item_id):
         return None
     try:
-        if stage.state(item_id, max_attempts) != "todo":
+        if item_state(stage, item_id, max_attempts) != "todo":
             return None
         if before is not None:
             before()
-        return stage.execute(item_id)
+        return execute(stage, item_id)
     finally:
         lock.release()
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from launchers.claim import LazySetup, run_item
 from launchers.signals import StopOnSignal, signals_blocked, worker_setup, worker_stop
 from pipeline.errors import Interrupted, StageError
+from pipeline.runner import classify, item_state
 from pipeline.stages import STAGES
 
 if TYPE_CHECKING:
@@ -51,14 +52,8 @@ BUSY = "being worked on by another process"
 
 def pending_items(stage: Stage, max_attempts: int) -> tuple[list[str], dict[str, int]]:
     """(items needing work, counts of the others by state: done, blocked, exhausted)."""
-    todo, counts = [], {"done": 0, "blocked": 0, "exhausted": 0}
-    for item in stage.items():
-        state = stage.state(item, max_attempts)
-        if state == "todo":
-            todo.append(item)
-        else:
-            counts[state] += 1
-    return todo, counts
+    by_state = classify(stage, max_attempts)
+    return by_state.pop("todo"), {state: len(items) for state, items in by_state.items()}
 
 
 def run_stage(stage: Stage, progress: bool = True, max_attempts: int = 3, stop: Any = None) -> StageSummary:
@@ -81,7 +76,7 @@ def run_stage(stage: Stage, progress: bool = True, max_attempts: int = 3, stop: 
                 break
             record = run_item(stage, item, max_attempts, before=setup)
             if record is None:
-                count_skipped(summary, item, stage.state(item, max_attempts))
+                count_skipped(summary, item, item_state(stage, item, max_attempts))
             elif record.done:
                 summary.ran += 1
             else:
@@ -139,7 +134,7 @@ def run_stage_in_pool(stage: Stage, cfg: Config, store: RunStore, stop: Any = No
             err = store.require(stage.name, item).error
             summary.errors.append((item, err.splitlines()[0] if err else "failed"))
         for item in res.skipped:
-            count_skipped(summary, item, stage.state(item, cfg.cluster.max_attempts))
+            count_skipped(summary, item, item_state(stage, item, cfg.cluster.max_attempts))
     summary.seconds = time.time() - started
     return summary
 
@@ -164,7 +159,7 @@ def run_shard_in_worker(job, spec):
 def preflight(stages: Sequence[Stage], max_attempts: int) -> None:
     """Cheap checks (checkpoints present, ...) for stages with work, before any stage runs."""
     for stage in stages:
-        if any(stage.state(i, max_attempts) != "done" for i in stage.items()):
+        if any(item_state(stage, i, max_attempts) != "done" for i in stage.items()):
             stage.preflight()
 
 

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from launchers.claim import LazySetup, claim, run_item
 from launchers.replica import ReplicaGroup
+from pipeline.runner import item_state
 
 if TYPE_CHECKING:
     from pipeline.config import Config
@@ -148,7 +149,7 @@ class ShardJob:
                 if stop.is_set():
                     result.stopped_early = True
                     break
-                if stage.state(item, max_attempts) != "todo" or not claim(claims, item):
+                if item_state(stage, item, max_attempts) != "todo" or not claim(claims, item):
                     result.skipped.append(item)
                     continue
                 record = run_item(stage, item, max_attempts, before=before(item))

@@ -30,6 +30,7 @@ from launchers.shard import ShardJob, ShardSpec
 from launchers.sharding import balanced_shards
 from pipeline.errors import PipelineError
 from pipeline.files import append_jsonl, read_jsonl
+from pipeline.runner import classify, item_state
 from pipeline.stages import STAGES
 from pipeline.stages.base import ALL
 
@@ -59,15 +60,15 @@ def plan_chain(cfg: Config, store: RunStore, manifest: Manifest) -> list[StagePl
         stage = STAGES[name](cfg, store, manifest)
         res = cfg.cluster.resources[name]
         if stage.aggregate:
-            if upstream_pending or stage.state(ALL, cfg.cluster.max_attempts) != "done":
+            if upstream_pending or item_state(stage, ALL, cfg.cluster.max_attempts) != "done":
                 plans.append(StagePlan(name, [ShardSpec(name, 0, [ALL])]))
                 upstream_pending = True
             continue
-        pending = []
-        for item in stage.items():
-            state = stage.state(item, cfg.cluster.max_attempts)
-            if state == "todo" or (state == "blocked" and item in pending_items):
-                pending.append(item)
+        by_state = classify(stage, cfg.cluster.max_attempts)
+        # blocked items whose upstream this submission makes are pending too
+        pending = [
+            i for i in stage.items() if i in by_state["todo"] or (i in by_state["blocked"] and i in pending_items)
+        ]
         pending_items = set(pending)
         upstream_pending = upstream_pending or bool(pending)
         if pending:

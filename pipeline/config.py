@@ -15,7 +15,8 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
 from pipeline.errors import ConfigError
-from pipeline.generators.magi1.config import VARIANTS as MAGI_VARIANTS
+from pipeline.generators import generator_specs
+from pipeline.generators.base import GeneratorConfig
 from pipeline.reward.variants import VARIANT_CHOICES as REWARD_VARIANTS
 from pipeline.schema import above, at_least, device_name, one_of, operational, problems, setting
 from pipeline.stages.conform import ConformConfig
@@ -42,49 +43,6 @@ class BenchmarkConfig:
     # fps of the evaluation. `python -m pipeline.evaluate` reads it (None = the generations' fps);
     # in the pipeline it must be None or equal generator.fps, so it never changes results.
     fps: float | None = operational(None, check=above(0))
-
-
-@dataclass
-class GeneratorConfig:
-    """Fields every generator has; engines subclass it with their own knobs."""
-
-    kind: str = MISSING
-    checkpoint: str = MISSING
-    width: int = setting(MISSING, check=at_least(1))
-    height: int = setting(MISSING, check=at_least(1))
-    num_frames: int = setting(MISSING, check=at_least(1))
-    fps: float = setting(MISSING, check=above(0))
-    dtype: str = "float32"  # each engine checks the names it supports (settings_problems)
-    device: str = operational("auto", check=device_name)
-    batch_size: int = operational(1, check=at_least(1))  # candidates of one prompt per forward
-
-
-@dataclass
-class WanI2VConfig(GeneratorConfig):
-    kind: str = "wan_i2v"
-    steps: int = setting(40, check=at_least(1))
-    guidance_scale: float = setting(5.0, check=at_least(0))
-    negative_prompt: str = ""
-
-
-@dataclass
-class Magi1Config(GeneratorConfig):
-    """MAGI-1 (our PyTorch implementation, official checkpoints). ``checkpoint`` is the DiT folder
-    (the official ``runtime_config.load``: it holds ``inference_weight[.distill]/``). ``None`` fields
-    take their value from ``magi_config`` (an official MagiConfig JSON) or else the variant preset."""
-
-    kind: str = "magi1"
-    variant: str = setting(
-        "4.5b_distill", check=one_of(*MAGI_VARIANTS)
-    )  # 24b | 24b_distill | 4.5b | 4.5b_distill | tiny
-    magi_config: str | None = None  # official MagiConfig JSON (example/4.5B/4.5B_base_config.json)
-    distill: bool | None = None  # None = from the variant / magi_config
-    steps: int | None = setting(None, check=at_least(1))  # num_steps; divisible by 4
-    text_scale: float | None = setting(None, check=at_least(0))  # cfg text scale of stages 0-2 (cfg_number 3)
-    history_scale: float | None = setting(None, check=at_least(0))  # cfg previous-chunk scale of stages 0-2
-    t5_checkpoint: str = MISSING  # folder holding t5-v1_1-xxl/
-    vae_checkpoint: str = MISSING  # ViTVAE folder (config.json + weights)
-    special_tokens: str | None = None  # special_tokens.npz (PAD_HQ / PAD_DURATION tokens); None = off
 
 
 @dataclass
@@ -193,14 +151,11 @@ class Config:
     tracking: TrackingConfig = operational(factory=TrackingConfig)
 
 
-GENERATOR_SCHEMAS = {"wan_i2v": WanI2VConfig, "magi1": Magi1Config}
-
-
 def register_configs() -> None:
     cs = ConfigStore.instance()
     cs.store(name="base_config", node=Config)
-    for kind, schema in GENERATOR_SCHEMAS.items():
-        cs.store(group="generator", name=f"schema_{kind}", node=schema)
+    for kind, spec in generator_specs().items():
+        cs.store(group="generator", name=f"schema_{kind}", node=spec.config)
 
 
 def to_config(cfg: DictConfig) -> Config:
@@ -304,10 +259,10 @@ def load_run_config(run_dir, overrides: Sequence[str] = ()) -> tuple[DictConfig,
     if not isinstance(saved, DictConfig):
         raise ConfigError(f"{path}: not a run config (a mapping of sections)")
     kind = saved.get("generator", {}).get("kind")
-    if kind not in GENERATOR_SCHEMAS:
+    if kind not in generator_specs():
         raise ConfigError(f"{path}: unknown generator kind {kind!r}")
     schema = OmegaConf.structured(Config)
-    schema.generator = OmegaConf.structured(GENERATOR_SCHEMAS[kind])
+    schema.generator = OmegaConf.structured(generator_specs()[kind].config)
     try:
         merged = cast(DictConfig, OmegaConf.merge(schema, saved, OmegaConf.from_dotlist(list(overrides))))
     except Exception as exc:  # omegaconf's errors name the key; keep their message, drop the trace

@@ -12,10 +12,13 @@ from pipeline.errors import ConfigError
 
 
 def item_states(stage, max_attempts: int, running_jobs: set[str]) -> dict[str, str]:
-    """done | failed (budget left) | exhausted | running | pending | blocked, per item."""
+    """done | failed (budget left) | exhausted | running | pending | blocked, per item: the
+    runner's states, with todo told apart by what the attempt log and record say."""
+    from pipeline.runner import item_state
+
     states = {}
     for item in stage.items():
-        state = stage.state(item, max_attempts)
+        state = item_state(stage, item, max_attempts)
         if state == "todo":
             rec = stage.store.read(stage.name, item)
             attempts = stage.store.attempts(stage.name, item)

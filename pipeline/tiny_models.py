@@ -11,7 +11,7 @@ from pathlib import Path
 
 def make_tiny_models(out: str | Path = "checkpoints/tiny") -> dict[str, Path]:
     from pipeline.generators.magi1.tiny import make_tiny_magi1
-    from pipeline.generators.tiny import make_tiny_wan_i2v
+    from pipeline.generators.wan.tiny import make_tiny_wan_i2v
     from pipeline.reward.tiny import make_tiny_vjepa2
 
     out = Path(out)

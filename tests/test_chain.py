@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from pipeline import config as config_module
+from pipeline.generators.wan.spec import WanI2VGeneratorConfig
 from pipeline.run import run
 from pipeline.stages import STAGES
 from tests.conftest import compose
@@ -170,7 +171,7 @@ _ORIGINAL = {}
 def _config_classes():
     """Config and the classes of its fields (other generators' schemas are checked statically)."""
     classes = {config_module.Config}
-    todo = [config_module.Config, config_module.WanI2VConfig, config_module.StageResources]
+    todo = [config_module.Config, WanI2VGeneratorConfig, config_module.StageResources]
     while todo:
         cls = todo.pop()
         classes.add(cls)

@@ -4,8 +4,9 @@ import pytest
 from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
-from pipeline.config import Config, WanI2VConfig, to_config
+from pipeline.config import Config, to_config
 from pipeline.errors import ConfigError
+from pipeline.generators.wan.spec import WanI2VGeneratorConfig as WanI2VConfig
 from pipeline.store import run_key
 from tests.conftest import compose
 
@@ -80,7 +81,7 @@ def test_every_schema_field_is_named_in_code():
     import ast
     from pathlib import Path
 
-    from pipeline.config import GENERATOR_SCHEMAS
+    from pipeline.generators import generator_specs
 
     root = Path(__file__).resolve().parent.parent
     read: set[str] = set()
@@ -92,7 +93,7 @@ def test_every_schema_field_is_named_in_code():
                 read.add(node.attr)
     unread = [
         f"{cls.__name__}.{f.name}"
-        for cls in GENERATOR_SCHEMAS.values()
+        for cls in (spec.config for spec in generator_specs().values())
         for f in dataclasses.fields(cls)
         if f.name not in read
     ]

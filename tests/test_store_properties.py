@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from pipeline.files import atomic_write_bytes
+from pipeline.runner import execute, item_state
 from pipeline.stages.base import Output, Stage
 from pipeline.store import RunStore
 
@@ -79,7 +80,7 @@ class StoreMachine(RuleBasedStateMachine):
         os.replace, os.fsync = step(real_replace), step(real_fsync)
         os.unlink = (lambda *a, **k: None) if crash_at is not None else real_unlink  # a dead process cleans nothing
         try:
-            self.stage.execute(item)
+            execute(self.stage, item)
         except Crash:
             pass
         finally:
@@ -116,7 +117,7 @@ class StoreMachine(RuleBasedStateMachine):
     def done_means_intact(self):
         store = self.stage.store
         for item in ITEMS:
-            if self.stage.state(item, max_attempts=1000) != "done":
+            if item_state(self.stage, item, max_attempts=1000) != "done":
                 continue
             rec = store.read("echo", item)
             assert rec is not None and rec.done
@@ -134,7 +135,7 @@ TestStoreProperties.settings = settings(
 @pytest.mark.parametrize("item", ITEMS)
 def test_after_any_damage_a_rerun_makes_the_item_done_again(tmp_path, item):
     stage = Echo(tmp_path)
-    stage.execute(item)
+    execute(stage, item)
     (tmp_path / "echo" / "outputs" / f"{item}.bin").write_bytes(b"damaged")
-    assert stage.state(item, 3) == "todo"
-    assert stage.execute(item).done and stage.state(item, 3) == "done"
+    assert item_state(stage, item, 3) == "todo"
+    assert execute(stage, item).done and item_state(stage, item, 3) == "done"

@@ -8,8 +8,10 @@ import dataclasses
 
 import pytest
 
-from pipeline.config import Config, Magi1Config, WanI2VConfig
+from pipeline.config import Config
 from pipeline.errors import PipelineError
+from pipeline.generators.magi1.spec import Magi1GeneratorConfig
+from pipeline.generators.wan.spec import WanI2VGeneratorConfig
 from pipeline.run import run
 from tests.conftest import compose
 
@@ -132,8 +134,8 @@ def test_every_checked_field_has_a_case():
         (c.PrepareConfig, "prepare."),
         (c.EvaluateConfig, "evaluate."),
         (Config, ""),
-        (WanI2VConfig, "generator."),
-        (Magi1Config, "generator."),
+        (WanI2VGeneratorConfig, "generator."),
+        (Magi1GeneratorConfig, "generator."),
     ]:
         keys |= set(checked(cls, prefix))
     covered = {key for _, key in CASES}

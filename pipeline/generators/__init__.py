@@ -1,93 +1,95 @@
-"""Video generators: a small registry so engines (Wan I2V via diffusers, later
-MAGI-1, ...) are built by name from config.
+"""Video generators, found by ``generator.kind``: one registry entry per engine.
 
-    gen = build_generator("wan_i2v", path=..., width=..., ...)
+Every engine lives in its own folder here and declares itself in that folder's ``spec.py``
+(``SPEC = GeneratorSpec(kind, ConfigClass, "module:EngineClass")``); the registry is the set of
+those files, so adding a generator touches its own folder and one YAML in ``conf/generator/``.
+Specs import no torch; an engine module is imported only when a model is built.
 
-Engines are registered lazily ("module:attr" strings) so importing this package
-does not import torch/diffusers.
+    generator_from_config(cfg.generator, device="cuda")
 """
 
 from __future__ import annotations
 
 import importlib
+import pkgutil
+from functools import cache
 from typing import Any
 
 from .base import (
     GenerationRequest,
     Generator,
+    GeneratorConfig,
     GeneratorConfigError,
     GeneratorLoadError,
+    GeneratorSpec,
     StepHook,
     StepInfo,
 )
 
-Factory = type[Generator]
-_REGISTRY: dict[str, str | Factory] = {
-    "wan_i2v": "pipeline.generators.diffusers_i2v:WanI2VGenerator",
-    "magi1": "pipeline.generators.magi1.engine:Magi1Generator",
-}
 
-
-def register_generator(kind: str, factory: str | Factory | None = None, *, overwrite: bool = False):
-    """Register ``factory`` (a callable or a lazy "module:attr" string) under ``kind``.
-    Usable as a decorator: ``@register_generator("magi1")``."""
-
-    def _do(f):
-        if kind in _REGISTRY and not overwrite and _REGISTRY[kind] != f:
-            raise ValueError(f"generator kind {kind!r} is already registered")
-        _REGISTRY[kind] = f
-        return f
-
-    return _do if factory is None else _do(factory)
+@cache
+def generator_specs() -> dict[str, GeneratorSpec]:
+    """kind -> spec, from every ``pipeline/generators/<engine>/spec.py``."""
+    specs: dict[str, GeneratorSpec] = {}
+    for module in pkgutil.iter_modules(__path__):
+        if not module.ispkg:
+            continue
+        name = f"{__name__}.{module.name}.spec"
+        try:
+            spec = importlib.import_module(name).SPEC
+        except ModuleNotFoundError as exc:
+            if exc.name == name:  # a folder that is not an engine
+                continue
+            raise
+        if spec.kind in specs:
+            raise ValueError(f"generator kind {spec.kind!r} is declared twice")
+        specs[spec.kind] = spec
+    return specs
 
 
 def available_generators() -> list[str]:
-    return sorted(_REGISTRY)
+    return sorted(generator_specs())
 
 
-def generator_class(kind: str) -> Factory:
+def generator_class(kind: str) -> type[Generator]:
     """The engine registered as ``kind`` (imported on first use; no model is loaded)."""
-    return _resolve(kind)
-
-
-def _resolve(kind: str) -> Factory:
     try:
-        f = _REGISTRY[kind]
+        spec = generator_specs()[kind]
     except KeyError:
         raise ValueError(f"unknown generator kind {kind!r}; available: {available_generators()}") from None
-    if isinstance(f, str):
-        mod, _, attr = f.partition(":")
-        f = getattr(importlib.import_module(mod), attr)
-    return f
+    module, _, attr = spec.engine.partition(":")
+    return getattr(importlib.import_module(module), attr)
 
 
 def build_generator(kind: str, **kwargs: Any) -> Generator:
-    """Instantiate the generator registered as ``kind`` with ``kwargs``."""
-    return _resolve(kind)(**kwargs)
+    """Instantiate the engine registered as ``kind`` with its own constructor arguments."""
+    return generator_class(kind)(**kwargs)
 
 
-def missing_checkpoint_files_for(cfg: Any) -> list[str]:
+def missing_checkpoint_files_for(cfg: GeneratorConfig) -> list[str]:
     """What the checkpoint named by ``cfg`` lacks (empty = looks complete); cheap, no model load."""
-    return _resolve(cfg.kind).missing_checkpoint_files_for(cfg)
+    return generator_class(cfg.kind).missing_checkpoint_files_for(cfg)
 
 
-def generator_from_config(cfg: Any, device: str) -> Generator:
+def generator_from_config(cfg: GeneratorConfig, device: str) -> Generator:
     """Build the engine named by ``cfg.kind`` from its config dataclass (each engine maps its own
     config fields in a ``from_config`` classmethod)."""
-    return _resolve(cfg.kind).from_config(cfg, device=device)
+    return generator_class(cfg.kind).from_config(cfg, device=device)
 
 
 __all__ = [
     "GenerationRequest",
     "Generator",
+    "GeneratorConfig",
     "GeneratorConfigError",
     "GeneratorLoadError",
+    "GeneratorSpec",
     "StepHook",
     "StepInfo",
     "available_generators",
     "build_generator",
     "generator_class",
     "generator_from_config",
+    "generator_specs",
     "missing_checkpoint_files_for",
-    "register_generator",
 ]

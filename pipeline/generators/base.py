@@ -15,8 +15,35 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from omegaconf import MISSING
 
 from pipeline.errors import PipelineError
+from pipeline.schema import above, at_least, device_name, operational, setting
+
+
+@dataclass
+class GeneratorConfig:
+    """Fields every generator has; engines subclass it with their own knobs."""
+
+    kind: str = MISSING
+    checkpoint: str = MISSING
+    width: int = setting(MISSING, check=at_least(1))
+    height: int = setting(MISSING, check=at_least(1))
+    num_frames: int = setting(MISSING, check=at_least(1))
+    fps: float = setting(MISSING, check=above(0))
+    dtype: str = "float32"  # each engine checks the names it supports (settings_problems)
+    device: str = operational("auto", check=device_name)
+    batch_size: int = operational(1, check=at_least(1))  # candidates of one prompt per forward
+
+
+@dataclass(frozen=True)
+class GeneratorSpec:
+    """One registry entry: what ``generator.kind`` names. Each engine folder declares its own in
+    ``spec.py`` (its config schema, and the engine class, imported only when a model is built)."""
+
+    kind: str
+    config: type[GeneratorConfig]
+    engine: str  # "module:Class"
 
 
 class GeneratorLoadError(PipelineError):

@@ -1,18 +1,14 @@
-"""What every stage declares: its items, its upstream stages, how to run one item and how to tell a
-finished output is still valid. Stages never know whether they run locally or on a cluster; the
-launcher decides what to run from ``pending()``.
+"""What every stage declares: its items, its upstream stages, how to run one item, what an item
+costs, and how to tell a finished output is still valid. Records, reuse, attempts and states are
+the runner's (``pipeline.runner``); where and when items run is the launchers'.
 """
 
 from __future__ import annotations
 
-import time
-import traceback
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from pipeline.errors import DISK_ERRNOS, DiskFullError
-from pipeline.files import json_digest
 from pipeline.store import Record, RunStore
 
 if TYPE_CHECKING:
@@ -44,34 +40,6 @@ class Stage(ABC):
     def items(self) -> list[str]:
         return [ALL] if self.aggregate else self.manifest.ids()
 
-    def inputs(self, item_id: str) -> dict[str, str] | None:
-        """Digests of the upstream records this item depends on; None while any is not done."""
-        from pipeline.stages import STAGES
-
-        digests = {}
-        for up in self.upstream:
-            if self.aggregate and not STAGES[up].aggregate:
-                recs = self.store.records(up, self.manifest.ids())
-                if not all(r is not None and r.done for r in recs.values()):
-                    return None
-                digests[up] = json_digest({i: r.digest for i, r in recs.items() if r is not None})
-            else:
-                rec = self.store.read(up, ALL if STAGES[up].aggregate else item_id)
-                if rec is None or not rec.done:
-                    return None
-                digests[up] = rec.digest
-        return digests
-
-    def is_done(self, item_id: str) -> bool:
-        rec = self.store.read(self.name, item_id)
-        if rec is None or not rec.done or rec.inputs != self.inputs(item_id) or not self.store.intact(rec):
-            return False
-        try:
-            self.validate(rec)
-        except Exception:
-            return False
-        return True
-
     # ---- stage-specific ---------------------------------------------------------------------
     def preflight(self) -> None:
         """Cheap checks that must pass before any stage of the chain starts (checkpoints exist)."""
@@ -97,59 +65,3 @@ class Stage(ABC):
 
     def close(self) -> None:
         """Release what ``setup`` loaded."""
-
-    # ---- one unit of work, recorded -----------------------------------------------------------
-    def execute(self, item_id: str) -> Record:
-        inputs = self.inputs(item_id)
-        previous = self.store.read(self.name, item_id)
-        attempt = (previous.attempt + 1) if previous else 1
-        started = time.time()
-        try:
-            self.store.log_attempt(self.name, item_id, {"event": "start", "attempt": attempt})
-            try:
-                out = self.run(item_id)
-                record = Record(
-                    item=item_id,
-                    status="done",
-                    outputs=out.outputs,
-                    data=out.data,
-                    inputs=inputs or {},
-                    attempt=attempt,
-                    started=started,
-                )
-            except Exception as exc:  # recorded, reported by the launcher, the other items go on
-                if isinstance(exc, OSError) and exc.errno in DISK_ERRNOS:
-                    raise
-                record = Record(
-                    item=item_id,
-                    status="failed",
-                    inputs=inputs or {},
-                    attempt=attempt,
-                    started=started,
-                    error=f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}",
-                )
-            record.seconds = time.time() - started
-            record = self.store.write(self.name, record)
-        except OSError as exc:
-            if exc.errno not in DISK_ERRNOS:
-                raise
-            # Not the item's fault: no attempt is spent, nothing partial is recorded, the run stops.
-            raise DiskFullError(
-                f"{self.name} {item_id}: {exc.strerror} ({exc.filename or self.store.root}); "
-                "free space and run the same command again: finished items are kept"
-            ) from None
-        self.store.log_attempt(
-            self.name, item_id, {"event": record.status, "attempt": attempt, "seconds": round(record.seconds, 3)}
-        )
-        return record
-
-    def state(self, item_id: str, max_attempts: int) -> str:
-        """done | blocked (upstream not done) | exhausted (failed max_attempts times) | todo."""
-        if self.inputs(item_id) is None:
-            return "blocked"
-        if self.is_done(item_id):
-            return "done"
-        rec = self.store.read(self.name, item_id)
-        if rec is not None and rec.status == "failed" and rec.attempt >= max_attempts:
-            return "exhausted"
-        return "todo"

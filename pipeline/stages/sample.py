@@ -60,6 +60,7 @@ class Sample(Stage):
 
     def run(self, item_id: str) -> Output:
         from pipeline.generators.base import GenerationRequest
+        from pipeline.runner import upstream_digests
 
         item = self.manifest.get(item_id)
         prep = self.store.require("prepare", item_id)
@@ -68,7 +69,7 @@ class Sample(Stage):
         previous = self.store.read(self.name, item_id)
         # Files left by an attempt that crashed before its record came from this run's condition;
         # a record built from another condition means every file on disk is stale.
-        stale = previous is not None and previous.inputs != self.inputs(item_id)
+        stale = previous is not None and previous.inputs != upstream_digests(self, item_id)
         known = {} if stale else self._recorded_frames(item_id)
         todo = [
             (k, s)

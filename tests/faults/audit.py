@@ -29,6 +29,7 @@ class Audit:
 def audit(run_dir: Path, stages: list[str] | None = None, require_done: bool = True) -> Audit:
     from pipeline.config import load_run_config
     from pipeline.items import Manifest
+    from pipeline.runner import is_done
     from pipeline.stages import STAGES
     from pipeline.store import RunStore
 
@@ -48,7 +49,7 @@ def audit(run_dir: Path, stages: list[str] | None = None, require_done: bool = T
                 finished.append(rec.started + rec.seconds)
             if finished and any(e["event"] == "start" and e["time"] > min(finished) for e in events):
                 out.duplicated.append(key)
-            if not stage.is_done(item):
+            if not is_done(stage, item):
                 if require_done:
                     out.lost.append(key)
                 continue

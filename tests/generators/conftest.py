@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from pipeline.generators.tiny import make_tiny_wan_i2v
+from pipeline.generators.wan.tiny import make_tiny_wan_i2v
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -31,7 +31,7 @@ def cond64():
 
 
 def make_gen(path, **kw):
-    from pipeline.generators.diffusers_i2v import WanI2VGenerator
+    from pipeline.generators.wan.engine import WanI2VGenerator
 
     args = dict(
         path=path, width=64, height=64, num_frames=9, fps=16, num_inference_steps=3, guidance_scale=5.0, batch_size=1

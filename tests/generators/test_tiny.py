@@ -2,8 +2,9 @@ import json
 import os
 import shutil
 
-from pipeline.generators.diffusers_i2v import missing_checkpoint_files
-from pipeline.generators.tiny import build_local_tokenizer, make_tiny_wan_i2v
+from pipeline.generators.tiny_tokenizer import build_local_tokenizer
+from pipeline.generators.wan.engine import missing_checkpoint_files
+from pipeline.generators.wan.tiny import make_tiny_wan_i2v
 
 
 def _size(path):

@@ -171,7 +171,7 @@ def test_group_requests_preserves_order_and_chunks(cond64):
 
 
 def test_wan21_image_encoder_layout(tmp_path_factory, cond64):
-    from pipeline.generators.tiny import make_tiny_wan_i2v
+    from pipeline.generators.wan.tiny import make_tiny_wan_i2v
 
     p = make_tiny_wan_i2v(tmp_path_factory.mktemp("ckpt21") / "tiny21", with_image_encoder=True)
     g = make_gen(p, num_frames=5, num_inference_steps=2, batch_size=2)

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
-from pipeline.config import Magi1Config
 from pipeline.generators import generator_from_config, missing_checkpoint_files_for
 from pipeline.generators.base import GenerationRequest, GeneratorConfigError
 from pipeline.generators.magi1.engine import resolve_magi_config
+from pipeline.generators.magi1.spec import Magi1GeneratorConfig as Magi1Config
 from pipeline.generators.magi1.tiny import is_complete, make_tiny_magi1
 
 ROOT = Path(__file__).resolve().parents[2]

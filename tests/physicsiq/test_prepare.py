@@ -15,6 +15,7 @@ from pipeline.benchmarks.prompts import PromptVariantError, load_prompt_variants
 from pipeline.config import to_config
 from pipeline.errors import ConfigError, StageError
 from pipeline.items import Manifest
+from pipeline.runner import is_done
 from pipeline.stages.prepare import Prepare, load_condition
 from pipeline.store import RunStore
 from tests.conftest import compose
@@ -70,7 +71,7 @@ def test_v2v_prepare_writes_the_conditioning_clip(dataset, dataset_root, tmp_pat
     assert clip.shape == (frames, 64, 64, 3) and clip.dtype == np.uint8  # 3 s at the generator's fps
     expected = condition_clip(dataset, dataset.item(item.item_id), fps, 64, 64)
     assert np.abs(clip.astype(int) - expected.astype(int)).mean() < 2  # stored near-losslessly
-    assert stage.is_done(item.item_id)
+    assert is_done(stage, item.item_id)
     with pytest.raises(StageError, match="takes a single image; run with benchmark.mode=i2v"):
         load_condition(store.path(rec.outputs["condition"]), generator=object())
 

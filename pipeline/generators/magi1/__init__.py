@@ -16,7 +16,7 @@ Modules (importing this package imports neither torch nor safetensors; names res
   prefix); ``draw_noise(seed, shape)`` (official CPU noise), ``latent_frames``.
 * ``engine``     -- ``Magi1Generator`` (registry kind ``"magi1"``): DiT + VAE + T5 resident per
   process, per-prompt caption cache, batched candidates, ``on_step``/``on_chunk`` hooks, decoded uint8
-  frames; ``resolve_magi_config(Magi1Config)``.
+  frames; ``resolve_magi_config(Magi1GeneratorConfig)``.
 * ``parity``     -- CLI ``python -m pipeline.generators.magi1.parity sample|decode|encode`` (official jobs).
 * ``tiny``       -- ``make_tiny_magi1(out)``: tiny random DiT (base + distill) / VAE / T5 / special
   tokens in the official folder layouts (idempotent, re-check without torch).

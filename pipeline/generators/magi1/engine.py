@@ -46,14 +46,15 @@ from ..base import (
 )
 from .config import VARIANTS as MAGI_VARIANTS
 from .config import MagiConfig, MagiConfigError, load_magi_config, preset
+from .spec import Magi1GeneratorConfig
 
 __all__ = ["Magi1Generator", "resolve_magi_config", "V2V_PREFIX_FRAMES"]
 
 V2V_PREFIX_FRAMES = 32  # official prefix_frame (8 latent frames)
 
 
-def resolve_magi_config(cfg: Any) -> MagiConfig:
-    """The effective :class:`MagiConfig` of a ``pipeline.config.Magi1Config``: the official JSON
+def resolve_magi_config(cfg: Magi1GeneratorConfig) -> MagiConfig:
+    """The effective :class:`MagiConfig` of a ``Magi1GeneratorConfig``: the official JSON
     (``magi_config``) or the ``variant`` preset, then the pipeline's fields on top (width/height/
     num_frames/fps/steps/distill/text_scale/history_scale). The JSON's ``load``, ``vae_pretrained``
     and ``t5_pretrained`` paths are replaced by ``checkpoint``/``vae_checkpoint``/``t5_checkpoint``."""
@@ -148,7 +149,7 @@ class Magi1Generator(Generator):
 
     # ------------------------------------------------------------------ construction
     @classmethod
-    def missing_checkpoint_files_for(cls, cfg: Any) -> list[str]:
+    def missing_checkpoint_files_for(cls, cfg: Magi1GeneratorConfig) -> list[str]:
         from .checkpoint import missing_checkpoint_files
 
         try:
@@ -162,8 +163,8 @@ class Magi1Generator(Generator):
         return missing
 
     @classmethod
-    def settings_problems(cls, cfg: Any) -> list[str]:
-        """What is wrong with a ``Magi1Config`` before any file is read (one entry per key)."""
+    def settings_problems(cls, cfg: Magi1GeneratorConfig) -> list[str]:
+        """What is wrong with a ``Magi1GeneratorConfig`` before any file is read (one entry per key)."""
         out = []
         if dtype_name(cfg.dtype) is None:
             out.append(f"generator.dtype={cfg.dtype!r} is not one of {list(CANONICAL)}")
@@ -191,7 +192,7 @@ class Magi1Generator(Generator):
         return out
 
     @classmethod
-    def planned_frames(cls, cfg: Any, mode: str) -> int | None:
+    def planned_frames(cls, cfg: Magi1GeneratorConfig, mode: str) -> int | None:
         """Frames a candidate will have for ``mode`` (i2v | v2v | t2v), from the settings and the
         VAE's config.json alone; None while the VAE folder is not there to ask."""
         from .vae import read_vae_config, tiled_output_frames
@@ -204,8 +205,8 @@ class Magi1Generator(Generator):
         return sum(tiled_output_frames(n, r.fps // 2, factor) for n in chunk_latent_lengths(r, mode))
 
     @classmethod
-    def from_config(cls, cfg: Any, device: str) -> Magi1Generator:
-        """From ``pipeline.config.Magi1Config``."""
+    def from_config(cls, cfg: Magi1GeneratorConfig, device: str) -> Magi1Generator:
+        """From its ``Magi1GeneratorConfig``."""
         return cls(
             resolve_magi_config(cfg),
             checkpoint=cfg.checkpoint,

@@ -707,7 +707,7 @@ def write_tiny_t5(root: str | os.PathLike, seed: int = 0, vocab_size: int = 400)
     pytorch_model-0000{1,2}-of-00002.bin, pytorch_model.bin.index.json}``.  Returns ``root``."""
     from transformers import T5Config, T5EncoderModel
 
-    from ..tiny import build_local_tokenizer
+    from ..tiny_tokenizer import build_local_tokenizer
 
     root = Path(root)
     folder = root / T5_SUBFOLDER

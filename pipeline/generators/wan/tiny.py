@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.files import TINY_MARKER, build_folder
+from pipeline.generators.tiny_tokenizer import build_local_tokenizer
 
 # Fixed, hashable description of the tiny model.  Bump TINY_VERSION whenever the
 # construction code changes so that stale folders get rebuilt.
@@ -71,17 +72,6 @@ TINY_CONFIG: dict[str, Any] = {
 
 # Small corpus the local BPE tokenizer is trained on.  Any text can still be
 # tokenized because the byte-level alphabet is always part of the vocabulary.
-_CORPUS = (
-    "a the of and in on with to from into onto over under by at for is are "
-    "ball cube sphere block domino pendulum water liquid glass cup table floor wall "
-    "rolls falls drops slides bounces pours spins swings collides hits breaks moves "
-    "red green blue yellow white black wooden metal rubber plastic heavy light small large "
-    "camera static view scene video slow motion left right up down forward backward "
-    "bright tones overexposed blurred details subtitles style works paintings images "
-    "overall gray worst quality low jpeg compression residue ugly incomplete extra fingers "
-    "poorly drawn hands faces deformed disfigured misshapen limbs fused still picture "
-    "messy background three legs many people walking backwards"
-)
 
 
 def _expected_params(seed: int, with_image_encoder: bool) -> dict[str, Any]:
@@ -100,40 +90,9 @@ def _is_complete(out_dir: Path, params: dict[str, Any]) -> bool:
         return False
     if saved != json.loads(json.dumps(params)):
         return False
-    from .diffusers_i2v import missing_checkpoint_files
+    from .engine import missing_checkpoint_files
 
     return not missing_checkpoint_files(out_dir)
-
-
-def build_local_tokenizer(vocab_size: int = 400):
-    """A byte-level BPE tokenizer trained on a small built-in corpus, T5-style
-    special tokens (``<pad>`` id 0, ``</s>`` id 1, ``<unk>`` id 2) and an
-    ``</s>`` appended to every sequence."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
-    from transformers import PreTrainedTokenizerFast
-
-    tok = Tokenizer(models.BPE(unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=True)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size,
-        special_tokens=["<pad>", "</s>", "<unk>"],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    tok.train_from_iterator([_CORPUS] * 4, trainer=trainer)
-    eos_id = tok.token_to_id("</s>")
-    tok.post_processor = processors.TemplateProcessing(
-        single="$A </s>", pair="$A </s> $B </s>", special_tokens=[("</s>", eos_id)]
-    )
-    return PreTrainedTokenizerFast(
-        tokenizer_object=tok,
-        pad_token="<pad>",
-        eos_token="</s>",
-        unk_token="<unk>",
-        model_max_length=512,
-        padding_side="right",
-    )
 
 
 def _build_pipeline(seed: int, with_image_encoder: bool):
@@ -244,8 +203,8 @@ def bench_tiny(
 
     import numpy as np
 
-    from .base import GenerationRequest
-    from .diffusers_i2v import WanI2VGenerator
+    from ..base import GenerationRequest
+    from .engine import WanI2VGenerator
 
     g = WanI2VGenerator(
         path,

@@ -23,7 +23,7 @@ import numpy as np
 from pipeline.dtypes import CANONICAL, dtype_name
 from pipeline.weight_files import truncated_weights
 
-from .base import (
+from ..base import (
     GenerationRequest,
     Generator,
     GeneratorConfigError,
@@ -33,6 +33,7 @@ from .base import (
     float_frames_to_uint8,
     group_requests,
 )
+from .spec import WanI2VGeneratorConfig
 
 __all__ = [
     "WanI2VGenerator",
@@ -166,25 +167,25 @@ class WanI2VGenerator(Generator):
     kind = "wan_i2v"
 
     @classmethod
-    def missing_checkpoint_files_for(cls, cfg: Any) -> list[str]:
+    def missing_checkpoint_files_for(cls, cfg: WanI2VGeneratorConfig) -> list[str]:
         return missing_checkpoint_files(cfg.checkpoint)
 
     @classmethod
-    def settings_problems(cls, cfg: Any) -> list[str]:
-        """What is wrong with a ``WanI2VConfig`` before any weight is read (one entry per key)."""
+    def settings_problems(cls, cfg: WanI2VGeneratorConfig) -> list[str]:
+        """What is wrong with a ``WanI2VGeneratorConfig`` before any weight is read (one entry per key)."""
         out = []
         if dtype_name(cfg.dtype) is None:
             out.append(f"generator.dtype={cfg.dtype!r} is not one of {list(CANONICAL)}")
         return out + geometry_problems(cfg.checkpoint, cfg.width, cfg.height, cfg.num_frames)
 
     @classmethod
-    def planned_frames(cls, cfg: Any, mode: str) -> int:
+    def planned_frames(cls, cfg: WanI2VGeneratorConfig, mode: str) -> int:
         """Frames every candidate has: the pipeline returns ``num_frames`` (the first is the image)."""
         return int(cfg.num_frames)
 
     @classmethod
-    def from_config(cls, cfg: Any, device: str) -> WanI2VGenerator:
-        """From ``pipeline.config.WanI2VConfig``."""
+    def from_config(cls, cfg: WanI2VGeneratorConfig, device: str) -> WanI2VGenerator:
+        """From its ``WanI2VGeneratorConfig``."""
         return cls(
             cfg.checkpoint,
             width=cfg.width,

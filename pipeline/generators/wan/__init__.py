@@ -1,0 +1,1 @@
+"""Wan image-to-video (diffusers): ``spec`` (config and registry entry), ``engine``, ``tiny``."""
