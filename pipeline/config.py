@@ -15,10 +15,10 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
 from pipeline.errors import ConfigError
+from pipeline.fields import above, at_least, device_name, one_of, operational, problems, setting
 from pipeline.generators import generator_specs
 from pipeline.generators.base import GeneratorConfig
 from pipeline.reward.variants import VARIANT_CHOICES as REWARD_VARIANTS
-from pipeline.schema import above, at_least, device_name, one_of, operational, problems, setting
 from pipeline.stages.conform import ConformConfig
 from pipeline.stages.evaluate import EvaluateConfig
 from pipeline.stages.prepare import PrepareConfig

@@ -66,7 +66,7 @@ def compose(overrides: list[str]) -> EvaluateCLIConfig:
     from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
-    from pipeline.schema import problems
+    from pipeline.fields import problems
 
     register()
     GlobalHydra.instance().clear()

@@ -101,8 +101,8 @@ def reward_config(overrides: list[str]):
     from omegaconf import OmegaConf
 
     from pipeline.config import RewardConfig, register_configs
+    from pipeline.fields import problems
     from pipeline.run import CONF_DIR
-    from pipeline.schema import problems
 
     register_configs()
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):

@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pipeline.errors import PipelineError, StageError
+from pipeline.fields import result_fields
 from pipeline.files import append_jsonl, atomic_write_text, file_digest, json_digest, read_jsonl
 from pipeline.locks import FileLock
-from pipeline.schema import result_fields
 
 if TYPE_CHECKING:
     from pipeline.config import Config

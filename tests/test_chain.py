@@ -184,7 +184,7 @@ def _config_classes():
 
 def _track_config_reads() -> set:
     accessed: set = set()
-    ignored = ("pipeline/config.py", "pipeline/schema.py", "omegaconf", "dataclasses.py", "/tests/")
+    ignored = ("pipeline/config.py", "pipeline/fields.py", "omegaconf", "dataclasses.py", "/tests/")
 
     def getattribute(self, name, _get=object.__getattribute__):
         if name in _get(self, "__dataclass_fields__"):

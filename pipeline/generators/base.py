@@ -18,7 +18,7 @@ import numpy as np
 from omegaconf import MISSING
 
 from pipeline.errors import PipelineError
-from pipeline.schema import above, at_least, device_name, operational, setting
+from pipeline.fields import above, at_least, device_name, operational, setting
 
 
 @dataclass
@@ -144,7 +144,9 @@ class Generator(abc.ABC):
 
     @property
     @abc.abstractmethod
-    def num_frames(self) -> int: ...
+    def frames_out(self) -> int:
+        """Frames ``generate`` returns per request for an image condition (``generator.num_frames``
+        is what the config asks for; an engine may return more, e.g. whole MAGI-1 chunks)."""
 
     @property
     @abc.abstractmethod

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from pipeline.schema import at_least, operational
+from pipeline.fields import at_least, operational
 from pipeline.stages.base import Output, Stage
 
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from pipeline.fields import one_of, setting
 from pipeline.files import atomic_write_bytes
-from pipeline.schema import one_of, setting
 from pipeline.stages.base import Output, Stage
 from pipeline.store import Record
 

@@ -10,8 +10,8 @@ from typing import cast
 
 import pandas as pd
 
+from pipeline.fields import operational
 from pipeline.files import atomic_write_bytes, atomic_write_text
-from pipeline.schema import operational
 from pipeline.stages.base import ALL, Output, Stage
 
 METRICS = ("spatiotemporal_iou", "spatial_iou", "weighted_spatial_iou", "mse")

@@ -52,11 +52,16 @@ class Sample(Stage):
             return False
 
     def cost(self, item_id: str) -> float:
-        """Frames still to generate: candidates missing or invalid times frames per candidate."""
+        """Frames still to generate: candidates missing or invalid times frames per candidate
+        (what the engine makes, which may be more than ``generator.num_frames`` asks)."""
+        from pipeline.generators import generator_class
+
+        g = self.cfg.generator
         seeds = candidate_seeds(self.cfg.search)
         known = self._recorded_frames(item_id)
         todo = sum(not self._valid(self.candidate_path(item_id, k, s), known.get(k)) for k, s in enumerate(seeds))
-        return float(todo * self.cfg.generator.num_frames)
+        frames = generator_class(g.kind).planned_frames(g, self.cfg.benchmark.mode) or g.num_frames
+        return float(todo * frames)
 
     def run(self, item_id: str) -> Output:
         from pipeline.generators.base import GenerationRequest

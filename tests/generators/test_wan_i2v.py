@@ -34,7 +34,7 @@ def test_shapes_dtype_41_frames(tiny_wan_path, cond64):
         guidance_scale=5.0,
         batch_size=2,
     )
-    assert (g.width, g.height, g.num_frames, g.fps) == (64, 64, 41, 16)
+    assert (g.width, g.height, g.frames_out, g.fps) == (64, 64, 41, 16)
     out = g.generate([_req(cond64, 0), _req(cond64, 1)])
     assert len(out) == 2
     for v in out:

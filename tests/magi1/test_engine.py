@@ -69,7 +69,7 @@ def test_i2v_frames_batch_and_hooks(gen):
     reqs = [GenerationRequest("a ball rolls", img, 5), GenerationRequest("a ball rolls", img, 6)]
     out = gen.generate(reqs, on_step=on_step, on_chunk=on_chunk)
     # i2v 24 frames: ceil((24//4 + 1)/6) = 2 chunks -> 48 frames (upstream keeps the image frame)
-    assert gen.num_frames == gen.output_frames("i2v") == 48
+    assert gen.frames_out == gen.output_frames("i2v") == 48
     assert [o.shape for o in out] == [(48, 64, 64, 3)] * 2 and out[0].dtype == np.uint8
     assert [s[1] for s in steps] == [(0,), (0, 1), (0, 1), (0, 1), (1,)]
     assert chunks == [(0, (2, 16, 6, 8, 8)), (1, (2, 16, 6, 8, 8))]

@@ -124,7 +124,7 @@ class QKVProjection(nn.Module):
         self.v = _linear(D, G * hd)
 
 
-class ParallelAttention(nn.Module):
+class JointAttention(nn.Module):
     """Self-attention (block-causal, RoPE, GQA, QK-LN) and caption cross-attention side by side,
     then ``linear_proj`` (row-parallel) over the permuted concatenation of both outputs."""
 
@@ -219,7 +219,7 @@ class TransformerLayer(nn.Module):
         super().__init__()
         eps, one_p = cfg.layernorm_epsilon, cfg.apply_layernorm_1p
         self.ada_modulate_layer = AdaModulate(cfg)
-        self.self_attention = ParallelAttention(cfg, index)
+        self.self_attention = JointAttention(cfg, index)
         self.self_attn_post_norm = LayerNorm1p(cfg.hidden_size, eps, one_p)
         self.mlp = MLP(cfg)
         self.mlp_post_norm = LayerNorm1p(cfg.hidden_size, eps, one_p)

@@ -298,7 +298,7 @@ class Magi1Generator(Generator):
         return float(self.magi.runtime_config.fps)
 
     @property
-    def num_frames(self) -> int:
+    def frames_out(self) -> int:
         """Frames returned for an image condition (i2v), e.g. 120 for num_frames=96."""
         return self.output_frames("i2v")
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from omegaconf import MISSING
 
-from pipeline.schema import at_least, one_of, setting
+from pipeline.fields import at_least, one_of, setting
 
 from ..base import GeneratorConfig, GeneratorSpec
 from .config import VARIANTS as MAGI_VARIANTS

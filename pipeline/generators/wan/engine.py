@@ -298,7 +298,7 @@ class WanI2VGenerator(Generator):
         return self._height
 
     @property
-    def num_frames(self) -> int:
+    def frames_out(self) -> int:
         return self._num_frames
 
     @property

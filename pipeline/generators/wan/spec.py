@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pipeline.schema import at_least, setting
+from pipeline.fields import at_least, setting
 
 from ..base import GeneratorConfig, GeneratorSpec
 

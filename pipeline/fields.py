@@ -1,4 +1,6 @@
-"""Field helpers shared by every config dataclass (kept free of pipeline imports to avoid cycles).
+"""Config fields: their domains, which ones leave results unchanged (``operational``), and the
+result-affecting view of a config that the run key hashes. Shared by every config dataclass and
+kept free of pipeline imports.
 
 A field declares its domain next to its default (``setting(4, check=at_least(1))``); ``problems``
 walks a whole config and names every value outside its domain by its dotted key, so a bad value
