@@ -50,10 +50,18 @@ class StageSummary:
 BUSY = "being worked on by another process"
 
 
-def pending_items(stage: Stage, max_attempts: int) -> tuple[list[str], dict[str, int]]:
-    """(items needing work, counts of the others by state: done, blocked, exhausted)."""
+def start_summary(stage: Stage, max_attempts: int) -> tuple[list[str], StageSummary]:
+    """The items that need work, and a summary that counts the others (done, blocked, exhausted)."""
     by_state = classify(stage, max_attempts)
-    return by_state.pop("todo"), {state: len(items) for state, items in by_state.items()}
+    todo = by_state["todo"]
+    summary = StageSummary(
+        stage.name,
+        total=sum(len(items) for items in by_state.values()),
+        reused=len(by_state["done"]),
+        blocked=len(by_state["blocked"]),
+        failed=len(by_state["exhausted"]),
+    )
+    return todo, summary
 
 
 def run_stage(stage: Stage, progress: bool = True, max_attempts: int = 3, stop: Any = None) -> StageSummary:
@@ -61,14 +69,7 @@ def run_stage(stage: Stage, progress: bool = True, max_attempts: int = 3, stop: 
     from tqdm import tqdm
 
     started = time.time()
-    todo, counts = pending_items(stage, max_attempts)
-    summary = StageSummary(
-        stage.name,
-        total=len(todo) + sum(counts.values()),
-        reused=counts["done"],
-        blocked=counts["blocked"],
-        failed=counts["exhausted"],
-    )
+    todo, summary = start_summary(stage, max_attempts)
     setup = LazySetup(stage)
     try:
         for item in tqdm(todo, desc=f"{stage.name:>8}", unit="item", disable=not progress, leave=False):
@@ -101,14 +102,7 @@ def run_stage_in_pool(stage: Stage, cfg: Config, store: RunStore, stop: Any = No
     from launchers.sharding import balanced_shards
 
     started = time.time()
-    todo, counts = pending_items(stage, cfg.cluster.max_attempts)
-    summary = StageSummary(
-        stage.name,
-        total=len(todo) + sum(counts.values()),
-        reused=counts["done"],
-        blocked=counts["blocked"],
-        failed=counts["exhausted"],
-    )
+    todo, summary = start_summary(stage, cfg.cluster.max_attempts)
     shards = balanced_shards({i: stage.cost(i) for i in todo}, cfg.cluster.workers)
     job = ShardJob(cfg, str(store.root))
     ctx = multiprocessing.get_context("spawn")  # forking a process that loaded torch can deadlock

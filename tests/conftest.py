@@ -65,3 +65,9 @@ def demo_overrides(tiny_models, small_dataset, tmp_path) -> list[str]:
         "evaluate.workers=1",
         f"evaluate.mask_cache={tmp_path / 'masks'}",
     ]
+
+
+@pytest.fixture
+def one_scenario(demo_overrides) -> list[str]:
+    """The demo on one scenario (three items): a chain short enough to run many times."""
+    return [*demo_overrides, "benchmark.max_scenarios=1"]

@@ -18,19 +18,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-def chain_args(tiny_models, small_dataset, tmp_path):
-    return [
-        "+experiment=demo",
-        "benchmark.max_scenarios=1",
-        f"benchmark.root={small_dataset}",
-        f"run_root={tmp_path / 'runs'}",
-        f"generator.checkpoint={tiny_models['wan_i2v']}",
-        f"reward.checkpoint={tiny_models['vjepa2']}",
-        "tracking=disabled",
-        "evaluate.workers=1",
-        f"evaluate.mask_cache={tmp_path / 'masks'}",
-        "tracking.progress=false",
-    ]
+def chain_args(one_scenario):
+    return [*one_scenario, "tracking.progress=false"]
 
 
 def start_run(args: list[str]) -> subprocess.Popen:

@@ -52,12 +52,7 @@ def test_signal_finishes_the_item_in_progress_and_rerun_completes(chain_args, tm
     args = [*chain_args, f"cluster.workers={workers}"]
     proc = start_run(args)
     run_root = tmp_path / "runs"
-    wait_until(
-        lambda: any(e["stage"] == "sample" and e["event"] == "start" for e in events(run_root)),
-        300,
-        "a sample item to start",
-        interval=0.05,
-    )
+    wait_for_sample_start(run_root)
     (kill_group if group else lambda p, s: os.kill(p.pid, s))(proc, sig)
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == 128 + sig, err[-2000:]
@@ -79,15 +74,20 @@ def test_signal_finishes_the_item_in_progress_and_rerun_completes(chain_args, tm
 def test_signal_stops_a_multirun_sweep(chain_args, tmp_path):
     proc = start_run(["-m", *chain_args, "search.n=1,2,3"])
     run_root = tmp_path / "runs"
-    wait_until(
-        lambda: any(e["stage"] == "sample" and e["event"] == "start" for e in events(run_root)),
-        300,
-        "a sample item to start",
-        interval=0.05,
-    )
+    wait_for_sample_start(run_root)
     os.kill(proc.pid, signal.SIGTERM)
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == 128 + signal.SIGTERM, err[-2000:]
     assert err.strip().splitlines()[-1].startswith("interrupted: SIGTERM"), err
     assert "Error executing job" not in err
     assert len([p for p in run_root.glob("demo/*") if (p / "run.json").exists()]) == 1  # later points never began
+
+
+def wait_for_sample_start(run_root) -> None:
+    """Until a sample item has started: the signal then lands in the middle of real work."""
+    wait_until(
+        lambda: any(e["stage"] == "sample" and e["event"] == "start" for e in events(run_root)),
+        300,
+        "a sample item to start",
+        interval=0.05,
+    )

@@ -40,18 +40,8 @@ def attempts(run: Path, stage: str) -> dict[str, list[dict]]:
 
 
 @pytest.fixture
-def base_args(slurm_cluster, tiny_models, small_dataset, tmp_path):
-    return [
-        "+experiment=demo",
-        "cluster=slurm_local",
-        "benchmark.max_scenarios=1",
-        f"benchmark.root={small_dataset}",
-        f"run_root={tmp_path / 'runs'}",
-        f"generator.checkpoint={tiny_models['wan_i2v']}",
-        f"reward.checkpoint={tiny_models['vjepa2']}",
-        "tracking=disabled",
-        f"evaluate.mask_cache={tmp_path / 'masks'}",
-    ]
+def base_args(slurm_cluster, one_scenario):
+    return [*one_scenario, "cluster=slurm_local"]
 
 
 def test_cancelled_shard_is_reported_and_resume_redoes_nothing_finished(base_args):

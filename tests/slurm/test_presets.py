@@ -33,17 +33,8 @@ def launch(*args: str) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture
-def demo_args(slurm_cluster, tiny_models, small_dataset, tmp_path):
-    return [
-        "+experiment=demo",
-        "benchmark.max_scenarios=1",
-        f"benchmark.root={small_dataset}",
-        f"run_root={tmp_path / 'runs'}",
-        f"generator.checkpoint={tiny_models['wan_i2v']}",
-        f"reward.checkpoint={tiny_models['vjepa2']}",
-        "tracking=disabled",
-        f"evaluate.mask_cache={tmp_path / 'masks'}",
-    ]
+def demo_args(slurm_cluster, one_scenario):
+    return one_scenario
 
 
 @pytest.mark.parametrize("preset", PRESETS)
@@ -75,7 +66,8 @@ def test_refused_stage_cancels_the_chain_and_says_why_in_one_line(demo_args):
     assert "sbatch: error:" in lines[0] and "cancelled the jobs already queued for prepare, sample" in lines[0]
     cancelled = re.search(r"for prepare, sample \((\d+), (\d+)\)", lines[0]).groups()
     wait_until(lambda: queue_empty(list(cancelled)), 60, "the cancelled jobs to leave the queue")
-    run = next(Path(demo_args[3].split("=", 1)[1]).glob("demo/*"))
+    run_root = next(a for a in demo_args if a.startswith("run_root=")).split("=", 1)[1]
+    run = next(Path(run_root).glob("demo/*"))
     assert not (run / "launch" / "submissions.jsonl").exists()
     assert not list(run.glob("*/items/*.json"))
 
