@@ -20,17 +20,17 @@ $(STAMP): pyproject.toml
 	touch $@
 
 data: install
-	$(PY) -m pipeline.benchmarks.physicsiq.synthetic out=$(DATA)
+	$(PY) -m pipeline synthetic-data out=$(DATA)
 
 models: install
-	$(PY) -m pipeline.tiny_models out=$(MODELS)
+	$(PY) -m pipeline tiny-models out=$(MODELS)
 
 demo: data models
-	$(PY) -m pipeline.run +experiment=demo benchmark.root=$(DATA) \
+	$(PY) -m pipeline run +experiment=demo benchmark.root=$(DATA) \
 		generator.checkpoint=$(MODELS)/wan_i2v reward.checkpoint=$(MODELS)/vjepa2
 
 demo-magi1: data models
-	$(PY) -m pipeline.run +experiment=demo_magi1 benchmark.root=$(DATA) \
+	$(PY) -m pipeline run +experiment=demo_magi1 benchmark.root=$(DATA) \
 		generator.checkpoint=$(MODELS)/magi1/dit generator.vae_checkpoint=$(MODELS)/magi1/vae \
 		generator.t5_checkpoint=$(MODELS)/magi1/t5 generator.special_tokens=$(MODELS)/magi1/special_tokens.npz \
 		reward.checkpoint=$(MODELS)/vjepa2

@@ -12,7 +12,7 @@ resized to a generator's size. The second form is the realistic one: Physics-IQ 
 and generators write 480p-720p, so the ground truth costs the baseline far more than the
 generation, and the evaluator's ground-truth cache saves that much more. Then, for each folder in turn, runs
 the baseline (bench/physicsiq_naive.py: one process, frame by frame, no cache, mp4v mask round
-trip) and the evaluator (pipeline.benchmarks.physicsiq.evaluate, ``--workers`` processes, mask
+trip) and the evaluator (pipeline.benchmarks.physicsiq.evaluator, ``--workers`` processes, mask
 cache starting empty, so the first folder pays for the ground truth), each in a fresh process,
 and prints seconds per folder, peak memory and the speed ratio. The two must give the same score
 and byte-identical per-model CSVs; the bench exits non-zero if they do not.
@@ -110,7 +110,7 @@ def child(args) -> None:
         comp, csv = evaluate_naive(args.root, args.generated, args.output, item_ids=ids)
         score = comp.score
     else:
-        from pipeline.benchmarks.physicsiq.evaluate import evaluate_folder
+        from pipeline.benchmarks.physicsiq.evaluator import evaluate_folder
 
         res = evaluate_folder(
             args.root, args.generated, args.output, workers=args.workers, mask_cache=args.mask_cache, item_ids=ids

@@ -24,7 +24,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from pipeline.benchmarks.physicsiq import score as sc
+from pipeline.benchmarks.physicsiq import iq_score as sc
 from pipeline.benchmarks.physicsiq.layout import VIEWS, PhysicsIQDataset
 from pipeline.video_io import probe_video
 

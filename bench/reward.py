@@ -21,12 +21,12 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pipeline.reward.model import Source, WorldModel  # noqa: E402
-from pipeline.reward.preprocess import preprocess_clip  # noqa: E402
-from pipeline.reward.surprise import SurpriseScorer  # noqa: E402
-from pipeline.reward.tiny import random_model  # noqa: E402
-from pipeline.reward.variants import VARIANTS, tiny_arch  # noqa: E402
-from pipeline.reward.windows import token_split  # noqa: E402
+from pipeline.rewards.vjepa2.model import Source, WorldModel  # noqa: E402
+from pipeline.rewards.vjepa2.preprocess import preprocess_clip  # noqa: E402
+from pipeline.rewards.vjepa2.surprise import SurpriseScorer  # noqa: E402
+from pipeline.rewards.vjepa2.variants import VARIANTS, tiny_arch  # noqa: E402
+from pipeline.rewards.vjepa2.windows import token_split  # noqa: E402
+from pipeline.tiny_models.vjepa2 import random_model  # noqa: E402
 
 
 def clips_for(n: int, frames: int, size: int) -> list[np.ndarray]:

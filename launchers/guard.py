@@ -59,7 +59,7 @@ def exclusive_launch(store: RunStore, folder: str, command: str) -> Iterator[Non
             shown = ", ".join(live[:6]) + (f" and {len(live) - 6} more" if len(live) > 6 else "")
             raise RunBusyError(
                 f"run folder {store.root} has SLURM jobs of an earlier submission still queued or "
-                f"running ({shown}); wait for them (python -m pipeline.status run={store.root}) "
+                f"running ({shown}); wait for them (python -m pipeline status run={store.root}) "
                 "or scancel them, then resume"
             )
         yield

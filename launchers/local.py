@@ -19,7 +19,7 @@ from launchers.claim import LazySetup, run_item
 from launchers.signals import StopOnSignal, signals_blocked, worker_setup, worker_stop
 from pipeline.errors import Interrupted, StageError
 from pipeline.runner import classify, item_state
-from pipeline.stages import STAGES
+from pipeline.stages import build_stage
 
 if TYPE_CHECKING:
     from pipeline.config import Config
@@ -169,7 +169,7 @@ class ChainOutcome:
         return all(s.ok for s in self.summaries)
 
     def report(self) -> str:
-        from pipeline.stages.report import summary_text
+        from pipeline.summary import summary_text
 
         text = summary_text(self.store) if any(s.name == "report" for s in self.summaries) else None
         return format_summaries(self.summaries) + "\n" + (text.rstrip("\n") if text else f"run: {self.store.root}")
@@ -179,7 +179,7 @@ def run_chain(cfg: Config, store: RunStore, manifest: Manifest) -> ChainOutcome:
     """Every stage of ``cfg.stages`` in this process (or ``cluster.workers`` processes);
     SIGTERM/SIGUSR2 stop it after the item in progress (raises Interrupted)."""
     with StopOnSignal() as stop:
-        stages = [STAGES[name](cfg, store, manifest) for name in cfg.stages]
+        stages = [build_stage(name, cfg, store, manifest) for name in cfg.stages]
         preflight(stages, cfg.cluster.max_attempts)
         summaries = []
         for stage in stages:

@@ -113,12 +113,12 @@ class ShardJob:
 
     def run_shard(self, spec: ShardSpec, stop: threading.Event | None = None) -> ShardResult:
         from pipeline.items import Manifest
-        from pipeline.stages import STAGES
+        from pipeline.stages import build_stage
         from pipeline.store import RunStore
 
         stop = stop or threading.Event()
         store = RunStore(Path(self.run_dir))
-        stage = STAGES[spec.stage](self.cfg, store, Manifest.load(store))
+        stage = build_stage(spec.stage, self.cfg, store, Manifest.load(store))
         res = self.cfg.cluster.resources[spec.stage]
         group = ReplicaGroup.from_env(res.replica_size)
         result = ShardResult(spec.stage, spec.index)

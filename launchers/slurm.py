@@ -8,7 +8,7 @@ downstream items whose inputs are missing are reported as blocked). A shard job 
 gets at least R items unless fewer are pending, so no replica starts idle. A chain is submitted
 whole or not at all: when sbatch refuses a stage, the jobs queued for the stages before it are
 cancelled. Every submitted chain is appended to ``<run>/launch/submissions.jsonl`` for
-``pipeline.status`` and ``pipeline.resume``.
+``pipeline status`` and ``pipeline resume``.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from launchers.sharding import balanced_shards
 from pipeline.errors import PipelineError
 from pipeline.files import append_jsonl, read_jsonl
 from pipeline.runner import classify, item_state
-from pipeline.stages import STAGES
+from pipeline.stages import build_stage
 from pipeline.stages.base import ALL
 
 if TYPE_CHECKING:
@@ -57,7 +57,7 @@ def plan_chain(cfg: Config, store: RunStore, manifest: Manifest) -> list[StagePl
     plans, upstream_pending = [], False
     pending_items: set[str] = set()
     for name in cfg.stages:
-        stage = STAGES[name](cfg, store, manifest)
+        stage = build_stage(name, cfg, store, manifest)
         res = cfg.cluster.resources[name]
         if stage.aggregate:
             if upstream_pending or item_state(stage, ALL, cfg.cluster.max_attempts) != "done":
@@ -239,7 +239,7 @@ def submit_to_slurm(cfg: Config, store: RunStore, manifest: Manifest) -> Submitt
     """Check what the chain needs, then submit it (the launcher registered as ``slurm``)."""
     from launchers.local import preflight
 
-    stages = [STAGES[name](cfg, store, manifest) for name in cfg.stages]
+    stages = [build_stage(name, cfg, store, manifest) for name in cfg.stages]
     preflight(stages, cfg.cluster.max_attempts)
     return Submitted(store.root, submit_chain(cfg, store, manifest))
 

@@ -1,4 +1,4 @@
-"""SLURM job states for ``pipeline.status``: squeue for live jobs (accounting lags a few seconds
+"""SLURM job states for ``pipeline status``: squeue for live jobs (accounting lags a few seconds
 behind), sacct for finished ones. Missing commands or errors give "unknown", never a crash."""
 
 from __future__ import annotations

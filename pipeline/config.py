@@ -14,69 +14,26 @@ from typing import Any, cast
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
+from pipeline.benchmarks import BENCHMARKS
 from pipeline.errors import ConfigError
-from pipeline.fields import above, at_least, device_name, one_of, operational, problems, setting
-from pipeline.generators import generator_specs
-from pipeline.generators.base import GeneratorConfig
-from pipeline.reward.variants import VARIANT_CHOICES as REWARD_VARIANTS
+from pipeline.fields import above, at_least, one_of, operational, problems, setting
+from pipeline.generators import GENERATORS
+from pipeline.registry import Registry
+from pipeline.rewards import REWARDS
+from pipeline.search import STRATEGIES
 from pipeline.stages.conform import ConformConfig
 from pipeline.stages.evaluate import EvaluateConfig
 from pipeline.stages.prepare import PrepareConfig
 from pipeline.stages.report import ReportConfig
 
-REWARD_DTYPES = ("float32", "tf32", "bfloat16", "float16", "auto")  # reward.model.resolve_precision
 STAGE_ORDER = ("prepare", "sample", "score", "select", "conform", "evaluate", "report")
-
-
-@dataclass
-class BenchmarkConfig:
-    name: str = "physicsiq"
-    root: str = MISSING  # dataset folder in the official Physics-IQ layout
-    descriptions: str | None = None  # descriptions.csv; default: inside or beside the root
-    max_scenarios: int | None = setting(
-        None, check=at_least(1)
-    )  # first N scenarios, all views (smoke runs); None = all
-    mode: str = setting(
-        "i2v", check=one_of("i2v", "v2v")
-    )  # i2v: condition on the switch frame | v2v: on the 3 s conditioning clip
-    prompts: str | None = None  # prompt-variant file (see prompts/README.md); None = descriptions.csv
-    # fps of the evaluation. `python -m pipeline.evaluate` reads it (None = the generations' fps);
-    # in the pipeline it must be None or equal generator.fps, so it never changes results.
-    fps: float | None = operational(None, check=above(0))
-
-
-@dataclass
-class RewardConfig:
-    name: str = "vjepa2_surprise"
-    variant: str = setting(
-        "tiny", check=one_of(*REWARD_VARIANTS)
-    )  # tiny | vitl | vith | vitg | vitg384 (official .pt) | custom (+ arch) | hf (HF folder)
-    # Official .pt file, or a folder holding the variant's file (vitg.pt, vitg-384.pt, ...), or the
-    # HF folder for variant=hf. None: $VJEPA_CHECKPOINT_DIR/<variant file>.
-    checkpoint: str | None = None
-    arch: str | None = None  # variant=custom: ARCH.json with encoder/predictor constructor arguments
-    weights: str = setting(
-        "target_encoder", check=one_of("target_encoder", "encoder")
-    )  # encoder weights of an official .pt: target_encoder (EMA, hub) | encoder
-    window_size: int = setting(16, check=at_least(2))
-    context_frames: int = setting(8, check=at_least(1))  # a whole number of tubelets, < window_size
-    stride: int = setting(2, check=at_least(1))
-    aggregate: str = setting("mean", check=one_of("mean", "max"))  # over windows
-    max_frames: int | None = setting(
-        None, check=at_least(1)
-    )  # None = all frames; 49 = the reference CLI's uniform subsample
-    dtype: str = setting(
-        "float32", check=one_of(*REWARD_DTYPES)
-    )  # float32 | tf32 (CUDA matmuls) | bfloat16 | float16 | auto (bf16 on CUDA, else fp32)
-    device: str = operational("auto", check=device_name)
-    batch_windows: int = operational(8, check=at_least(1))  # windows (of one or several clips) per forward
-
-
-@dataclass
-class SearchConfig:
-    name: str = "best_of_n"
-    n: int = setting(4, check=at_least(1))  # candidates per item
-    base_seed: int = setting(0, check=at_least(0))  # candidate k uses seed base_seed + k
+# The sections whose schema an extension chooses: the group YAML picks ``schema_<name>``.
+EXTENSIONS: dict[str, Registry] = {
+    "benchmark": BENCHMARKS,
+    "generator": GENERATORS,
+    "reward": REWARDS,
+    "search": STRATEGIES,
+}
 
 
 @dataclass
@@ -139,10 +96,11 @@ class Config:
     name: str = "default"  # experiment name: the first level of the run folder
     run_root: str = operational("runs")
     stages: list[str] = operational(factory=lambda: list(STAGE_ORDER))
-    benchmark: BenchmarkConfig = field(default_factory=BenchmarkConfig)
-    generator: Any = MISSING  # a GeneratorConfig subclass chosen by the generator group
-    reward: RewardConfig = field(default_factory=RewardConfig)
-    search: SearchConfig = field(default_factory=SearchConfig)
+    # Each of these is the schema of the registry entry its group's YAML chooses (EXTENSIONS).
+    benchmark: Any = MISSING
+    generator: Any = MISSING
+    reward: Any = MISSING
+    search: Any = MISSING
     prepare: PrepareConfig = field(default_factory=PrepareConfig)
     conform: ConformConfig = field(default_factory=ConformConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
@@ -154,8 +112,9 @@ class Config:
 def register_configs() -> None:
     cs = ConfigStore.instance()
     cs.store(name="base_config", node=Config)
-    for kind, spec in generator_specs().items():
-        cs.store(group="generator", name=f"schema_{kind}", node=spec.config)
+    for section, registry in EXTENSIONS.items():
+        for name, spec in registry.specs.items():
+            cs.store(group=section, name=f"schema_{name}", node=spec.config)
 
 
 def to_config(cfg: DictConfig) -> Config:
@@ -170,11 +129,16 @@ def to_config(cfg: DictConfig) -> Config:
             + f"{missing[0]}=...)"
         )
     obj = cast(Config, OmegaConf.to_object(cfg))
-    if not isinstance(obj.generator, GeneratorConfig):
-        raise ConfigError(
-            "generator: choose a generator config (e.g. generator=wan_tiny); "
-            f"got an untyped node with keys {sorted(cfg.generator)}"
-        )
+    for section, registry in EXTENSIONS.items():
+        node = getattr(obj, section)
+        name = getattr(node, registry.key, None)
+        if name not in registry.specs:
+            raise ConfigError(f"{section}.{registry.key}={name!r} is not one of {registry.names()}")
+        if not isinstance(node, registry.spec(name).config):
+            raise ConfigError(
+                f"{section}: choose a {section} config from conf/{section}/ (its schema is "
+                f"schema_{name}); got {type(node).__name__} with keys {sorted(cfg[section])}"
+            )
     _check_choices(obj)
     bad = problems(obj) or _relation_problems(obj)
     if bad:
@@ -185,6 +149,7 @@ def to_config(cfg: DictConfig) -> Config:
 def _relation_problems(cfg: Config) -> list[str]:
     """Values that are each in their domain but do not fit together (or the engine)."""
     from pipeline.generators import generator_class
+    from pipeline.rewards import reward_problems
 
     out = []
     for stage, res in cfg.cluster.resources.items():
@@ -205,46 +170,22 @@ def _relation_problems(cfg: Config) -> list[str]:
                 f"cluster.signal_delay_s={cfg.cluster.signal_delay_s}: not shorter than the time limit of "
                 f"the job ({key}.timeout_min={res.timeout_min}), so its checkpoint signal would come first"
             )
-    r = cfg.reward
-    if r.context_frames >= r.window_size:
-        out.append(
-            f"reward.context_frames={r.context_frames}: leaves no frame to predict in a window of "
-            f"reward.window_size={r.window_size}"
-        )
-    if r.max_frames is not None and r.max_frames < r.window_size:
-        out.append(f"reward.max_frames={r.max_frames}: fewer than one window (reward.window_size={r.window_size})")
     engine = generator_class(cfg.generator.kind)
     out += engine.settings_problems(cfg.generator)
     frames = None if out else engine.planned_frames(cfg.generator, cfg.benchmark.mode)
-    if frames is not None and "score" in cfg.stages:
-        used = min(frames, r.max_frames or frames)
-        if used < r.window_size:
-            out.append(
-                f"reward.window_size={r.window_size}: longer than the {used} frames the reward sees of "
-                f"each candidate (generator.num_frames={cfg.generator.num_frames})"
-            )
+    out += reward_problems(cfg.reward, frames if "score" in cfg.stages else None)
     return out
 
 
 def _check_choices(cfg: Config) -> None:
-    from pipeline.benchmarks import BENCHMARKS
-    from pipeline.generators import available_generators
-    from pipeline.search import STRATEGIES
-    from pipeline.stages.score import SCORERS
-
     choices = {
-        "generator.kind": ([cfg.generator.kind], tuple(available_generators())),
         "stages": (cfg.stages, STAGE_ORDER),
         "cluster.resources": (list(cfg.cluster.resources), STAGE_ORDER),
-        "search.name": ([cfg.search.name], tuple(STRATEGIES)),
-        "benchmark.name": ([cfg.benchmark.name], tuple(BENCHMARKS)),
-        "reward.name": ([cfg.reward.name], tuple(SCORERS)),
     }
     for key, (values, allowed) in choices.items():
         unknown = [v for v in values if v not in allowed]
         if unknown:
-            shown = unknown[0] if len(values) == 1 and key != "stages" else unknown
-            raise ConfigError(f"{key}={shown!r} is not one of {list(allowed)}")
+            raise ConfigError(f"{key}={unknown!r} is not one of {list(allowed)}")
 
 
 def load_run_config(run_dir, overrides: Sequence[str] = ()) -> tuple[DictConfig, Config]:
@@ -258,11 +199,12 @@ def load_run_config(run_dir, overrides: Sequence[str] = ()) -> tuple[DictConfig,
     saved = OmegaConf.load(path)
     if not isinstance(saved, DictConfig):
         raise ConfigError(f"{path}: not a run config (a mapping of sections)")
-    kind = saved.get("generator", {}).get("kind")
-    if kind not in generator_specs():
-        raise ConfigError(f"{path}: unknown generator kind {kind!r}")
     schema = OmegaConf.structured(Config)
-    schema.generator = OmegaConf.structured(generator_specs()[kind].config)
+    for section, registry in EXTENSIONS.items():
+        name = saved.get(section, {}).get(registry.key)
+        if name not in registry.specs:
+            raise ConfigError(f"{path}: unknown {section}.{registry.key} {name!r}")
+        schema[section] = OmegaConf.structured(registry.spec(name).config)
     try:
         merged = cast(DictConfig, OmegaConf.merge(schema, saved, OmegaConf.from_dotlist(list(overrides))))
     except Exception as exc:  # omegaconf's errors name the key; keep their message, drop the trace

@@ -90,7 +90,8 @@ def result_fields(obj: Any) -> Any:
             for f in dataclasses.fields(obj)
             if f.metadata.get("run_key", True)
         }
-        out["__type__"] = type(obj).__name__
+        # a schema renamed after runs were made keeps their keys by naming its old self
+        out["__type__"] = getattr(type(obj), "run_key_type", type(obj).__name__)
         return out
     if isinstance(obj, (list, tuple)):
         return [result_fields(v) for v in obj]

@@ -66,6 +66,6 @@ class Manifest:
     def load(cls, store: RunStore) -> Manifest:
         path = store.root / cls.FILE
         if not path.exists():
-            raise StageError(f"{path} is missing: run the chain from the start (python -m pipeline.run)")
+            raise StageError(f"{path} is missing: run the chain from the start (python -m pipeline run)")
         df = pd.read_parquet(path)
         return cls([Item(**row) for row in df.to_dict("records")])

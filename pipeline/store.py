@@ -27,6 +27,7 @@ from pipeline.errors import PipelineError, StageError
 from pipeline.fields import result_fields
 from pipeline.files import append_jsonl, atomic_write_text, file_digest, json_digest, read_jsonl
 from pipeline.locks import FileLock
+from pipeline.worker import worker_identity
 
 if TYPE_CHECKING:
     from pipeline.config import Config
@@ -163,18 +164,3 @@ class RunStore:
     @staticmethod
     def _digest(files: dict[str, dict[str, Any]], data: dict[str, Any]) -> str:
         return json_digest({"files": {name: f["sha256"] for name, f in files.items()}, "data": data})
-
-
-def worker_identity() -> dict[str, Any]:
-    """Where an attempt ran: the SLURM job (array task, restart) or the local process."""
-    env = os.environ
-    ident: dict[str, Any] = {"host": os.uname().nodename, "pid": os.getpid()}
-    if "SLURM_JOB_ID" in env:
-        ident["job"] = (
-            f"{env['SLURM_ARRAY_JOB_ID']}_{env['SLURM_ARRAY_TASK_ID']}"
-            if "SLURM_ARRAY_JOB_ID" in env
-            else env["SLURM_JOB_ID"]
-        )
-        ident["restart"] = int(env.get("SLURM_RESTART_COUNT", 0))
-        ident["rank"] = int(env.get("SLURM_PROCID", 0))
-    return ident

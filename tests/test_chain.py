@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from pipeline import config as config_module
+from pipeline.cli.run import run
 from pipeline.generators.wan.spec import WanI2VGeneratorConfig
-from pipeline.run import run
 from pipeline.stages import STAGES
 from tests.conftest import compose
 

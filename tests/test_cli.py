@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def pipeline_run(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "pipeline.run", *args], cwd=cwd, capture_output=True, text=True, timeout=600
+        [sys.executable, "-m", "pipeline", "run", *args], cwd=cwd, capture_output=True, text=True, timeout=600
     )
 
 
@@ -55,7 +55,7 @@ def test_missing_checkpoint_stops_before_any_work(tmp_path, small_dataset, tiny_
 def test_config_typo_names_the_key(tmp_path):
     res = pipeline_run("+experiment=demo", "search.nn=4", f"run_root={tmp_path}")
     assert res.returncode != 0
-    assert "Key 'nn' not in 'SearchConfig'" in res.stderr
+    assert "Key 'nn' not in 'BestOfNConfig'" in res.stderr
     assert not (tmp_path / "demo").exists()
 
 

@@ -12,14 +12,16 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def command(module: str, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT, capture_output=True, text=True, timeout=300)
+def command(name: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline", name, *args], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
 
 
 @pytest.fixture
 def run_dir(demo_overrides):
     """A finished prepare-only run to point resume and status at."""
-    res = command("pipeline.run", *demo_overrides, "benchmark.max_scenarios=1", "stages=[prepare]")
+    res = command("run", *demo_overrides, "benchmark.max_scenarios=1", "stages=[prepare]")
     assert res.returncode == 0, res.stderr[-2000:]
     return next(Path(next(a for a in demo_overrides if a.startswith("run_root=")).split("=", 1)[1]).glob("demo/*"))
 
@@ -27,29 +29,32 @@ def run_dir(demo_overrides):
 def known_failures(tmp, demo, run_dir, videos):
     """(command, args, what the line must say), one per known failure."""
     return [
-        ("pipeline.run", ["+experiment=demo", "search.nn=4"], "Key 'nn' not in 'SearchConfig'"),
-        ("pipeline.run", ["+experiment=demo", "generator=nope"], "Could not find 'generator/nope'"),
-        ("pipeline.run", ["+experiment=demo", "search.n=abc"], "search.n=abc"),
-        ("pipeline.run", ["benchmark=physicsiq"], "missing required config value(s): benchmark.root"),
-        ("pipeline.run", [*demo, "search.n=0"], "search.n=0 must be >= 1"),
-        ("pipeline.run", [*demo, f"benchmark.root={tmp / 'nope'}"], "Physics-IQ dataset folder does not exist"),
-        ("pipeline.run", [*demo, f"generator.checkpoint={tmp / 'nope'}"], "generator.checkpoint="),
-        ("pipeline.resume", [], "usage: python -m pipeline.resume"),
-        ("pipeline.resume", [f"run={tmp}"], "not a run folder"),
-        ("pipeline.resume", [f"run={run_dir}", "search.n=9"], "change the run key"),
-        ("pipeline.resume", [f"run={run_dir}", "cluster.nope=1"], "cluster.nope"),
-        ("pipeline.resume", [f"run={run_dir}", "cluster.workers=0"], "cluster.workers=0 must be >= 1"),
-        ("pipeline.status", [], "usage: python -m pipeline.status"),
-        ("pipeline.status", [f"run={tmp}"], "not a run folder"),
-        ("pipeline.score", [f"videos={videos}"], "reward.checkpoint"),
-        ("pipeline.score", ["reward.windowsize=8", f"videos={videos}"], "windowsize"),
-        ("pipeline.score", [], "videos=... is required"),
-        ("pipeline.score", [f"videos={videos}", "reward.stride=0"], "reward.stride=0 must be >= 1"),
-        ("pipeline.evaluate", ["generated=x"], "missing required value(s): benchmark.root, output"),
-        ("pipeline.evaluate", ["benchmark.rooot=x", "generated=x", "output=y"], "Key 'rooot' not in"),
-        ("pipeline.evaluate", [f"benchmark.root={tmp}", f"generated={tmp / 'none'}", f"output={tmp / 'o'}"], ""),
+        ("run", ["+experiment=demo", "search.nn=4"], "Key 'nn' not in 'BestOfNConfig'"),
+        ("run", ["+experiment=demo", "generator=nope"], "Could not find 'generator/nope'"),
+        ("run", ["+experiment=demo", "search.n=abc"], "search.n=abc"),
+        ("run", ["benchmark=physicsiq"], "missing required config value(s): benchmark.root"),
+        ("run", [*demo, "search.n=0"], "search.n=0 must be >= 1"),
+        ("run", [*demo, f"benchmark.root={tmp / 'nope'}"], "Physics-IQ dataset folder does not exist"),
+        ("run", [*demo, f"generator.checkpoint={tmp / 'nope'}"], "generator.checkpoint="),
+        ("resume", [], "usage: python -m pipeline resume"),
+        ("resume", [f"run={tmp}"], "not a run folder"),
+        ("resume", [f"run={run_dir}", "search.n=9"], "change the run key"),
+        ("resume", [f"run={run_dir}", "cluster.nope=1"], "cluster.nope"),
+        ("resume", [f"run={run_dir}", "cluster.workers=0"], "cluster.workers=0 must be >= 1"),
+        ("status", [], "usage: python -m pipeline status"),
+        ("status", [f"run={tmp}"], "not a run folder"),
+        ("status", [f"rn={tmp}"], "Key 'rn' not in 'StatusCommand'"),
+        ("tiny-models", ["outt=x"], "Key 'outt' not in 'TinyModelsCommand'"),
+        ("synthetic-data", [f"out={tmp / 's'}", "scenarios=0"], "scenarios=0 must be >= 1"),
+        ("score-videos", [f"videos={videos}"], "reward.checkpoint"),
+        ("score-videos", ["reward.windowsize=8", f"videos={videos}"], "windowsize"),
+        ("score-videos", [], "missing required value(s): videos"),
+        ("score-videos", [f"videos={videos}", "reward.stride=0"], "reward.stride=0 must be >= 1"),
+        ("evaluate-folder", ["generated=x"], "missing required value(s): benchmark.root, output"),
+        ("evaluate-folder", ["benchmark.rooot=x", "generated=x", "output=y"], "Key 'rooot' not in"),
+        ("evaluate-folder", [f"benchmark.root={tmp}", f"generated={tmp / 'none'}", f"output={tmp / 'o'}"], ""),
         (
-            "pipeline.evaluate",
+            "evaluate-folder",
             ["benchmark.root=x", "generated=x", "output=y", "evaluate.workers=0"],
             "evaluate.workers=0 must be >= 1",
         ),
@@ -70,24 +75,26 @@ def test_every_known_failure_is_one_line_and_status_2(demo_overrides, run_dir, t
         assert "HYDRA_FULL_ERROR" not in res.stderr
 
 
-BUGS = {  # a bug planted in each command's body
-    "pipeline.run": ("run", ["+experiment=demo"]),
-    "pipeline.resume": ("resume", ["run=x"]),
-    "pipeline.status": ("render", ["run=x"]),
-    "pipeline.score": ("score_videos", ["videos=x"]),
-    "pipeline.evaluate": ("evaluate", ["benchmark.root=x", "generated=x", "output=y"]),
+BUGS = {  # a function of each command's body, where a bug is planted
+    "run": ("run", ["+experiment=demo"]),
+    "resume": ("resume", ["run=x"]),
+    "status": ("render", ["run=x"]),
+    "score-videos": ("score_videos", ["videos=x"]),
+    "evaluate-folder": ("evaluate", ["benchmark.root=x", "generated=x", "output=y"]),
 }
 
 
-@pytest.mark.parametrize("module", sorted(BUGS))
-def test_a_bug_keeps_its_traceback_and_status_1(module):
-    name, args = BUGS[module]
+@pytest.mark.parametrize("name", sorted(BUGS))
+def test_a_bug_keeps_its_traceback_and_status_1(name):
+    from pipeline.cli import COMMANDS
+
+    function, args = BUGS[name]
     code = (
-        f"import sys, {module} as m\n"
+        f"import sys, pipeline.cli.{COMMANDS[name][0]} as m\n"
+        f"from pipeline.__main__ import main\n"
         f"def broken(*a, **k):\n    return 1 / 0\n"
-        f"m.{name} = broken\n"
-        f"sys.argv = ['{module}', *{args!r}]\n"
-        f"sys.exit(m.main() if '{module}' in ('pipeline.run', 'pipeline.evaluate') else m.main(sys.argv[1:]))\n"
+        f"m.{function} = broken\n"
+        f"sys.exit(main([{name!r}, *{args!r}]))\n"
     )
     res = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert res.returncode == 1, res.stderr[-2000:]
@@ -95,10 +102,20 @@ def test_a_bug_keeps_its_traceback_and_status_1(module):
     assert "error: " not in res.stderr.splitlines()[-1]
 
 
+def test_every_command_answers_help_and_an_unknown_command_is_named():
+    from pipeline.cli import COMMANDS
+
+    for name in COMMANDS:
+        res = command(name, "--help")
+        assert res.returncode == 0 and "python -m pipeline " + name in res.stdout, (name, res.stdout[:300])
+    res = command("scroe")
+    assert res.returncode == 2 and "unknown command 'scroe'" in res.stderr and "score-videos" in res.stderr
+
+
 def test_slurm_without_its_commands_is_a_known_failure(demo_overrides, monkeypatch):
     import launchers.slurm as slurm
+    from pipeline.cli.run import run
     from pipeline.errors import PipelineError
-    from pipeline.run import run
     from tests.conftest import compose
 
     monkeypatch.setattr(slurm.shutil, "which", lambda cmd: None)
@@ -107,8 +124,8 @@ def test_slurm_without_its_commands_is_a_known_failure(demo_overrides, monkeypat
 
 
 def test_unwritable_run_root_is_a_known_failure(demo_overrides, tmp_path):
+    from pipeline.cli.run import run
     from pipeline.errors import PipelineError
-    from pipeline.run import run
     from tests.conftest import compose
 
     blocker = tmp_path / "file"

@@ -86,7 +86,7 @@ def test_checkpoint_stops_after_the_current_item_and_resubmits_the_same_shard(pr
 
 @pytest.mark.slow
 def test_local_process_pool_runs_the_chain(demo_overrides):
-    from pipeline.run import run
+    from pipeline.cli.run import run
 
     run_dir = run(compose(demo_overrides + ["benchmark.max_scenarios=1", "cluster.workers=2"]))
     assert "Physics-IQ score: " in (run_dir / "results" / "summary.txt").read_text()

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from launchers.local import run_stage
+from pipeline.conditions import decode_png
 from pipeline.config import to_config
 from pipeline.items import Manifest
-from pipeline.stages import STAGES
-from pipeline.stages.prepare import decode_png
+from pipeline.stages import STAGES, build_stage
 from pipeline.stages.select import argmin_surprise
 from pipeline.store import RunStore
 from pipeline.video_io import probe_video, read_video
@@ -28,7 +28,7 @@ def open_run(overrides):
 
 
 def stage(name, cfg, store, manifest):
-    return STAGES[name](cfg, store, manifest)
+    return build_stage(name, cfg, store, manifest)
 
 
 @pytest.fixture
@@ -145,14 +145,14 @@ def test_png_decoding_survives_decord_being_loaded_first(tmp_path):
     import subprocess
     import sys
 
-    from pipeline.stages.prepare import encode_png
+    from pipeline.conditions import encode_png
 
     png = tmp_path / "c.png"
     png.write_bytes(encode_png(np.full((8, 8, 3), 7, np.uint8)))
     code = (
         "from pipeline.video_io import read_video\n"
         "try:\n    read_video('/nonexistent.mp4')\nexcept Exception:\n    pass\n"
-        f"from pipeline.stages.prepare import decode_png\nprint(decode_png({str(png)!r})[0, 0, 0])"
+        f"from pipeline.conditions import decode_png\nprint(decode_png({str(png)!r})[0, 0, 0])"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.stdout.strip() == "7", out.stderr

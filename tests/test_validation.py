@@ -8,11 +8,9 @@ import dataclasses
 
 import pytest
 
+from pipeline.cli.run import run
 from pipeline.config import Config
 from pipeline.errors import PipelineError
-from pipeline.generators.magi1.spec import Magi1GeneratorConfig
-from pipeline.generators.wan.spec import WanI2VGeneratorConfig
-from pipeline.run import run
 from tests.conftest import compose
 
 RES = "cluster.resources.sample"
@@ -124,18 +122,15 @@ def test_every_checked_field_has_a_case():
     import pipeline.config as c
 
     keys = set()
+    extensions = [(spec.config, f"{section}.") for section, r in c.EXTENSIONS.items() for spec in r.specs.values()]
     for cls, prefix in [
-        (c.BenchmarkConfig, "benchmark."),
-        (c.RewardConfig, "reward."),
-        (c.SearchConfig, "search."),
+        *extensions,
         (c.StageResources, f"{RES}."),
         (c.ClusterConfig, "cluster."),
         (c.WandbConfig, "tracking.wandb."),
         (c.PrepareConfig, "prepare."),
         (c.EvaluateConfig, "evaluate."),
         (Config, ""),
-        (WanI2VGeneratorConfig, "generator."),
-        (Magi1GeneratorConfig, "generator."),
     ]:
         keys |= set(checked(cls, prefix))
     covered = {key for _, key in CASES}

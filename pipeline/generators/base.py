@@ -36,16 +36,6 @@ class GeneratorConfig:
     batch_size: int = operational(1, check=at_least(1))  # candidates of one prompt per forward
 
 
-@dataclass(frozen=True)
-class GeneratorSpec:
-    """One registry entry: what ``generator.kind`` names. Each engine folder declares its own in
-    ``spec.py`` (its config schema, and the engine class, imported only when a model is built)."""
-
-    kind: str
-    config: type[GeneratorConfig]
-    engine: str  # "module:Class"
-
-
 class GeneratorLoadError(PipelineError):
     """The model folder is missing, incomplete or cannot be loaded."""
 

@@ -1,18 +1,19 @@
-"""Search strategies: how the candidates of one item are drawn.
-
-Best-of-N is the only one so far: candidate k uses seed base_seed + k, so growing N keeps the
-candidates already made. Guidance and particle search will register here.
+"""Search strategies: how the candidates of one item are drawn, found by ``search.name``. One
+registry entry per strategy, declared in its folder's ``spec.py`` (see ``pipeline.registry``); a
+registered strategy is a class whose ``seeds(cfg)`` lists the seeds of an item's candidates.
 """
 
 from __future__ import annotations
 
+from pipeline.registry import Registry
 
-def best_of_n_seeds(search) -> list[int]:
-    return [search.base_seed + k for k in range(search.n)]
+from .base import SearchConfig
+
+STRATEGIES = Registry("pipeline.search", "search")
 
 
-STRATEGIES = {"best_of_n": best_of_n_seeds}
+def candidate_seeds(search: SearchConfig) -> list[int]:
+    return STRATEGIES.of(search).seeds(search)
 
 
-def candidate_seeds(search) -> list[int]:
-    return STRATEGIES[search.name](search)
+__all__ = ["STRATEGIES", "SearchConfig", "candidate_seeds"]

@@ -5,9 +5,10 @@ the runner's (``pipeline.runner``); where and when items run is the launchers'.
 
 from __future__ import annotations
 
+import dataclasses
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from pipeline.store import Record, RunStore
 
@@ -26,15 +27,26 @@ class Output:
     data: dict[str, Any] = field(default_factory=dict)
 
 
-class Stage(ABC):
+S = TypeVar("S")  # a stage's sections: a frozen dataclass of the root config's sections it reads
+
+
+class Stage(ABC, Generic[S]):
+    """A stage sees only its own sections of the config (``sections``, e.g. score: ``reward``),
+    never the root: what it reads is declared, and nothing else can change what it makes."""
+
     name: ClassVar[str]
     upstream: ClassVar[tuple[str, ...]] = ()
     aggregate: ClassVar[bool] = False  # one unit of work over all items
+    sections: ClassVar[type]
 
-    def __init__(self, cfg: Config, store: RunStore, manifest: Manifest):
+    def __init__(self, cfg: S, store: RunStore, manifest: Manifest):
         self.cfg = cfg
         self.store = store
         self.manifest = manifest
+
+    @classmethod
+    def sections_of(cls, root: Config) -> S:
+        return cls.sections(**{f.name: getattr(root, f.name) for f in dataclasses.fields(cls.sections)})
 
     # ---- what to do -------------------------------------------------------------------------
     def items(self) -> list[str]:

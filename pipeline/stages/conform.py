@@ -6,10 +6,14 @@ modified in place.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from pipeline.stages.base import Output, Stage
 from pipeline.store import Record
 from pipeline.video_io import check_video, read_video
+
+if TYPE_CHECKING:
+    from pipeline.generators.base import GeneratorConfig
 
 SUBMISSION = "submission"
 
@@ -19,12 +23,23 @@ class ConformConfig:
     drop_first_frame: bool = True  # i2v outputs start with the condition frame itself
 
 
-class Conform(Stage):
-    name = "conform"
-    upstream = ("select",)
+def submission_dir(store):
+    """The folder of the conformed videos: what the benchmark scores and the leaderboard gets."""
+    return store.outputs_dir("conform") / SUBMISSION
 
-    def submission_dir(self):
-        return self.store.outputs_dir(self.name) / SUBMISSION
+
+@dataclass(frozen=True)
+class ConformSections:
+    """The config sections conform reads."""
+
+    generator: GeneratorConfig
+    conform: ConformConfig
+
+
+class Conform(Stage[ConformSections]):
+    name = "conform"
+    sections = ConformSections
+    upstream = ("select",)
 
     def run(self, item_id: str) -> Output:
         from pipeline.benchmarks.physicsiq.contract import conform_frames, write_submission_video
@@ -34,7 +49,7 @@ class Conform(Stage):
         frames, _ = read_video(self.store.path(chosen["video"]))
         fps = self.cfg.generator.fps
         frames = conform_frames(frames, fps, drop_first=self.cfg.conform.drop_first_frame)
-        path = write_submission_video(self.submission_dir() / item.submission_name, frames, fps)
+        path = write_submission_video(submission_dir(self.store) / item.submission_name, frames, fps)
         return Output(
             outputs={"video": self.store.rel(path)},
             data={"frames": len(frames), "fps": fps, "dropped_first_frame": self.cfg.conform.drop_first_frame},

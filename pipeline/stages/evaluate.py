@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from pipeline.fields import at_least, operational
 from pipeline.stages.base import Output, Stage
+
+if TYPE_CHECKING:
+    from pipeline.benchmarks.physicsiq.spec import PhysicsIQConfig
+    from pipeline.generators.base import GeneratorConfig
+    from pipeline.stages.conform import ConformConfig
 
 
 @dataclass
@@ -15,19 +21,31 @@ class EvaluateConfig:
     mask_cache: str | None = operational(None)  # real-mask cache; None = inside the dataset
 
 
-class Evaluate(Stage):
+@dataclass(frozen=True)
+class EvaluateSections:
+    """The config sections evaluate reads."""
+
+    name: str
+    benchmark: PhysicsIQConfig
+    generator: GeneratorConfig
+    evaluate: EvaluateConfig
+    conform: ConformConfig
+
+
+class Evaluate(Stage[EvaluateSections]):
     name = "evaluate"
+    sections = EvaluateSections
     upstream = ("conform",)
     aggregate = True
 
     def run(self, item_id: str) -> Output:
-        from pipeline.benchmarks.physicsiq.evaluate import evaluate_folder
-        from pipeline.stages.conform import Conform
+        from pipeline.benchmarks.physicsiq.evaluator import evaluate_folder
+        from pipeline.stages.conform import submission_dir
 
         out_dir = self.store.outputs_dir(self.name)
         result = evaluate_folder(
             self.cfg.benchmark.root,
-            Conform(self.cfg, self.store, self.manifest).submission_dir(),
+            submission_dir(self.store),
             out_dir,
             fps=self.cfg.generator.fps,
             descriptions=self.cfg.benchmark.descriptions,

@@ -4,8 +4,8 @@ For Physics-IQ i2v (``benchmark.mode=i2v``) that is the switch frame, written as
 (``benchmark.mode=v2v``) the 3 s conditioning clip at the generator's fps, written as an mp4.
 Frames are resized preserving aspect and centre-cropped (the default, so objects keep their
 shapes) or stretched (``prepare.resize``). Mode, resize, size, frame count, fps, source and the
-prompt (with the file it came from) are recorded with the item. ``load_condition`` gives the
-sample stage an (H, W, 3) image or a (T, H, W, 3) clip, both uint8 RGB.
+prompt (with the file it came from) are recorded with the item. The files' format is
+``pipeline/conditions.py``, which the sample stage reads them with.
 """
 
 from __future__ import annotations
@@ -13,13 +13,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from pipeline.conditions import decode_png, encode_png
 from pipeline.fields import one_of, setting
 from pipeline.files import atomic_write_bytes
 from pipeline.stages.base import Output, Stage
 from pipeline.store import Record
 
 if TYPE_CHECKING:
-    import numpy as np
+    from pipeline.benchmarks.base import BenchmarkConfig
+    from pipeline.generators.base import GeneratorConfig
 
 
 @dataclass
@@ -27,46 +29,18 @@ class PrepareConfig:
     resize: str = setting("crop", check=one_of("crop", "stretch"))
 
 
-def encode_png(rgb) -> bytes:
-    import cv2
+@dataclass(frozen=True)
+class PrepareSections:
+    """The config sections prepare reads."""
 
-    ok, buf = cv2.imencode(".png", rgb[..., ::-1])
-    if not ok:
-        raise RuntimeError("PNG encoding failed")
-    return buf.tobytes()
-
-
-def decode_png(path) -> np.ndarray:
-    import cv2
-
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise FileNotFoundError(f"cannot read image {path}")
-    return bgr[..., ::-1].copy()
+    generator: GeneratorConfig
+    benchmark: BenchmarkConfig
+    prepare: PrepareConfig
 
 
-def load_condition(path, generator=None):
-    """The prepared condition: uint8 RGB (H, W, 3) from a PNG, or (T, H, W, 3) from a v2v clip.
-
-    With ``generator``, a clip for an engine without ``accepts_clips`` is refused by name."""
-    from pathlib import Path
-
-    if Path(path).suffix.lower() != ".mp4":
-        return decode_png(path)
-    if generator is not None and not getattr(generator, "accepts_clips", False):
-        from pipeline.errors import StageError
-
-        raise StageError(
-            f"{path} is a v2v conditioning clip but the {getattr(generator, 'kind', '?')} "
-            "generator takes a single image; run with benchmark.mode=i2v"
-        )
-    from pipeline.video_io import read_video
-
-    return read_video(path)[0]
-
-
-class Prepare(Stage):
+class Prepare(Stage[PrepareSections]):
     name = "prepare"
+    sections = PrepareSections
 
     def run(self, item_id: str) -> Output:
         from pipeline.benchmarks.physicsiq.contract import condition_clip_from_file, condition_image

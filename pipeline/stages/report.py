@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
-import html
 import io
 import json
 from dataclasses import dataclass
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 import pandas as pd
 
 from pipeline.fields import operational
 from pipeline.files import atomic_write_bytes, atomic_write_text
+from pipeline.report_page import plot_surprises, render_html
+from pipeline.search import candidate_seeds
 from pipeline.stages.base import ALL, Output, Stage
+from pipeline.summary import format_summary
 
 METRICS = ("spatiotemporal_iou", "spatial_iou", "weighted_spatial_iou", "mse")
+
+
+if TYPE_CHECKING:
+    from pipeline.config import TrackingConfig
+    from pipeline.search.base import SearchConfig
 
 
 @dataclass
@@ -22,8 +29,19 @@ class ReportConfig:
     plots: bool = operational(True)  # PNG plots and their wandb images
 
 
-class Report(Stage):
+@dataclass(frozen=True)
+class ReportSections:
+    """The config sections report reads."""
+
+    name: str
+    search: SearchConfig
+    report: ReportConfig
+    tracking: TrackingConfig
+
+
+class Report(Stage[ReportSections]):
     name = "report"
+    sections = ReportSections
     upstream = ("score", "select", "evaluate")
     aggregate = True
 
@@ -111,85 +129,10 @@ def summarize(cfg, run_key: str, table: pd.DataFrame, evaluation: dict) -> dict:
         "experiment": cfg.name,
         "run_key": run_key,
         "items": len(table),
-        "candidates_per_item": cfg.search.n,
+        "candidates_per_item": len(candidate_seeds(cfg.search)),
         "physics_iq_score": evaluation["score"],
         "physics_iq_score_per_view": evaluation["per_view_score"],
         **{f"component/{k}": v for k, v in evaluation["components"].items()},
         "surprise/chosen_mean": float(table["chosen_surprise"].mean()),
         "surprise/all_mean": float(table["mean_surprise"].mean()),
     }
-
-
-def summary_text(store) -> str | None:
-    """The run's summary rendered from its records (None until report has run)."""
-    record = store.read(Report.name, ALL)
-    evaluation = store.read("evaluate", ALL)
-    if record is None or not record.done or evaluation is None:
-        return None
-    return format_summary(record.data["summary"], evaluation.data, store.root)
-
-
-def format_summary(summary: dict, evaluation: dict, run_dir) -> str:
-    lines = [
-        f"experiment: {summary['experiment']}  (run key {summary['run_key']})",
-        f"items: {summary['items']}  candidates per item: {summary['candidates_per_item']}",
-        f"surprise: chosen {summary['surprise/chosen_mean']:.4f}  vs all candidates "
-        f"{summary['surprise/all_mean']:.4f}  (lower = more plausible)",
-        "Physics-IQ components      model   physical variance",
-    ]
-    comp = evaluation["components"]
-    for label, key in (
-        ("spatiotemporal IoU", "spatiotemporal_iou"),
-        ("spatial IoU", "spatial_iou"),
-        ("weighted spatial IoU", "weighted_spatial_iou"),
-        ("MSE", "mse"),
-    ):
-        lines.append(f"  {label:<22}{comp[key]:>8.4f}{comp['var_' + key]:>20.4f}")
-    cats = pd.DataFrame(evaluation["per_category"])
-    if not cats.empty:
-        lines.append("per category:\n" + cats.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-    lines += [
-        f"Physics-IQ score (per view): {summary['physics_iq_score_per_view']:.2f}",
-        f"Physics-IQ score: {summary['physics_iq_score']:.2f}",
-        f"run: {run_dir}",
-    ]
-    return "\n".join(lines) + "\n"
-
-
-def plot_surprises(table: pd.DataFrame, path):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(max(4, 0.5 * len(table)), 3.2))
-    for x, row in enumerate(table.itertuples()):
-        ax.scatter([x] * len(row.surprises), row.surprises, s=14, color="0.6")
-        ax.scatter([x], [row.chosen_surprise], s=40, color="tab:red", marker="*")
-    ax.set_xticks(range(len(table)), table["item_id"], rotation=90, fontsize=7)
-    ax.set_ylabel("V-JEPA 2 surprise")
-    ax.set_title("candidates (grey) and the chosen one (red) per item")
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
-    atomic_write_bytes(path, buf.getvalue())
-    return path
-
-
-def render_html(summary: dict, table: pd.DataFrame, images: dict, report_dir) -> str:
-    rows = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>" for k, v in summary.items())
-    imgs = "".join(
-        f'<h3>{html.escape(k)}</h3><img src="{html.escape(_relative(p, report_dir))}">' for k, p in images.items()
-    )
-    return (
-        f"<!doctype html><meta charset=utf-8><title>{html.escape(summary['experiment'])}</title>"
-        f"<h1>{html.escape(summary['experiment'])} — Physics-IQ {summary['physics_iq_score']:.2f}</h1>"
-        f"<table>{rows}</table>{imgs}<h2>items</h2>{table.to_html(index=False)}"
-    )
-
-
-def _relative(path, start) -> str:
-    import os
-
-    return os.path.relpath(path, start)

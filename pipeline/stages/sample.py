@@ -7,15 +7,33 @@ return for a condition: MAGI-1 i2v returns whole chunks), and batches them per p
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from pipeline.conditions import load_condition
 from pipeline.search import candidate_seeds
 from pipeline.stages.base import Output, Stage
-from pipeline.stages.prepare import load_condition
 from pipeline.store import Record
 from pipeline.video_io import check_video, probe_video, write_video
 
+if TYPE_CHECKING:
+    from pipeline.benchmarks.base import BenchmarkConfig
+    from pipeline.generators.base import GeneratorConfig
+    from pipeline.search.base import SearchConfig
 
-class Sample(Stage):
+
+@dataclass(frozen=True)
+class SampleSections:
+    """The config sections sample reads."""
+
+    generator: GeneratorConfig
+    search: SearchConfig
+    benchmark: BenchmarkConfig
+
+
+class Sample(Stage[SampleSections]):
     name = "sample"
+    sections = SampleSections
     upstream = ("prepare",)
 
     def preflight(self) -> None:

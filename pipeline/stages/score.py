@@ -1,4 +1,4 @@
-"""score: V-JEPA 2 surprise of every candidate.
+"""score: the reward (V-JEPA 2 surprise by default) of every candidate.
 
 A candidate keeps its score while its video's content digest and the scoring settings are
 unchanged, so regenerating one candidate rescores only that one.
@@ -6,50 +6,37 @@ unchanged, so regenerating one candidate rescores only that one.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
 from pipeline.files import file_digest
 from pipeline.stages.base import Output, Stage
 
-
-def build_vjepa2_scorer(cfg):
-    from pipeline.devices import resolve_device
-    from pipeline.reward.model import load_world_model, resolve_precision
-    from pipeline.reward.surprise import SurpriseScorer
-
-    r = cfg.reward
-    device = resolve_device(r.device)
-    dtype, tf32 = resolve_precision(r.dtype, device)
-    model = load_world_model(r.variant, r.checkpoint, arch=r.arch, weights=r.weights, device=device, dtype=dtype)
-    return SurpriseScorer(
-        model,
-        window_size=r.window_size,
-        context_frames=r.context_frames,
-        stride=r.stride,
-        aggregate=r.aggregate,
-        max_frames=r.max_frames,
-        batch_windows=r.batch_windows,
-        allow_tf32=tf32,
-    )
+if TYPE_CHECKING:
+    from pipeline.rewards.base import RewardConfig
 
 
-SCORERS = {"vjepa2_surprise": build_vjepa2_scorer}
+@dataclass(frozen=True)
+class ScoreSections:
+    """The config sections score reads."""
+
+    reward: RewardConfig
 
 
-class Score(Stage):
+class Score(Stage[ScoreSections]):
     name = "score"
+    sections = ScoreSections
     upstream = ("sample",)
 
     def preflight(self) -> None:
-        from pipeline.errors import StageError
-        from pipeline.reward.checkpoints import RewardModelError
-        from pipeline.reward.model import check_reward_config
+        from pipeline.rewards import check_reward
 
-        try:
-            check_reward_config(self.cfg.reward)
-        except RewardModelError as exc:
-            raise StageError(f"reward.checkpoint: {exc}") from None
+        check_reward(self.cfg.reward)
 
     def setup(self) -> None:
-        self.scorer = SCORERS[self.cfg.reward.name](self.cfg)
+        from pipeline.rewards import build_scorer
+
+        self.scorer = build_scorer(self.cfg.reward)
         self.scored = 0
 
     def close(self) -> None:
@@ -74,7 +61,7 @@ class Score(Stage):
     def _score(self, path) -> dict:
         """One candidate's entry. A non-finite surprise is kept as an error of that candidate
         (select passes it over and says why); the item's other candidates still count."""
-        from pipeline.reward.surprise import NonFiniteSurpriseError
+        from pipeline.rewards.base import NonFiniteSurpriseError
 
         try:
             result = self.scorer.score_video(path)

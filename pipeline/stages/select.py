@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 from pipeline.stages.base import Output, Stage
 
@@ -29,8 +30,16 @@ def argmin_surprise(candidates: list[dict]) -> tuple[dict, dict[str, str]]:
     return min(usable, key=lambda c: (c["surprise"], c["seed"])), excluded
 
 
-class Select(Stage):
+@dataclass(frozen=True)
+class SelectSections:
+    """The config sections select reads."""
+
+    pass
+
+
+class Select(Stage[SelectSections]):
     name = "select"
+    sections = SelectSections
     upstream = ("score",)
 
     def run(self, item_id: str) -> Output:

@@ -30,7 +30,7 @@ def audit(run_dir: Path, stages: list[str] | None = None, require_done: bool = T
     from pipeline.config import load_run_config
     from pipeline.items import Manifest
     from pipeline.runner import is_done
-    from pipeline.stages import STAGES
+    from pipeline.stages import build_stage
     from pipeline.store import RunStore
 
     _, cfg = load_run_config(run_dir)
@@ -38,7 +38,7 @@ def audit(run_dir: Path, stages: list[str] | None = None, require_done: bool = T
     manifest = Manifest.load(store)
     out = Audit()
     for name in stages or cfg.stages:
-        stage = STAGES[name](cfg, store, manifest)
+        stage = build_stage(name, cfg, store, manifest)
         for item in stage.items():
             key = f"{name}/{item}"
             events = sorted(store.attempts(name, item), key=lambda e: e["time"])

@@ -1,4 +1,4 @@
-"""A local run of the demo chain as a user starts it (``python -m pipeline.run`` in its own
+"""A local run of the demo chain as a user starts it (``python -m pipeline run`` in its own
 process group), and helpers to interrupt it."""
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ def chain_args(one_scenario):
 
 def start_run(args: list[str]) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "pipeline.run", *args],
+        [sys.executable, "-m", "pipeline", "run", *args],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -35,7 +35,7 @@ def start_run(args: list[str]) -> subprocess.Popen:
 
 def finish_run(args: list[str], timeout: float = 600) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "pipeline.run", *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout
+        [sys.executable, "-m", "pipeline", "run", *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout
     )
 
 

@@ -8,9 +8,9 @@ import shutil
 import pytest
 import torch
 
+from pipeline.cli.run import run
 from pipeline.errors import PipelineError
-from pipeline.reward.surprise import SurpriseScorer
-from pipeline.run import run
+from pipeline.rewards.vjepa2.surprise import SurpriseScorer
 from pipeline.store import RunStore
 from tests.conftest import compose
 from tests.faults.audit import audit

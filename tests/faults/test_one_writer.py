@@ -10,7 +10,7 @@ from launchers.claim import run_item
 from launchers.local import run_stage
 from pipeline.config import to_config
 from pipeline.items import Manifest
-from pipeline.stages import STAGES
+from pipeline.stages import build_stage
 from pipeline.store import RunStore
 from tests.conftest import compose
 from tests.faults.audit import audit
@@ -83,7 +83,7 @@ def test_an_item_held_elsewhere_is_left_to_its_holder(demo_overrides):
     manifest = Manifest.from_benchmark(cfg)
     store = RunStore.for_config(cfg)
     manifest.save(store)
-    prepare = STAGES["prepare"](cfg, store, manifest)
+    prepare = build_stage("prepare", cfg, store, manifest)
     held = store.item_lock("prepare", "0002")
     assert held.acquire(command="another shard")
     try:

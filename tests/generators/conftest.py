@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from pipeline.generators.wan.tiny import make_tiny_wan_i2v
+from pipeline.tiny_models.wan import make_tiny_wan_i2v
 
 
 @pytest.fixture(scope="module", autouse=True)

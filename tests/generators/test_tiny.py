@@ -2,9 +2,9 @@ import json
 import os
 import shutil
 
-from pipeline.generators.tiny_tokenizer import build_local_tokenizer
 from pipeline.generators.wan.engine import missing_checkpoint_files
-from pipeline.generators.wan.tiny import make_tiny_wan_i2v
+from pipeline.tiny_models.tokenizer import build_local_tokenizer
+from pipeline.tiny_models.wan import make_tiny_wan_i2v
 
 
 def _size(path):

@@ -5,10 +5,10 @@ import pytest
 import torch
 
 from pipeline.generators import (
+    GENERATORS,
     GenerationRequest,
     GeneratorConfigError,
     GeneratorLoadError,
-    available_generators,
     build_generator,
 )
 from pipeline.generators.base import float_frames_to_uint8, group_requests
@@ -152,8 +152,8 @@ def test_bad_condition_rejected(gen1, cond64):
 
 
 def test_registry():
-    assert "wan_i2v" in available_generators()
-    with pytest.raises(ValueError, match="unknown generator"):
+    assert "wan_i2v" in GENERATORS.names()
+    with pytest.raises(ValueError, match="generator.kind='nope' is not one of"):
         build_generator("nope")
 
 
@@ -171,7 +171,7 @@ def test_group_requests_preserves_order_and_chunks(cond64):
 
 
 def test_wan21_image_encoder_layout(tmp_path_factory, cond64):
-    from pipeline.generators.wan.tiny import make_tiny_wan_i2v
+    from pipeline.tiny_models.wan import make_tiny_wan_i2v
 
     p = make_tiny_wan_i2v(tmp_path_factory.mktemp("ckpt21") / "tiny21", with_image_encoder=True)
     g = make_gen(p, num_frames=5, num_inference_steps=2, batch_size=2)

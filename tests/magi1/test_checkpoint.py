@@ -17,13 +17,13 @@ from pipeline.generators.magi1.checkpoint import (
     Magi1CheckpointError,
     Magi1NotSupportedError,
     load_dit,
-    make_tiny_checkpoint,
     missing_checkpoint_files,
     resolve_weight_dir,
     write_official_checkpoint,
 )
 from pipeline.generators.magi1.config import preset
 from pipeline.generators.magi1.dit import MagiDiT
+from pipeline.tiny_models.magi1 import make_tiny_checkpoint
 
 # Official VideoDiTModel parameter names (one layer), as in the released state dicts.
 OFFICIAL_TOP = {

@@ -15,7 +15,7 @@ from pipeline.generators import generator_from_config, missing_checkpoint_files_
 from pipeline.generators.base import GenerationRequest, GeneratorConfigError
 from pipeline.generators.magi1.engine import resolve_magi_config
 from pipeline.generators.magi1.spec import Magi1GeneratorConfig as Magi1Config
-from pipeline.generators.magi1.tiny import is_complete, make_tiny_magi1
+from pipeline.tiny_models.magi1 import is_complete, make_tiny_magi1
 
 ROOT = Path(__file__).resolve().parents[2]
 

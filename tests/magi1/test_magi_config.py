@@ -121,10 +121,10 @@ def test_unknown_and_missing_fields():
 
 
 def test_pipeline_schema_registered():
-    from pipeline.generators import GeneratorConfig, generator_specs
+    from pipeline.generators import GENERATORS, GeneratorConfig
     from pipeline.generators.magi1.spec import Magi1GeneratorConfig as Magi1Config
 
-    assert generator_specs()["magi1"].config is Magi1Config and issubclass(Magi1Config, GeneratorConfig)
+    assert GENERATORS.specs["magi1"].config is Magi1Config and issubclass(Magi1Config, GeneratorConfig)
     for f in dataclasses.fields(Magi1Config):
         assert f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING, f.name
     assert Magi1Config().variant.replace("-", "_") in VARIANTS

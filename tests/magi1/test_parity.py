@@ -15,10 +15,11 @@ from safetensors.torch import load_file, save_file
 
 from pipeline.generators.magi1 import parity
 from pipeline.generators.magi1 import sampler as SM
-from pipeline.generators.magi1.checkpoint import load_dit, make_tiny_checkpoint
+from pipeline.generators.magi1.checkpoint import load_dit
 from pipeline.generators.magi1.config import load_magi_config
 from pipeline.generators.magi1.text import SpecialTokenOptions, caption_rows, null_caption_rows
-from pipeline.generators.magi1.vae import MagiVAE, write_tiny_vae
+from pipeline.generators.magi1.vae import MagiVAE
+from pipeline.tiny_models.magi1 import make_tiny_checkpoint, write_tiny_vae
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -18,9 +18,8 @@ from pipeline.generators.magi1.text import (
     caption_rows,
     null_caption_rows,
     preprocess_prompt,
-    write_tiny_special_tokens,
-    write_tiny_t5,
 )
+from pipeline.tiny_models.magi1 import write_tiny_special_tokens, write_tiny_t5
 
 torch.set_num_threads(2)
 WIDTH = 32  # d_model of the tiny T5

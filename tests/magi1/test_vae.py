@@ -18,9 +18,9 @@ from pipeline.generators.magi1.vae import (
     VAE_WEIGHTS_NAME,
     MagiVAE,
     latents_to_uint8,
-    write_tiny_vae,
 )
 from pipeline.generators.magi1.vae_tiling import blend_along, blend_weights, decode_plan, encode_plan, run_tiled
+from pipeline.tiny_models.magi1 import write_tiny_vae
 
 torch.set_num_threads(2)
 

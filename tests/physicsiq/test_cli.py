@@ -1,4 +1,4 @@
-"""``python -m pipeline.evaluate``, the vectorised metrics, and the fast path against the baseline."""
+"""``python -m pipeline evaluate-folder``, the vectorised metrics, and the fast path against the baseline."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import shutil
 import numpy as np
 import pytest
 
-from pipeline.benchmarks.physicsiq.evaluate import evaluate_folder
+from pipeline.benchmarks.physicsiq.evaluator import evaluate_folder
 from pipeline.benchmarks.physicsiq.metrics import iou_frames, mse_frames
-from pipeline.evaluate import main
+from pipeline.cli.evaluate_folder import main
 
 from .conftest import FPS, make_submission
 

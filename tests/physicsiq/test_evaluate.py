@@ -10,8 +10,8 @@ import cv2
 import numpy as np
 import pytest
 
-from pipeline.benchmarks.physicsiq.evaluate import SubmissionError, evaluate_folder
-from pipeline.benchmarks.physicsiq.score import CSV_COLUMNS
+from pipeline.benchmarks.physicsiq.evaluator import SubmissionError, evaluate_folder
+from pipeline.benchmarks.physicsiq.iq_score import CSV_COLUMNS
 from pipeline.video_io import write_video
 
 from .conftest import FPS, make_submission
@@ -124,7 +124,7 @@ def test_unshipped_fps_is_resampled(dataset, dataset_root, mask_cache, tmp_path)
 def test_videos_that_fail_in_the_metric_jobs_are_listed_together(dataset, dataset_root, tmp_path, monkeypatch):
     # validation reads containers only; a file that gets past it but does not decode must still
     # be named, together with every other such file, and nothing may be written
-    from pipeline.benchmarks.physicsiq import evaluate as ev
+    from pipeline.benchmarks.physicsiq import evaluator as ev
 
     gen = make_submission(dataset, tmp_path / "late-bad", lambda it: dataset.testing_clip(it, FPS, 2))
     files = sorted(gen.iterdir())

@@ -8,15 +8,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import pipeline.benchmarks as benchmarks
+import pipeline.benchmarks.physicsiq.benchmark as benchmarks
 from launchers.local import run_stage
 from pipeline.benchmarks.physicsiq.contract import condition_clip
 from pipeline.benchmarks.prompts import PromptVariantError, load_prompt_variants
+from pipeline.conditions import load_condition
 from pipeline.config import to_config
 from pipeline.errors import ConfigError, StageError
 from pipeline.items import Manifest
 from pipeline.runner import is_done
-from pipeline.stages.prepare import Prepare, load_condition
+from pipeline.stages.prepare import Prepare
 from pipeline.store import RunStore
 from tests.conftest import compose
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from pipeline.benchmarks.physicsiq.iq_score import CSV_COLUMNS, per_view_score, physics_iq_score, read_results_csv
 from pipeline.benchmarks.physicsiq.layout import VIEWS
-from pipeline.benchmarks.physicsiq.score import CSV_COLUMNS, per_view_score, physics_iq_score, read_results_csv
 
 
 def _csv(tmp_path, st, s, ws, mse, st_v, s_v, ws_v, mse_v, frames=4):

@@ -5,8 +5,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.reward.model import WorldModel, load_world_model
-from pipeline.reward.tiny import make_tiny_vjepa2
+from pipeline.rewards.vjepa2.model import WorldModel, load_world_model
+from pipeline.tiny_models.vjepa2 import make_tiny_vjepa2
 
 
 @pytest.fixture(scope="session")

@@ -17,7 +17,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from pipeline.reward.model import load_world_model
+from pipeline.rewards.vjepa2.model import load_world_model
 
 from .conftest import random_clip  # noqa: F401  (fixtures live in conftest)
 
@@ -186,7 +186,7 @@ def test_reference_is_sensitive(tiny_model, monkeypatch) -> None:
         good = naive_predictor(sd, ctx[0], ctx_ids.tolist(), tgt_ids.tolist(), 4, 4, 2)
         swapped = dict(sd, **{"mask_tokens.1": sd["mask_tokens.0"]})
         assert (naive_predictor(swapped, ctx[0], ctx_ids.tolist(), tgt_ids.tolist(), 4, 4, 2) - good).abs().max() > 1e-2
-        import pipeline.reward.rope as rope
+        import pipeline.rewards.vjepa2.rope as rope
 
         def interleaved(pos, d):
             omega = 1.0 / 10000 ** (torch.arange(d // 2, dtype=torch.float32) / (d / 2.0))

@@ -9,11 +9,11 @@ import pytest
 import torch
 
 from pipeline import model_cache
-from pipeline.reward.checkpoints import ENV_DIR, RewardModelError
-from pipeline.reward.model import check_reward_config, load_world_model
-from pipeline.reward.surprise import SurpriseScorer
-from pipeline.reward.tiny import TINY_FILE, make_tiny_vjepa2, official_checkpoint, random_model
-from pipeline.reward.variants import ArchError, arch_from_dict
+from pipeline.rewards.vjepa2.checkpoints import ENV_DIR, RewardModelError
+from pipeline.rewards.vjepa2.model import check_reward_config, load_world_model
+from pipeline.rewards.vjepa2.surprise import SurpriseScorer
+from pipeline.rewards.vjepa2.variants import ArchError, arch_from_dict
+from pipeline.tiny_models.vjepa2 import TINY_FILE, make_tiny_vjepa2, official_checkpoint, random_model
 
 from .conftest import random_clip
 

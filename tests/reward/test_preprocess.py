@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from pipeline.reward.preprocess import IMAGENET_MEAN, IMAGENET_STD, preprocess_clip
+from pipeline.rewards.vjepa2.preprocess import IMAGENET_MEAN, IMAGENET_STD, preprocess_clip
 
 from .conftest import random_clip
 

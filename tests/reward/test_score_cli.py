@@ -1,4 +1,4 @@
-"""``python -m pipeline.score``: folder / glob / list inputs, error rows, config typos."""
+"""``python -m pipeline score-videos``: folder / glob / list inputs, error rows, config typos."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.reward.surprise import SurpriseScorer
-from pipeline.score import main
+from pipeline.cli.score_videos import main
+from pipeline.rewards.vjepa2.surprise import SurpriseScorer
 from pipeline.video_io import read_video, write_video
 
 from .conftest import random_clip
@@ -82,7 +82,7 @@ def test_list_glob_and_settings(videos: Path, tiny_dir: Path, tmp_path: Path) ->
         (["reward.windowsize=8"], "windowsize"),
         (["reward=vjepa2_vitg"], "looked for"),
         (["reward.variant=vitx"], "reward.variant"),
-        ([], "videos=... is required"),
+        ([], "missing required value(s): videos"),
     ],
 )
 def test_config_errors_exit_2(videos: Path, args: list[str], message: str, capsys, monkeypatch) -> None:

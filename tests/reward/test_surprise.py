@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from pipeline.reward.surprise import NonFiniteSurpriseError, SurpriseScorer
+from pipeline.rewards.vjepa2.surprise import NonFiniteSurpriseError, SurpriseScorer
 from pipeline.video_io import read_video, write_video
 
 from .conftest import random_clip
@@ -81,7 +81,7 @@ def test_context_is_not_leaked_from_future_frames(tiny_model) -> None:
 
 
 def scorer_input(scorer: SurpriseScorer, frames: np.ndarray) -> torch.Tensor:
-    from pipeline.reward.preprocess import preprocess_clip
+    from pipeline.rewards.vjepa2.preprocess import preprocess_clip
 
     return preprocess_clip(frames, scorer.crop_size)
 
@@ -218,7 +218,7 @@ def test_windows_of_several_clips_batch_together(tiny_model) -> None:
 
 
 def test_score_many_records_bad_clips(tiny_model, tmp_path) -> None:
-    from pipeline.reward.surprise import ScoreFailure
+    from pipeline.rewards.vjepa2.surprise import ScoreFailure
 
     bad = tmp_path / "bad.mp4"
     bad.write_bytes(b"not a video")

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.reward.windows import subsample_indices, token_split, window_starts
+from pipeline.rewards.vjepa2.windows import subsample_indices, token_split, window_starts
 
 
 @pytest.mark.parametrize("t", [16, 17, 49])

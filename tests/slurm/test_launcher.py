@@ -22,9 +22,11 @@ ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 
 
-def cli(module: str, *args: str) -> subprocess.CompletedProcess:
-    res = subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert res.returncode == 0, f"{module} failed:\n{res.stdout}\n{res.stderr[-3000:]}"
+def cli(command: str, *args: str) -> subprocess.CompletedProcess:
+    res = subprocess.run(
+        [sys.executable, "-m", "pipeline", command, *args], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+    assert res.returncode == 0, f"{command} failed:\n{res.stdout}\n{res.stderr[-3000:]}"
     return res
 
 
@@ -46,7 +48,7 @@ def base_args(slurm_cluster, one_scenario):
 
 def test_cancelled_shard_is_reported_and_resume_redoes_nothing_finished(base_args):
     # Six candidates per item make an item last long enough to be cancelled in its middle.
-    run, jobs = submitted(cli("pipeline.run", *base_args, "search.n=6").stdout)
+    run, jobs = submitted(cli("run", *base_args, "search.n=6").stdout)
     assert set(jobs) == {"prepare", "sample", "score", "select", "conform", "evaluate", "report"}
     subs = [json.loads(x) for x in (run / "launch" / "submissions.jsonl").read_text().splitlines()]
     assert len(next(s for s in subs if s["stage"] == "sample")["shards"]) == 3
@@ -67,16 +69,16 @@ def test_cancelled_shard_is_reported_and_resume_redoes_nothing_finished(base_arg
     interrupted = [i for i, lines in attempts(run, "sample").items() if lines[-1]["event"] == "start"]
     assert len(interrupted) == 1
 
-    status = cli("pipeline.status", f"run={run}").stdout
+    status = cli("status", f"run={run}").stdout
     assert re.search(rf"{victim}\s+CANCELLED", status), status
     assert not (run / "results" / "summary.json").exists()
 
-    resumed = cli("pipeline.resume", f"run={run}").stdout
+    resumed = cli("resume", f"run={run}").stdout
     _, new_jobs = submitted(resumed)
     assert "prepare" not in new_jobs and "sample" in new_jobs  # only unfinished work resubmitted
     wait_until(lambda: queue_empty(list(new_jobs.values())), 300, "the resumed chain")
 
-    status = cli("pipeline.status", f"run={run}").stdout
+    status = cli("status", f"run={run}").stdout
     for stage in ("prepare", "sample", "score", "select", "conform"):
         assert re.search(rf"^{stage}\s+3\s+0\s+0\s+0\s+0\s+0", status, re.M), status
     assert json.loads((run / "results" / "summary.json").read_text())["items"] == 3
@@ -95,12 +97,10 @@ def test_failing_item_is_reported_and_does_not_block_others(base_args, small_dat
     frame.write_bytes(b"not a jpeg")
     args = [a for a in base_args if not a.startswith("benchmark.root=")]
     run, jobs = submitted(
-        cli(
-            "pipeline.run", *args, f"benchmark.root={broken}", "stages=[prepare,sample]", "cluster.max_attempts=1"
-        ).stdout
+        cli("run", *args, f"benchmark.root={broken}", "stages=[prepare,sample]", "cluster.max_attempts=1").stdout
     )
     wait_until(lambda: queue_empty(list(jobs.values())), 240, "the chain to settle")
-    status = cli("pipeline.status", f"run={run}").stdout
+    status = cli("status", f"run={run}").stdout
     assert re.search(r"^prepare\s+2\s+0\s+0\s+1\s+0\s+0", status, re.M), status
     assert re.search(r"^sample\s+2\s+0\s+0\s+0\s+0\s+1", status, re.M), status
     assert "prepare 0002: " in status and "no retries left" in status and "prepare/items/0002.json" in status
@@ -108,7 +108,7 @@ def test_failing_item_is_reported_and_does_not_block_others(base_args, small_dat
 
 def test_forced_requeue_continues_the_shard(base_args):
     run, jobs = submitted(
-        cli("pipeline.run", *base_args, "stages=[prepare,sample]", "cluster.resources.sample.max_shards=1").stdout
+        cli("run", *base_args, "stages=[prepare,sample]", "cluster.resources.sample.max_shards=1").stdout
     )
 
     def second_item_started():
@@ -129,7 +129,7 @@ def test_forced_requeue_continues_the_shard(base_args):
 
 
 def test_multirun_submits_one_sharded_run_per_point(base_args):
-    out = cli("pipeline.run", "-m", *base_args, "search.n=1,2", "stages=[prepare,sample]").stdout
+    out = cli("run", "-m", *base_args, "search.n=1,2", "stages=[prepare,sample]").stdout
     runs = re.findall(r"^run: (.+)$", out, re.M)
     assert len(runs) == 2 and len({Path(r).name for r in runs}) == 2
     all_jobs = re.findall(r"^\w+: job (\d+)", out, re.M)
@@ -148,7 +148,7 @@ def test_replicas_in_one_job_share_a_shard(base_args, replica_size):
     res = "cluster.resources.sample"
     run, jobs = submitted(
         cli(
-            "pipeline.run",
+            "run",
             *base_args,
             "stages=[prepare,sample]",
             f"{res}.max_shards=1",

@@ -28,7 +28,7 @@ def test_the_presets_are_found():
 
 def launch(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "pipeline.run", *args], cwd=ROOT, capture_output=True, text=True, timeout=300
+        [sys.executable, "-m", "pipeline", "run", *args], cwd=ROOT, capture_output=True, text=True, timeout=300
     )
 
 
@@ -39,7 +39,7 @@ def demo_args(slurm_cluster, one_scenario):
 
 @pytest.mark.parametrize("preset", PRESETS)
 def test_preset_submits_unchanged_and_the_demo_completes(demo_args, preset):
-    out = cli("pipeline.run", *demo_args, f"cluster={preset}").stdout
+    out = cli("run", *demo_args, f"cluster={preset}").stdout
     run, jobs = submitted(out)
     wait_until(lambda: queue_empty(list(jobs.values())), 300, "the chain to finish")
     summary = json.loads((run / "results" / "summary.json").read_text())
@@ -73,7 +73,7 @@ def test_refused_stage_cancels_the_chain_and_says_why_in_one_line(demo_args):
 
 
 def test_second_launch_while_jobs_are_live_is_refused(demo_args):
-    run, jobs = submitted(cli("pipeline.run", *demo_args, "cluster=slurm_local").stdout)
+    run, jobs = submitted(cli("run", *demo_args, "cluster=slurm_local").stdout)
     try:
         for again in ([*demo_args, "cluster=slurm_local"], [*demo_args, "cluster=local"]):
             res = launch(*again)
@@ -81,7 +81,7 @@ def test_second_launch_while_jobs_are_live_is_refused(demo_args):
             lines = res.stderr.strip().splitlines()
             assert len(lines) == 1 and "SLURM jobs of an earlier submission still queued or running" in lines[0], lines
         res = subprocess.run(
-            [sys.executable, "-m", "pipeline.resume", f"run={run}"],
+            [sys.executable, "-m", "pipeline", "resume", f"run={run}"],
             cwd=ROOT,
             capture_output=True,
             text=True,

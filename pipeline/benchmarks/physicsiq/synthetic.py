@@ -9,15 +9,13 @@ moving objects produce motion masks. Lower fps clips are made by resample.py fro
 files, which is how the real bucket's 8/16 FPS folders relate to 30 FPS. Real masks are not
 shipped (the evaluator computes and caches them).
 
-CLI: python -m pipeline.benchmarks.physicsiq.synthetic out=DIR [scenarios=4] [seed=0]
-     [width=256] [height=144] [fps=[8,16]]
+Command: ``python -m pipeline synthetic-data out=DIR`` (pipeline/cli/synthetic_data.py).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import sys
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -416,38 +414,3 @@ def _write_take(
         path = root / "switch-frames" / f"{item_id}_switch-frames_anyFPS_{view}_{stem}.jpg"
         path.parent.mkdir(parents=True, exist_ok=True)
         cv2.imwrite(str(path), cv2.cvtColor(frames[cond_n - 1], cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95])
-
-
-def parse_cli(argv: list[str]) -> tuple[Path, SyntheticParams]:
-    kv = {}
-    for arg in argv:
-        if "=" not in arg:
-            raise SystemExit(f"expected key=value, got {arg!r}")
-        k, v = arg.split("=", 1)
-        kv[k.strip()] = v.strip()
-    if "out" not in kv:
-        raise SystemExit(__doc__.split("CLI: ")[1])
-    fps = tuple(int(x) for x in kv.get("fps", "[8,16]").strip("[]()").split(",") if x.strip())
-    known = {"out", "scenarios", "seed", "width", "height", "fps"}
-    if set(kv) - known:
-        raise SystemExit(f"unknown keys {sorted(set(kv) - known)}; known: {sorted(known)}")
-    return Path(kv["out"]), SyntheticParams(
-        scenarios=int(kv.get("scenarios", 4)),
-        seed=int(kv.get("seed", 0)),
-        width=int(kv.get("width", 256)),
-        height=int(kv.get("height", 144)),
-        fps=fps,
-    )
-
-
-def main(argv: list[str] | None = None) -> None:
-    out, params = parse_cli(sys.argv[1:] if argv is None else argv)
-    generate(out, params)
-    print(
-        f"synthetic Physics-IQ dataset ready at {out} ({params.scenarios} scenarios, "
-        f"{params.width}x{params.height}, fps {list(params.fps)} + 30)"
-    )
-
-
-if __name__ == "__main__":
-    main()

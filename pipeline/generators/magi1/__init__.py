@@ -8,7 +8,7 @@ Modules (importing this package imports neither torch nor safetensors; names res
   the 3D learned-band RoPE, the attention kernels (``RangeAttention``, ``CrossAttention``) and
   ``KVCache``.
 * ``checkpoint`` -- official folder layout, ``load_dit`` (memory-mapped, per-process cache),
-  ``missing_checkpoint_files``, ``write_official_checkpoint``, ``make_tiny_checkpoint``.
+  ``missing_checkpoint_files``, ``write_official_checkpoint``.
 * ``schedule``   -- t grid, window/stage sequence, per-chunk t and kv ranges, CFG scales, distill dt.
 * ``sampler``    -- ``sample(model, SamplerSettings, noise, text rows, null rows, prefix, on_step=,
   on_chunk=)``: the chunk-wise autoregressive sampler (window of staggered chunks, Euler per chunk,
@@ -114,7 +114,6 @@ _LAZY = {
     "RangeAttention": "attention",
     "load_dit": "checkpoint",
     "missing_checkpoint_files": "checkpoint",
-    "make_tiny_checkpoint": "checkpoint",
     "write_official_checkpoint": "checkpoint",
     "Magi1CheckpointError": "checkpoint",
     "Magi1NotSupportedError": "checkpoint",

@@ -304,30 +304,3 @@ def write_official_checkpoint(
         json.dumps({"metadata": {"total_size": total}, "weight_map": weight_map}, indent=2, sort_keys=True)
     )
     return wd
-
-
-def make_tiny_checkpoint(
-    root: str | os.PathLike,
-    variant: str = "tiny",
-    *,
-    seed: int = 0,
-    num_shards: int = 2,
-    model_changes: dict | None = None,
-) -> tuple[Path, MagiConfig]:
-    """A random-weight model of ``variant`` (``tiny``/``tiny_distill``; any preset works but the
-    real sizes are huge) written to ``root`` in the official layout, plus ``root/magi_config.json``
-    (official MagiConfig JSON with ``runtime_config.load = root``). Returns (root, config)."""
-    import dataclasses
-
-    from .config import preset
-    from .dit import MagiDiT
-
-    cfg = preset(variant)
-    if model_changes:
-        cfg = dataclasses.replace(cfg, model_config=dataclasses.replace(cfg.model_config, **model_changes))
-    root = Path(root)
-    cfg = cfg.replace(runtime_config={"load": str(root)}).validate()
-    model = MagiDiT(cfg.model_config).init_random_(seed)
-    write_official_checkpoint(model, root, distill=cfg.engine_config.distill, num_shards=num_shards)
-    cfg.to_json(root / "magi_config.json")
-    return root, cfg

@@ -31,7 +31,6 @@ import numpy as np
 
 from pipeline.dtypes import CANONICAL, dtype_name
 from pipeline.model_cache import resident
-from pipeline.weight_files import truncated_in
 
 from ..base import (
     ChunkHook,
@@ -113,34 +112,6 @@ def chunk_latent_lengths(runtime: Any, mode: str, prefix_frames: int | None = No
     return out
 
 
-def _vae_missing(path: Path) -> list[str]:
-    if not path.is_dir():
-        return [f"{path} (VAE folder does not exist)"]
-    out = [] if (path / "config.json").is_file() else [f"{path}/config.json"]
-    if not any(
-        (path / n).is_file()
-        for n in (
-            "diffusion_pytorch_model.safetensors",
-            "diffusion_pytorch_model.safetensors.index.json",
-            "diffusion_pytorch_model.bin",
-        )
-    ):
-        out.append(f"{path}/diffusion_pytorch_model.safetensors")
-    return out + truncated_in(path)
-
-
-def _t5_missing(path: Path) -> list[str]:
-    folder = path / "t5-v1_1-xxl" if (path / "t5-v1_1-xxl").is_dir() else path
-    if not folder.is_dir():
-        return [f"{path} (T5 folder does not exist)"]
-    out = [] if (folder / "config.json").is_file() else [f"{folder}/config.json"]
-    if not any((folder / n).is_file() for n in ("tokenizer.json", "spiece.model")):
-        out.append(f"{folder}/spiece.model (or tokenizer.json)")
-    if not any(p.suffix in (".bin", ".safetensors") for p in folder.iterdir()):
-        out.append(f"{folder}/<weights>")
-    return out + truncated_in(folder)
-
-
 class Magi1Generator(Generator):
     """See the module docstring."""
 
@@ -151,13 +122,15 @@ class Magi1Generator(Generator):
     @classmethod
     def missing_checkpoint_files_for(cls, cfg: Magi1GeneratorConfig) -> list[str]:
         from .checkpoint import missing_checkpoint_files
+        from .text import missing_t5_files
+        from .vae import missing_vae_files
 
         try:
             mc = resolve_magi_config(cfg)
         except GeneratorConfigError as e:
             return [f"invalid MAGI-1 settings: {e}"]
         missing = missing_checkpoint_files(cfg.checkpoint, mc.engine_config.distill, mc.engine_config.fp8_quant)
-        missing += _vae_missing(Path(cfg.vae_checkpoint)) + _t5_missing(Path(cfg.t5_checkpoint))
+        missing += missing_vae_files(Path(cfg.vae_checkpoint)) + missing_t5_files(Path(cfg.t5_checkpoint))
         if cfg.special_tokens and not Path(cfg.special_tokens).is_file():
             missing.append(f"{cfg.special_tokens} (special_tokens.npz)")
         return missing

@@ -7,8 +7,9 @@ from dataclasses import dataclass
 from omegaconf import MISSING
 
 from pipeline.fields import at_least, one_of, setting
+from pipeline.registry import Spec
 
-from ..base import GeneratorConfig, GeneratorSpec
+from ..base import GeneratorConfig
 from .config import VARIANTS as MAGI_VARIANTS
 
 
@@ -32,4 +33,4 @@ class Magi1GeneratorConfig(GeneratorConfig):
     special_tokens: str | None = None  # special_tokens.npz (PAD_HQ / PAD_DURATION tokens); None = off
 
 
-SPEC = GeneratorSpec("magi1", Magi1GeneratorConfig, "pipeline.generators.magi1.engine:Magi1Generator")
+SPEC = Spec("magi1", Magi1GeneratorConfig, "pipeline.generators.magi1.engine:Magi1Generator")

@@ -42,10 +42,6 @@ per prompt under ``cache_dir/<model identity>/<sha256(prompt)>.safetensors``.  T
 ``config.json``, the tokenizer files, the weight file names and sizes plus 1-MiB samples (start, middle,
 end) of each weight file, ``max_length``, the cleaning flag and the dtype.  ``enc.stats`` counts memory hits, disk hits and encoded prompts.
 
-Tiny models: ``write_tiny_t5(root)`` writes a random T5 encoder + a locally trained tokenizer in the
-official layout (``root/t5-v1_1-xxl/`` with two ``.bin`` shards and an index);
-``write_tiny_special_tokens(path, dim)`` writes a ``special_tokens.npz`` of the official shapes.
-
 Caption cleaning: ``clean_caption`` follows the DeepFloyd/MAGI rules; BeautifulSoup (not a dependency
 here) is replaced by the standard-library HTML parser for tag stripping, which agrees on plain text.
 """
@@ -54,7 +50,6 @@ from __future__ import annotations
 
 import hashlib
 import html
-import json
 import os
 import re
 import threading
@@ -70,6 +65,7 @@ import numpy as np
 import torch
 
 from pipeline.files import atomic_path
+from pipeline.weight_files import truncated_in
 
 from ..base import GeneratorLoadError
 from ..weights import indexed_shards
@@ -83,8 +79,6 @@ __all__ = [
     "clean_caption",
     "preprocess_prompt",
     "resolve_t5_folder",
-    "write_tiny_t5",
-    "write_tiny_special_tokens",
     "CAPTION_MAX_LENGTH",
     "NULL_TOKEN_LENGTH",
     "T5_SUBFOLDER",
@@ -686,67 +680,14 @@ class MagiTextEncoder:
         self._memory.clear()
 
 
-# =================================================================================== tiny models
-TINY_T5_CONFIG: dict[str, Any] = {
-    "d_model": 32,
-    "d_kv": 8,
-    "d_ff": 48,
-    "num_layers": 2,
-    "num_heads": 4,
-    "relative_attention_num_buckets": 8,
-    "relative_attention_max_distance": 16,
-    "feed_forward_proj": "gated-gelu",  # T5 v1.1
-    "dropout_rate": 0.0,
-    "tie_word_embeddings": False,
-}
-
-
-def write_tiny_t5(root: str | os.PathLike, seed: int = 0, vocab_size: int = 400) -> Path:
-    """A random T5 v1.1-style encoder and a locally trained tokenizer in the official layout:
-    ``root/t5-v1_1-xxl/{config.json, tokenizer.json, tokenizer_config.json,
-    pytorch_model-0000{1,2}-of-00002.bin, pytorch_model.bin.index.json}``.  Returns ``root``."""
-    from transformers import T5Config, T5EncoderModel
-
-    from ..tiny_tokenizer import build_local_tokenizer
-
-    root = Path(root)
-    folder = root / T5_SUBFOLDER
-    folder.mkdir(parents=True, exist_ok=True)
-    tok = build_local_tokenizer(vocab_size)
-    tok.model_max_length = CAPTION_MAX_LENGTH
-    tok.save_pretrained(str(folder))
-    cfg = T5Config(  # type: ignore[call-arg]  # PretrainedConfig takes it through **kwargs
-        vocab_size=len(tok), pad_token_id=0, eos_token_id=1, decoder_start_token_id=0, **TINY_T5_CONFIG
-    )
-    torch.manual_seed(int(seed))
-    model = T5EncoderModel(cfg).eval()
-    cfg.architectures = ["T5EncoderModel"]
-    (folder / "config.json").write_text(cfg.to_json_string())
-    state = {k: v.detach().clone().contiguous() for k, v in model.state_dict().items()}
-    names = sorted(state)
-    half = len(names) // 2
-    shard_names = ["pytorch_model-00001-of-00002.bin", "pytorch_model-00002-of-00002.bin"]
-    weight_map = {}
-    for shard, keys in zip(shard_names, (names[:half], names[half:])):
-        torch.save({k: state[k] for k in keys}, folder / shard)
-        weight_map.update({k: shard for k in keys})
-    total = sum(v.numel() * v.element_size() for v in state.values())
-    (folder / "pytorch_model.bin.index.json").write_text(
-        json.dumps({"metadata": {"total_size": total}, "weight_map": weight_map}, indent=2)
-    )
-    return root
-
-
-def write_tiny_special_tokens(path: str | os.PathLike, dim: int, seed: int = 0) -> Path:
-    """A ``special_tokens.npz`` with the official arrays and shapes (float64, 100 other tokens)."""
-    rng = np.random.default_rng(int(seed))
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "wb") as fh:
-        np.savez(
-            fh,
-            caption_token=rng.normal(0, 0.2, (1, dim)),
-            logo_token=rng.normal(0, 0.2, (1, dim)),
-            other_tokens=rng.normal(0, 0.2, (100, dim)),
-        )
-    return path
+def missing_t5_files(path: Path) -> list[str]:
+    """What a T5 folder (config, tokenizer, weights) lacks or has truncated; empty = complete."""
+    folder = path / "t5-v1_1-xxl" if (path / "t5-v1_1-xxl").is_dir() else path
+    if not folder.is_dir():
+        return [f"{path} (T5 folder does not exist)"]
+    out = [] if (folder / "config.json").is_file() else [f"{folder}/config.json"]
+    if not any((folder / n).is_file() for n in ("tokenizer.json", "spiece.model")):
+        out.append(f"{folder}/spiece.model (or tokenizer.json)")
+    if not any(p.suffix in (".bin", ".safetensors") for p in folder.iterdir()):
+        out.append(f"{folder}/<weights>")
+    return out + truncated_in(folder)

@@ -29,9 +29,6 @@ Public API
     (or ``(T, H, W, 3)`` for a 4-D latent) with the official conversion ``x * 127.5 + 127.5``,
     clamp to [0, 255], truncation to uint8 -- evaluated in the decoder's dtype like upstream.
 
-``write_tiny_vae(folder, seed=0, ddconfig=None) -> Path``
-    A small random VAE in the official folder format (for tests and demos).
-
 Precision: with ``dtype=torch.bfloat16`` the weights/activations follow the official bf16 run
 (affine LayerNorms in fp32 as under the official autocast); ``attention_dtype`` may force e.g. a
 bf16 attention in an fp32 model, like the official ``qkv.bfloat16()``.
@@ -50,10 +47,11 @@ from torch import nn
 
 from pipeline.dtypes import torch_dtype
 from pipeline.files import atomic_path, atomic_write_text
+from pipeline.weight_files import truncated_in
 
 from ..base import GeneratorLoadError
 from ..weights import indexed_shards
-from .vae_model import ViTVAEConfig, ViTVAEDecoder, ViTVAEEncoder, init_random_, posterior_mode
+from .vae_model import ViTVAEConfig, ViTVAEDecoder, ViTVAEEncoder, posterior_mode
 from .vae_tiling import decode_plan, encode_plan, run_tiled
 
 __all__ = [
@@ -62,7 +60,6 @@ __all__ = [
     "VAE_CONFIG_NAME",
     "VAE_WEIGHTS_NAME",
     "TINY_VAE_DDCONFIG",
-    "write_tiny_vae",
     "latents_to_uint8",
     "frames_to_model_input",
 ]
@@ -392,9 +389,18 @@ def _shape_problems(shapes: dict, expected: dict, only) -> str:
     return f"{len(bad)} tensors with the wrong shape for config.json ({bad[:3]})"
 
 
-def write_tiny_vae(folder: str | os.PathLike, seed: int = 0, ddconfig: dict[str, Any] | None = None) -> Path:
-    """Write a small random ViTVAE in the official folder format (config.json + safetensors)."""
-    cfg = ViTVAEConfig.from_ddconfig({**TINY_VAE_DDCONFIG, **(ddconfig or {})})
-    model = MagiVAE(cfg)
-    init_random_(model, seed)
-    return model.save_folder(folder)
+def missing_vae_files(path: Path) -> list[str]:
+    """What a VAE folder (config.json + weights) lacks or has truncated; empty = complete."""
+    if not path.is_dir():
+        return [f"{path} (VAE folder does not exist)"]
+    out = [] if (path / "config.json").is_file() else [f"{path}/config.json"]
+    if not any(
+        (path / n).is_file()
+        for n in (
+            "diffusion_pytorch_model.safetensors",
+            "diffusion_pytorch_model.safetensors.index.json",
+            "diffusion_pytorch_model.bin",
+        )
+    ):
+        out.append(f"{path}/diffusion_pytorch_model.safetensors")
+    return out + truncated_in(path)

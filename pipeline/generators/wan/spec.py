@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pipeline.fields import at_least, setting
+from pipeline.registry import Spec
 
-from ..base import GeneratorConfig, GeneratorSpec
+from ..base import GeneratorConfig
 
 
 @dataclass
@@ -19,4 +20,4 @@ class WanI2VGeneratorConfig(GeneratorConfig):
     negative_prompt: str = ""
 
 
-SPEC = GeneratorSpec("wan_i2v", WanI2VGeneratorConfig, "pipeline.generators.wan.engine:WanI2VGenerator")
+SPEC = Spec("wan_i2v", WanI2VGeneratorConfig, "pipeline.generators.wan.engine:WanI2VGenerator")

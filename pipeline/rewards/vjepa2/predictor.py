@@ -13,9 +13,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from pipeline.reward.rope import rope_tables
-from pipeline.reward.variants import PredictorArch
-from pipeline.reward.vit import Block, gather_tokens
+from pipeline.rewards.vjepa2.rope import rope_tables
+from pipeline.rewards.vjepa2.variants import PredictorArch
+from pipeline.rewards.vjepa2.vit import Block, gather_tokens
 
 # Upstream's forward default; the released predictors were trained with it.
 DEFAULT_MASK_INDEX = 1

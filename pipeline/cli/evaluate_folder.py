@@ -1,4 +1,4 @@
-"""``python -m pipeline.evaluate benchmark.root=DATASET generated=DIR output=DIR``: score one folder.
+"""``python -m pipeline evaluate-folder benchmark.root=DATASET generated=DIR output=DIR``: score one folder.
 
 Scores a folder of generations (one mp4 per benchmark item, matched by its ``NNNN_`` prefix,
 whatever follows) against a Physics-IQ dataset in the official layout, exactly as the official
@@ -27,65 +27,29 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
-from omegaconf import MISSING, OmegaConf
+from omegaconf import MISSING
 
-from pipeline.cli import exit_status
-from pipeline.config import BenchmarkConfig
+from pipeline.cli.command import compose_command, exit_status, wants_help
 from pipeline.errors import ConfigError
 from pipeline.stages.evaluate import EvaluateConfig
 
-CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
-CONFIG_NAME = "evaluate_cli"
+USAGE = "python -m pipeline evaluate-folder benchmark.root=DATASET generated=DIR output=DIR [model=NAME]"
 
 
 @dataclass
-class EvaluateCLIConfig:
+class EvaluateFolderCommand:
     defaults: list[Any] = field(default_factory=lambda: ["_self_", {"benchmark": "physicsiq"}])
-    benchmark: BenchmarkConfig = field(default_factory=BenchmarkConfig)
+    benchmark: Any = MISSING  # a benchmark schema, chosen by the benchmark group
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     generated: str = MISSING  # folder of generations (CLI only)
     output: str = MISSING  # results folder (CLI only)
     model: str | None = None  # results file stem; None = the generated folder's name
 
 
-def register() -> None:
-    from hydra.core.config_store import ConfigStore
-
-    from pipeline.config import register_configs
-
-    register_configs()
-    ConfigStore.instance().store(name=CONFIG_NAME, node=EvaluateCLIConfig)
-
-
-def compose(overrides: list[str]) -> EvaluateCLIConfig:
-    """The typed CLI config; unknown keys raise Hydra's error naming the key."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-
-    from pipeline.fields import problems
-
-    register()
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        cfg = hydra_compose(config_name=CONFIG_NAME, overrides=overrides)
-    missing = sorted(OmegaConf.missing_keys(cfg))
-    if missing:
-        raise ConfigError(
-            "missing required value(s): " + ", ".join(missing) + f" (e.g. python -m pipeline.evaluate {missing[0]}=...)"
-        )
-    typed = cast(EvaluateCLIConfig, OmegaConf.to_object(cfg))
-    bad = problems(typed)
-    if bad:
-        raise ConfigError("; ".join(bad))
-    return typed
-
-
-def evaluate(cfg: EvaluateCLIConfig):
-    from pipeline.benchmarks.physicsiq.evaluate import evaluate_folder
+def evaluate(cfg: EvaluateFolderCommand):
+    from pipeline.benchmarks.physicsiq.evaluator import evaluate_folder
 
     b = cfg.benchmark
     if b.name != "physicsiq":
@@ -131,10 +95,9 @@ def format_result(result) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if any(a in ("-h", "--help") for a in argv):
-        print(__doc__)
+    if wants_help(argv, __doc__):
         return 0
-    return exit_status(lambda: print(format_result(evaluate(compose(argv)))))
+    return exit_status(lambda: print(format_result(evaluate(compose_command(EvaluateFolderCommand, argv, USAGE)))))
 
 
 if __name__ == "__main__":

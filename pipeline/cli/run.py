@@ -1,4 +1,4 @@
-"""``python -m pipeline.run +experiment=NAME key=value ...``: run the chain of stages.
+"""``python -m pipeline run +experiment=NAME key=value ...``: run the chain of stages.
 
 Hydra composes the config (``--cfg job`` prints it, ``-m search.n=2,4`` makes one run each);
 everything after composition is ours: validation before any work, the run folder, the launcher.
@@ -13,12 +13,11 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from pipeline.cli import exit_status, one_line
+from pipeline.cli.command import CONF_DIR, exit_status, one_line
 from pipeline.config import register_configs, to_config
 from pipeline.errors import Interrupted, PipelineError
 
 register_configs()
-CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 
 
 def run(cfg: DictConfig) -> Path:
@@ -31,7 +30,7 @@ def run(cfg: DictConfig) -> Path:
     launch = launcher(typed.cluster.name)
     manifest = Manifest.from_benchmark(typed)
     store = RunStore.for_config(typed)
-    with exclusive_launch(store, typed.cluster.folder, "python -m pipeline.run"):
+    with exclusive_launch(store, typed.cluster.folder, "python -m pipeline run"):
         store.save_config(OmegaConf.to_yaml(cfg), OmegaConf.to_yaml(cfg, resolve=True))
         manifest.save(store)
         _log_to(store.root / "logs" / "run.log")
@@ -77,7 +76,10 @@ def hydra_main(cfg: DictConfig) -> None:
         _FAILED_POINTS.append(exc)
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    if argv is not None:  # Hydra's decorator reads the command line itself
+        sys.argv = ["pipeline run", *argv]
+
     def body() -> None:
         _FAILED_POINTS.clear()
         hydra_main()

@@ -25,7 +25,6 @@ CHECKPOINT_FILES = {
     "vitg384": "vitg-384.pt",
     "tiny": "tiny.pt",
 }
-VARIANT_CHOICES = ("tiny", "vitl", "vith", "vitg", "vitg384", "custom", "hf")
 
 
 class ArchError(PipelineError, ValueError):

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.files import TINY_MARKER, build_folder
-from pipeline.generators.tiny_tokenizer import build_local_tokenizer
+from pipeline.tiny_models.tokenizer import build_local_tokenizer
 
 # Fixed, hashable description of the tiny model.  Bump TINY_VERSION whenever the
 # construction code changes so that stale folders get rebuilt.
@@ -90,7 +90,7 @@ def _is_complete(out_dir: Path, params: dict[str, Any]) -> bool:
         return False
     if saved != json.loads(json.dumps(params)):
         return False
-    from .engine import missing_checkpoint_files
+    from pipeline.generators.wan.engine import missing_checkpoint_files
 
     return not missing_checkpoint_files(out_dir)
 
@@ -203,8 +203,8 @@ def bench_tiny(
 
     import numpy as np
 
-    from ..base import GenerationRequest
-    from .engine import WanI2VGenerator
+    from pipeline.generators.base import GenerationRequest
+    from pipeline.generators.wan.engine import WanI2VGenerator
 
     g = WanI2VGenerator(
         path,

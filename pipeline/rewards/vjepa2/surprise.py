@@ -6,7 +6,7 @@ Per window of ``window_size`` frames (every ``stride`` frames):
   surprise_w = 1 − mean over target tokens of cos(pred, target) along features
 Video surprise = mean (or max) over windows. Lower = more physically plausible.
 
-The model is ours (pipeline/reward/vit.py, predictor.py), equal to the official V-JEPA 2 code on the
+The model is ours (pipeline/rewards/vjepa2/vit.py, predictor.py), equal to the official V-JEPA 2 code on the
 same weights. The context branch never sees the future frames (transformers' one-call masked API
 encodes the whole clip before masking, which leaks them). All windows of a clip, and of several
 clips, go through the model in micro-batches; ``surprise_differentiable`` is the guidance entry.
@@ -26,16 +26,13 @@ import torch
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
-from pipeline.reward.model import WorldModel, load_world_model
-from pipeline.reward.preprocess import Layout, as_frame_tensor, preprocess_clip
-from pipeline.reward.windows import subsample_indices, token_split, window_starts
+from pipeline.rewards.base import NonFiniteSurpriseError, ScoreFailure
+from pipeline.rewards.vjepa2.model import WorldModel, load_world_model
+from pipeline.rewards.vjepa2.preprocess import Layout, as_frame_tensor, preprocess_clip
+from pipeline.rewards.vjepa2.windows import subsample_indices, token_split, window_starts
 
 Aggregate = Literal["mean", "max"]
 Clip = np.ndarray | torch.Tensor
-
-
-class NonFiniteSurpriseError(FloatingPointError):
-    """A surprise came out NaN/inf: selecting by it would silently pick an arbitrary candidate."""
 
 
 @dataclass(frozen=True)
@@ -50,14 +47,6 @@ class SurpriseResult:
     def reward(self) -> float:
         """WMReward's "similarity", 1 − surprise (higher = better)."""
         return 1.0 - self.surprise
-
-
-@dataclass(frozen=True)
-class ScoreFailure:
-    """A clip that could not be scored (``score_many(on_error="record")``)."""
-
-    error: str
-    settings: dict[str, Any]
 
 
 class SurpriseScorer:

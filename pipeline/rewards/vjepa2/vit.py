@@ -13,8 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pipeline.reward.rope import apply_rope, rope_tables
-from pipeline.reward.variants import EncoderArch
+from pipeline.rewards.vjepa2.rope import apply_rope, rope_tables
+from pipeline.rewards.vjepa2.variants import EncoderArch
 
 
 class Attention(nn.Module):

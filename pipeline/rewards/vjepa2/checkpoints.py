@@ -22,7 +22,7 @@ from typing import Any
 import torch
 
 from pipeline.errors import PipelineError
-from pipeline.reward.variants import CHECKPOINT_FILES, Arch, ArchError, EncoderArch, PredictorArch, validate
+from pipeline.rewards.vjepa2.variants import CHECKPOINT_FILES, Arch, ArchError, EncoderArch, PredictorArch, validate
 
 ENV_DIR = "VJEPA_CHECKPOINT_DIR"
 HF_CONFIG = "config.json"

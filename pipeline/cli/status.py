@@ -1,14 +1,21 @@
-"""``python -m pipeline.status run=DIR``: per stage and per shard, what is done, running, failed
+"""``python -m pipeline status run=DIR``: per stage and per shard, what is done, running, failed
 or pending, with failure reasons and log paths; SLURM states from squeue/sacct."""
 
 from __future__ import annotations
 
 import sys
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.cli import exit_status
-from pipeline.errors import ConfigError
+from omegaconf import MISSING
+
+from pipeline.cli.command import compose_command, exit_status, wants_help
+
+
+@dataclass
+class StatusCommand:
+    run: str = MISSING  # the run folder
 
 
 def item_states(stage, max_attempts: int, running_jobs: set[str]) -> dict[str, str]:
@@ -45,7 +52,7 @@ def render(run_dir: Path) -> str:
     from launchers.slurm_state import job_states, state_of
     from pipeline.config import load_run_config
     from pipeline.items import Manifest
-    from pipeline.stages import STAGES
+    from pipeline.stages import build_stage
     from pipeline.store import RunStore
 
     _, cfg = load_run_config(run_dir)
@@ -63,7 +70,7 @@ def render(run_dir: Path) -> str:
     ]
     problems = []
     for name in cfg.stages:
-        stage = STAGES[name](cfg, store, manifest)
+        stage = build_stage(name, cfg, store, manifest)
         states = item_states(stage, cfg.cluster.max_attempts, running)
         counts = Counter(states.values())
         sub = latest.get(name)
@@ -93,15 +100,14 @@ def render(run_dir: Path) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str]) -> int:
-    def body() -> None:
-        args = dict(a.split("=", 1) for a in argv if "=" in a)
-        if set(args) != {"run"} or len(args) != len(argv):
-            raise ConfigError("usage: python -m pipeline.status run=RUN_DIR")
-        print(render(Path(args["run"])))
-
-    return exit_status(body)
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if wants_help(argv, __doc__):
+        return 0
+    return exit_status(
+        lambda: print(render(Path(compose_command(StatusCommand, argv, "python -m pipeline status run=RUN_DIR").run)))
+    )
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(main())

@@ -1,4 +1,4 @@
-"""``python -m pipeline.resume run=DIR [retry_failed=true] [cluster.KEY=VALUE ...]``
+"""``python -m pipeline resume run=DIR [retry_failed=true] [cluster.KEY=VALUE ...]``
 
 Resubmits only what is missing or failed in a run folder (on the cluster it was made for, or
 another: ``cluster=local`` style overrides of cluster.* keys), re-chaining the stages after it.
@@ -9,14 +9,25 @@ cluster, tracking) may be overridden; anything else belongs in a new run.
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pipeline.cli import exit_status
+from omegaconf import MISSING
+
+from pipeline.cli.command import compose_command, exit_status, split_overrides, wants_help
 from pipeline.errors import ConfigError, PipelineError
 
 if TYPE_CHECKING:
     from launchers import Outcome
+
+USAGE = "python -m pipeline resume run=RUN_DIR [retry_failed=true] [cluster.KEY=VALUE ...]"
+
+
+@dataclass
+class ResumeCommand:
+    run: str = MISSING  # the run folder
+    retry_failed: bool = False  # give items that used up their attempts a fresh budget
 
 
 def resume(run_dir: Path, overrides: list[str], retry_failed: bool = False) -> Outcome:
@@ -26,7 +37,7 @@ def resume(run_dir: Path, overrides: list[str], retry_failed: bool = False) -> O
     from launchers.guard import exclusive_launch
     from pipeline.config import load_run_config
     from pipeline.items import Manifest
-    from pipeline.stages import STAGES
+    from pipeline.stages import build_stage
     from pipeline.store import RunStore, run_key
 
     raw, cfg = load_run_config(run_dir, overrides)
@@ -42,11 +53,11 @@ def resume(run_dir: Path, overrides: list[str], retry_failed: bool = False) -> O
         spent = [
             r.attempt
             for name in cfg.stages
-            for r in store.records(name, STAGES[name](cfg, store, manifest).items()).values()
+            for r in store.records(name, build_stage(name, cfg, store, manifest).items()).values()
             if r is not None and r.status == "failed"
         ]
         cfg.cluster.max_attempts += max(spent, default=0)
-    with exclusive_launch(store, cfg.cluster.folder, "python -m pipeline.resume"):
+    with exclusive_launch(store, cfg.cluster.folder, "python -m pipeline resume"):
         store.save_config(OmegaConf.to_yaml(raw), OmegaConf.to_yaml(raw, resolve=True))  # as last used
         outcome = launch(cfg, store, manifest)
     print(outcome.report())
@@ -55,21 +66,18 @@ def resume(run_dir: Path, overrides: list[str], retry_failed: bool = False) -> O
     return outcome
 
 
-def main(argv: list[str]) -> int:
-    args = [a for a in argv if "=" in a]
-    run = [a.split("=", 1)[1] for a in args if a.startswith("run=")]
-    retry = [a.split("=", 1)[1].lower() for a in args if a.startswith("retry_failed=")]
-    overrides = [a for a in args if not a.startswith(("run=", "retry_failed="))]
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if wants_help(argv, __doc__):
+        return 0
 
     def body() -> None:
-        if len(run) != 1 or len(args) != len(argv):
-            raise ConfigError(
-                "usage: python -m pipeline.resume run=RUN_DIR [retry_failed=true] [cluster.KEY=VALUE ...]"
-            )
-        resume(Path(run[0]), overrides, retry_failed=bool(retry) and retry[0] in ("1", "true", "yes"))
+        own, run_overrides = split_overrides(argv, own_keys=("run", "retry_failed"))
+        args = compose_command(ResumeCommand, own, USAGE)
+        resume(Path(args.run), run_overrides, retry_failed=args.retry_failed)
 
     return exit_status(body)
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(main())

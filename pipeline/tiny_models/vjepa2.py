@@ -39,7 +39,7 @@ def random_model(arch, seed: int = 0, std: float = 0.2):
     """A WorldModel of ``arch`` with seeded random weights (CPU RNG only)."""
     import torch
 
-    from pipeline.reward.model import Source, WorldModel
+    from pipeline.rewards.vjepa2.model import Source, WorldModel
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -78,7 +78,7 @@ def official_checkpoint(model, online_encoder_seed: int | None = 1, prefix: str 
 def write_hf_folder(model, out: Path) -> None:
     from safetensors.torch import save_file
 
-    from pipeline.reward.checkpoints import hf_config, to_hf_state_dict
+    from pipeline.rewards.vjepa2.checkpoints import hf_config, to_hf_state_dict
 
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text(json.dumps(hf_config(model.arch), indent=2))
@@ -93,7 +93,7 @@ def make_tiny_vjepa2(out_dir: str | os.PathLike, seed: int = 0, crop_size: int =
     def build(tmp: Path) -> None:
         import torch
 
-        from pipeline.reward.variants import tiny_arch
+        from pipeline.rewards.vjepa2.variants import tiny_arch
 
         model = random_model(tiny_arch(crop_size), seed=seed)
         torch.save(official_checkpoint(model, online_encoder_seed=seed + 1000), tmp / TINY_FILE)

@@ -16,10 +16,17 @@ import torch
 from torch import nn
 
 from pipeline.model_cache import resident
-from pipeline.reward.checkpoints import RewardModelError, load_strict, read_hf, read_official, resolve_checkpoint
-from pipeline.reward.predictor import DEFAULT_MASK_INDEX, Predictor
-from pipeline.reward.variants import VARIANT_CHOICES, VARIANTS, Arch, ArchError, load_arch
-from pipeline.reward.vit import VisionTransformer
+from pipeline.rewards.vjepa2.checkpoints import (
+    RewardModelError,
+    load_strict,
+    read_hf,
+    read_official,
+    resolve_checkpoint,
+)
+from pipeline.rewards.vjepa2.predictor import DEFAULT_MASK_INDEX, Predictor
+from pipeline.rewards.vjepa2.spec import VARIANT_CHOICES
+from pipeline.rewards.vjepa2.variants import VARIANTS, Arch, ArchError, load_arch
+from pipeline.rewards.vjepa2.vit import VisionTransformer
 
 __all__ = ["WorldModel", "load_world_model", "RewardModelError", "resolve_precision"]
 
@@ -137,8 +144,8 @@ def check_reward_config(r) -> None:
     cannot be found.
     """
     from pipeline.errors import ConfigError
-    from pipeline.reward.checkpoints import WEIGHT_KEYS, read_hf_arch
-    from pipeline.reward.windows import token_split
+    from pipeline.rewards.vjepa2.checkpoints import WEIGHT_KEYS, read_hf_arch
+    from pipeline.rewards.vjepa2.windows import token_split
     from pipeline.weight_files import truncated_in, truncated_weights
 
     if r.variant not in VARIANT_CHOICES:

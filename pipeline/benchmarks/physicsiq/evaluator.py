@@ -27,7 +27,7 @@ import pandas as pd
 from pipeline.errors import PipelineError
 from pipeline.video_io import VideoError, probe_video
 
-from . import score as sc
+from . import iq_score as sc
 from .contract import DURATION_S, DURATION_TOL_S
 from .layout import VIEWS, PhysicsIQDataset
 from .masks import MaskCache, use_one_decoder_thread, video_fps

@@ -1,9 +1,9 @@
-"""``python -m pipeline.score videos=[a.mp4,b.mp4] reward.variant=vitg reward.checkpoint=PATH output=scores.csv``
+"""``python -m pipeline score-videos videos=[a.mp4,b.mp4] reward.variant=vitg reward.checkpoint=PATH output=scores.csv``
 
 V-JEPA 2 surprise of arbitrary videos, outside a run. ``videos`` is a list, a folder (its video
-files, sorted) or a glob. The reward settings come from the very same Hydra config as
-``python -m pipeline.run`` (conf/, ``reward=GROUP_OPTION``, ``reward.KEY=VALUE``), so a typo in a key
-fails the same way. One CSV row per video, in order, with the scoring settings; a video that does
+files, sorted) or a glob. The reward settings come from the same config group and schema as
+``python -m pipeline run`` (conf/reward/, ``reward=GROUP_OPTION``, ``reward.KEY=VALUE``), so a typo
+in a key fails the same way. One CSV row per video, in order, with the scoring settings; a video that does
 not decode or is shorter than one window gets a row with its error and the others go on.
 Exit status: 0 all scored, 3 some rows hold errors, 2 bad arguments or config (one ``error:`` line).
 """
@@ -14,15 +14,18 @@ import csv
 import glob
 import json
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
-from types import SimpleNamespace
+from typing import Any
 
-from pipeline.cli import exit_status
+from omegaconf import MISSING
+
+from pipeline.cli.command import compose_command, exit_status, wants_help
 from pipeline.errors import ConfigError
 from pipeline.files import atomic_path
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
-EXTRA_KEYS = ("videos", "output")
+USAGE = "python -m pipeline score-videos videos=[a.mp4,...]|FOLDER|GLOB [output=scores.csv] [reward.KEY=VALUE ...]"
 # Videos decoded, preprocessed and batched together; bounds memory (49 frames at 256 px: ~40 MB each).
 CLIPS_PER_CHUNK = 8
 SETTING_COLUMNS = (
@@ -58,21 +61,14 @@ class UsageError(ConfigError):
     """Bad arguments to this command."""
 
 
-def parse_args(argv: list[str]) -> tuple[dict, list[str]]:
-    """Split ``videos=`` / ``output=`` (parsed with Hydra's own grammar) from config overrides."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    extras: dict = {"output": "scores.csv"}
-    overrides = []
-    for arg in argv:
-        key = arg.split("=", 1)[0]
-        if key in EXTRA_KEYS:
-            extras[key] = OverridesParser.create().parse_overrides([arg])[0].value()
-        else:
-            overrides.append(arg)
-    if "videos" not in extras:
-        raise UsageError("videos=... is required (a list [a.mp4,b.mp4], a folder or a glob)")
-    return extras, overrides
+@dataclass
+class ScoreVideosCommand:
+    # The reward's schema defaults (checkpoint from $VJEPA_CHECKPOINT_DIR) unless reward=NAME picks a
+    # YAML of conf/reward/; the tiny random model of the demo is never chosen silently.
+    defaults: list[Any] = field(default_factory=lambda: ["_self_", {"reward": "schema_vjepa2_surprise"}])
+    reward: Any = MISSING
+    videos: Any = MISSING  # a list of files, a folder or a glob
+    output: str = "scores.csv"
 
 
 def expand_videos(spec) -> list[Path]:
@@ -95,31 +91,8 @@ def expand_videos(spec) -> list[Path]:
     return out
 
 
-def reward_config(overrides: list[str]):
-    """The typed RewardConfig, composed exactly as pipeline.run composes it."""
-    from hydra import compose, initialize_config_dir
-    from omegaconf import OmegaConf
-
-    from pipeline.config import RewardConfig, register_configs
-    from pipeline.fields import problems
-    from pipeline.run import CONF_DIR
-
-    register_configs()
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        cfg = compose(config_name="config", overrides=overrides)
-    missing = sorted(f"reward.{k}" for k in OmegaConf.missing_keys(cfg.reward))
-    if missing:
-        raise UsageError(f"missing required config value(s): {', '.join(missing)}")
-    reward = OmegaConf.to_object(cfg.reward)
-    assert isinstance(reward, RewardConfig)
-    bad = problems(reward, "reward.")
-    if bad:
-        raise ConfigError("; ".join(bad))
-    return reward
-
-
 def rows(scorer, videos: list[Path]) -> list[dict]:
-    from pipeline.reward.surprise import ScoreFailure
+    from pipeline.rewards.base import ScoreFailure
 
     out = []
     for i in range(0, len(videos), CLIPS_PER_CHUNK):
@@ -150,29 +123,25 @@ def write_csv(path: Path, table: list[dict]) -> None:
             writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in COLUMNS})
 
 
-def main(argv: list[str]) -> int:
-    return exit_status(lambda: score_videos(argv))
-
-
-def score_videos(argv: list[str]) -> int:
-    """0: every video scored; 3: the CSV holds error rows (the others are scored)."""
-    from pipeline.reward.checkpoints import RewardModelError
-    from pipeline.reward.model import check_reward_config
-    from pipeline.stages.score import build_vjepa2_scorer
-
-    if any(a in ("-h", "--help") for a in argv):
-        print(__doc__)
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if wants_help(argv, __doc__):
         return 0
-    extras, overrides = parse_args(argv)
-    reward = reward_config(overrides)
-    videos = expand_videos(extras["videos"])
-    try:
-        check_reward_config(reward)
-    except RewardModelError as exc:
-        raise ConfigError(f"reward.checkpoint: {exc}") from None
-    scorer = build_vjepa2_scorer(SimpleNamespace(reward=reward))
+    return exit_status(lambda: score_videos(compose_command(ScoreVideosCommand, argv, USAGE)))
+
+
+def score_videos(args: ScoreVideosCommand) -> int:
+    """0: every video scored; 3: the CSV holds error rows (the others are scored)."""
+    from pipeline.rewards import build_scorer, check_reward, reward_problems
+
+    videos = expand_videos(args.videos)
+    bad = reward_problems(args.reward)
+    if bad:
+        raise ConfigError("; ".join(bad))
+    check_reward(args.reward)
+    scorer = build_scorer(args.reward)
     table = rows(scorer, videos)
-    output = Path(extras["output"]).expanduser()
+    output = Path(args.output).expanduser()
     write_csv(output, table)
     failed = [r for r in table if r["error"]]
     print(f"scored {len(table) - len(failed)} of {len(table)} videos -> {output}")
@@ -182,4 +151,4 @@ def score_videos(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(main())

@@ -1,0 +1,43 @@
+"""The text summary of a finished run: what ``run`` prints at its end and ``summary.txt`` holds."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+
+def summary_text(store) -> str | None:
+    """The run's summary rendered from its records (None until report has run)."""
+    from pipeline.stages.base import ALL  # the stages import this module
+
+    record = store.read("report", ALL)
+    evaluation = store.read("evaluate", ALL)
+    if record is None or not record.done or evaluation is None:
+        return None
+    return format_summary(record.data["summary"], evaluation.data, store.root)
+
+
+def format_summary(summary: dict, evaluation: dict, run_dir) -> str:
+    lines = [
+        f"experiment: {summary['experiment']}  (run key {summary['run_key']})",
+        f"items: {summary['items']}  candidates per item: {summary['candidates_per_item']}",
+        f"surprise: chosen {summary['surprise/chosen_mean']:.4f}  vs all candidates "
+        f"{summary['surprise/all_mean']:.4f}  (lower = more plausible)",
+        "Physics-IQ components      model   physical variance",
+    ]
+    comp = evaluation["components"]
+    for label, key in (
+        ("spatiotemporal IoU", "spatiotemporal_iou"),
+        ("spatial IoU", "spatial_iou"),
+        ("weighted spatial IoU", "weighted_spatial_iou"),
+        ("MSE", "mse"),
+    ):
+        lines.append(f"  {label:<22}{comp[key]:>8.4f}{comp['var_' + key]:>20.4f}")
+    cats = pd.DataFrame(evaluation["per_category"])
+    if not cats.empty:
+        lines.append("per category:\n" + cats.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    lines += [
+        f"Physics-IQ score (per view): {summary['physics_iq_score_per_view']:.2f}",
+        f"Physics-IQ score: {summary['physics_iq_score']:.2f}",
+        f"run: {run_dir}",
+    ]
+    return "\n".join(lines) + "\n"
