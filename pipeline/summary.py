@@ -35,6 +35,17 @@ def format_summary(summary: dict, evaluation: dict, run_dir) -> str:
     cats = pd.DataFrame(evaluation["per_category"])
     if not cats.empty:
         lines.append("per category:\n" + cats.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    if "compute/nfe" in summary:
+        seconds = ", ".join(
+            f"{key.rsplit('/', 1)[1]} {value:.1f} s"
+            for key, value in summary.items()
+            if key.startswith("compute/seconds/")
+        )
+        lines.append(
+            f"compute: {summary['compute/nfe']} NFEs, {summary.get('compute/vae_decodes', 0)} VAE decodes, "
+            f"{summary.get('compute/reward_forwards', 0)} reward forwards; {seconds}; "
+            f"peak memory {summary.get('compute/peak_memory_mb', 0):.0f} MB"
+        )
     lines += [
         f"Physics-IQ score (per view): {summary['physics_iq_score_per_view']:.2f}",
         f"Physics-IQ score: {summary['physics_iq_score']:.2f}",

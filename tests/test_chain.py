@@ -66,6 +66,23 @@ def test_chain_produces_score_tables_and_wandb_run(finished_run, capsys):
         assert rec["data"]["resize"] == "crop"
 
 
+def test_compute_is_counted_per_item_and_summed_in_the_summary(finished_run):
+    import pandas as pd
+
+    run_dir, _, _ = finished_run
+    summary = json.loads((run_dir / "results" / "summary.json").read_text())
+    table = pd.read_parquet(run_dir / "results" / "items.parquet")
+    # the demo's tiny Wan: 4 steps, guidance 1.0 (one pass), 2 candidates per item
+    assert table["nfe"].eq(4 * 1 * 2).all()
+    assert summary["compute/nfe"] == 8 * len(table) and summary["compute/vae_decodes"] == 2 * len(table)
+    # 41 frames, windows of 16 every 2 frames: 13 windows per candidate
+    assert table["reward_forwards"].eq(2 * 13).all() and summary["compute/reward_forwards"] == 26 * len(table)
+    assert summary["compute/seconds/sample"] > 0 and summary["compute/peak_memory_mb"] > 0
+    sampled = records(run_dir, "sample")
+    assert sum(r["data"]["compute"]["candidates_made"] for r in sampled.values()) == 2 * len(table)
+    assert "NFEs" in (run_dir / "results" / "summary.txt").read_text()
+
+
 def test_rerun_does_no_model_work(finished_run, monkeypatch):
     run_dir, overrides, _ = finished_run
     before = {s: records(run_dir, s) for s in ("sample", "score", "select", "conform")}

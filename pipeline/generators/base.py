@@ -120,9 +120,15 @@ ChunkHook = Callable[[ChunkInfo], Any | None]
 
 
 class Generator(abc.ABC):
-    """Abstract video generator."""
+    """Abstract video generator.
+
+    Compute counters, increased by every engine as it works (``pipeline/compute.py`` reads them):
+    ``nfe`` generator forwards x rows (a 3-pass CFG step of B rows counts 3B), ``vae_decodes``
+    videos or chunks decoded x rows."""
 
     kind: str = "abstract"
+    nfe: int = 0
+    vae_decodes: int = 0
 
     @property
     @abc.abstractmethod

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, cast
 
 import pandas as pd
 
+from pipeline.compute import totals
 from pipeline.fields import operational
 from pipeline.files import atomic_write_bytes, atomic_write_text
 from pipeline.report_page import plot_surprises, render_html
@@ -50,6 +51,8 @@ class Report(Stage[ReportSections]):
         per_item = {row["item_id"]: row for row in evaluation["per_item"]}
         rows = []
         for item in self.manifest.items:
+            sampled = self.store.require("sample", item.item_id).data.get("compute", {})
+            scored = self.store.require("score", item.item_id).data.get("compute", {})
             cands = self.store.require("score", item.item_id).data["candidates"]
             chosen = self.store.require("select", item.item_id).data
             excluded = chosen.get("excluded", {})
@@ -68,10 +71,24 @@ class Report(Stage[ReportSections]):
                     "chosen_seed": chosen["seed"],
                     "chosen_surprise": chosen["surprise"],
                     "mean_surprise": sum(finite) / len(finite),
+                    "nfe": sampled.get("nfe"),
+                    "reward_forwards": scored.get("reward_forwards"),
                     **{m: metrics.get(m) for m in METRICS},
                 }
             )
         return pd.DataFrame(rows)
+
+    def compute_totals(self) -> dict[str, float]:
+        """``compute/...`` over the records that stand (what made the results, attempt by attempt)."""
+        entries = {
+            stage: [
+                rec.data["compute"]
+                for item in self.manifest.ids()
+                if (rec := self.store.read(stage, item)) is not None and "compute" in rec.data
+            ]
+            for stage in ("sample", "score")
+        }
+        return totals(entries)
 
     def run(self, item_id: str) -> Output:
         results = self.store.root / "results"
@@ -79,6 +96,7 @@ class Report(Stage[ReportSections]):
         table = self.items_table()
         evaluation = self.store.require("evaluate", ALL).data
         summary = summarize(self.cfg, self.store.root.name, table, evaluation)
+        summary.update(self.compute_totals())
         buf = io.BytesIO()
         table.to_parquet(buf, index=False)
         files = {

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from pipeline.compute import measured
 from pipeline.conditions import load_condition
 from pipeline.search import candidate_seeds
 from pipeline.stages.base import Output, Stage
@@ -100,13 +101,15 @@ class Sample(Stage[SampleSections]):
             if stale or not self._valid(self.candidate_path(item_id, k, s), known.get(k))
         ]
         batch = max(1, self.cfg.generator.batch_size)
-        for start in range(0, len(todo), batch):
-            chunk = todo[start : start + batch]
-            requests = [GenerationRequest(prompt=item.prompt, condition=condition, seed=s) for _, s in chunk]
-            for (k, s), frames in zip(chunk, self.generator.generate(requests)):
-                write_video(self.candidate_path(item_id, k, s), frames, self.cfg.generator.fps)
-                known[k] = len(frames)
-                self.generated += 1
+        g = self.generator
+        with measured({"nfe": lambda: g.nfe, "vae_decodes": lambda: g.vae_decodes}) as compute:
+            for start in range(0, len(todo), batch):
+                chunk = todo[start : start + batch]
+                requests = [GenerationRequest(prompt=item.prompt, condition=condition, seed=s) for _, s in chunk]
+                for (k, s), frames in zip(chunk, g.generate(requests)):
+                    write_video(self.candidate_path(item_id, k, s), frames, self.cfg.generator.fps)
+                    known[k] = len(frames)
+                    self.generated += 1
         for k, s in enumerate(seeds):  # reused files: their frame count as they are
             if k not in known:
                 known[k] = probe_video(self.candidate_path(item_id, k, s)).num_frames
@@ -117,6 +120,7 @@ class Sample(Stage[SampleSections]):
                 "seeds": seeds,
                 "frames": [known[k] for k in range(len(seeds))],
                 "fps": self.cfg.generator.fps,
+                "compute": {**compute, "candidates_made": len(todo)},  # this attempt's (reused files: 0)
             },
         )
 

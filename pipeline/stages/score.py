@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from pipeline.compute import measured
 from pipeline.files import file_digest
 from pipeline.stages.base import Output, Stage
 
@@ -49,14 +50,16 @@ class Score(Stage[ScoreSections]):
         if previous is not None and previous.done:
             known = {c["sha256"]: c for c in previous.data["candidates"] if c["settings"] == self.scorer.settings}
         candidates = []
-        for (name, rel), seed in zip(sorted(sample.outputs.items()), sample.data["seeds"]):
-            digest = file_digest(self.store.path(rel))
-            entry = known.get(digest)
-            if entry is None:
-                entry = self._score(self.store.path(rel))
-                self.scored += 1
-            candidates.append({**entry, "name": name, "seed": seed, "video": rel, "sha256": digest})
-        return Output(data={"candidates": candidates})
+        scorer = self.scorer
+        with measured({"reward_forwards": lambda: scorer.forwards}) as compute:
+            for (name, rel), seed in zip(sorted(sample.outputs.items()), sample.data["seeds"]):
+                digest = file_digest(self.store.path(rel))
+                entry = known.get(digest)
+                if entry is None:
+                    entry = self._score(self.store.path(rel))
+                    self.scored += 1
+                candidates.append({**entry, "name": name, "seed": seed, "video": rel, "sha256": digest})
+        return Output(data={"candidates": candidates, "compute": compute})
 
     def _score(self, path) -> dict:
         """One candidate's entry. A non-finite surprise is kept as an error of that candidate

@@ -193,3 +193,11 @@ def test_bf16_smoke(tiny_wan_path, cond64):
     assert g.pipe.transformer.dtype == torch.bfloat16 and g.pipe.vae.dtype == torch.float32
     v = g.generate([_req(cond64, 0)])[0]
     assert v.shape == (5, 64, 64, 3) and v.dtype == np.uint8
+
+
+@pytest.mark.parametrize("guidance_scale, passes", [(5.0, 2), (1.0, 1)])
+def test_nfe_counts_transformer_passes_times_rows(tiny_wan_path, cond64, guidance_scale, passes):
+    g = make_gen(tiny_wan_path, batch_size=2, num_inference_steps=3, guidance_scale=guidance_scale)
+    g.generate([_req(cond64, 0), _req(cond64, 1), _req(cond64, 2)])  # two calls: 2 rows, then 1
+    assert g.nfe == passes * 3 * 3  # classifier-free guidance adds the unconditional pass
+    assert g.vae_decodes == 3

@@ -151,3 +151,45 @@ def test_every_magi1_config_field_is_read(tiny_dir):
     generator_from_config(cfg, device="cpu")
     fields = {f.name for f in dataclasses.fields(Magi1Config)} - {"device"}
     assert fields <= read, fields - read
+
+
+def test_a_session_driven_chunk_by_chunk_gives_what_generate_gives(gen):
+    img = _img(3)
+    reqs = [GenerationRequest("a ball rolls", img, 8), GenerationRequest("a ball rolls", img, 9)]
+    expected = gen.generate(reqs)
+    session = gen.start(reqs)
+    assert session.rows == 2 and session.chunks_total == 2
+    new = []
+    while (frames := session.advance_to_chunk_boundary()) is not None:
+        assert frames.dtype.is_floating_point is False and frames.shape[0] == 2
+        new.append(frames.shape[1])
+    assert new == [24, 24] and session.done
+    videos = session.videos()
+    assert all(np.array_equal(v, e) for v, e in zip(videos, expected))
+    with pytest.raises(ValueError, match="share one prompt"):
+        gen.start([reqs[0], GenerationRequest("another prompt", img, 1)])
+
+
+def test_a_session_keeps_decoded_frames_with_their_rows(gen):
+    img = _img(4)
+    reqs = [GenerationRequest("a ball rolls", img, s) for s in (1, 2)]
+    single = gen.generate([reqs[1]])[0]
+    session = gen.start(reqs)
+    first = session.advance_to_chunk_boundary()
+    session.select_rows([1, 1, 1])  # the second candidate, three times: frames and state alike
+    assert session.origins == [1, 1, 1] and session.frames[0].shape[0] == 3
+    assert all(np.array_equal(session.frames[0][k].cpu().numpy(), first[1].cpu().numpy()) for k in range(3))
+    for video in session.videos():
+        assert np.abs(video.astype(int) - single.astype(int)).max() <= 1  # batched vs single rows
+
+
+def test_compute_counters_of_generate_and_a_session(gen):
+    img = _img(5)
+    reqs = [GenerationRequest("a ball rolls", img, s) for s in (1, 2)]
+    nfe, decodes = gen.nfe, gen.vae_decodes
+    gen.generate(reqs)
+    # tiny base model: 3 CFG passes x 5 forward steps (two chunks, window 4 of 4 steps) x 2 rows
+    assert gen.nfe - nfe == 3 * 5 * 2 and gen.vae_decodes - decodes == 2 * 2  # a decode per chunk and row
+    nfe = gen.nfe
+    gen.start(reqs).videos()
+    assert gen.nfe - nfe == 3 * 5 * 2

@@ -105,6 +105,14 @@ class KVCache:
         self.k = [torch.zeros(shape, dtype=self.dtype, device=dev, pin_memory=pin) for _ in range(self.num_layers)]
         self.v = [torch.zeros(shape, dtype=self.dtype, device=dev, pin_memory=pin) for _ in range(self.num_layers)]
 
+    def select_rows(self, rows: torch.Tensor) -> None:
+        """Row b now holds what row ``rows[b]`` held (any number of rows), keys and values alike."""
+        for store in (self.k, self.v):
+            for i, kk in enumerate(store):
+                picked = kk[rows.to(kk.device)]
+                store[i] = picked.pin_memory() if kk.is_pinned() else picked.contiguous()
+        self.batch = int(rows.numel())
+
     @classmethod
     def for_model(
         cls,

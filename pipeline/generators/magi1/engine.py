@@ -288,6 +288,8 @@ class Magi1Generator(Generator):
 
     # ------------------------------------------------------------------ helpers
     def _check(self, req: GenerationRequest) -> str:
+        if isinstance(req.seed, bool) or not isinstance(req.seed, (int, np.integer)):
+            raise ValueError(f"seed must be an int, got {req.seed!r}")
         c = req.condition
         if c is None:
             return "t2v"
@@ -314,7 +316,14 @@ class Magi1Generator(Generator):
 
     def decode(self, latent) -> np.ndarray:
         """uint8 (B, T, H, W, 3) frames of DiT latents (B, 16, t, h, w), the official chunk post-processing."""
-        return self.vae.decode_to_uint8(latent.to(self.vae.device))
+        return self.decode_frames(latent).cpu().numpy()
+
+    def decode_frames(self, latent):
+        """As :meth:`decode`, as a uint8 tensor on the VAE's device (what a reward scores in the loop)."""
+        from .vae import latents_to_uint8
+
+        self.vae_decodes += int(latent.shape[0])
+        return latents_to_uint8(self.vae.decode(latent.to(self.vae.device), tiled=True, scaled=True))
 
     def caption_rows(self, prompt: str, num_chunks: int, clean_chunks: int):
         from .text import caption_rows, null_caption_rows
@@ -340,16 +349,28 @@ class Magi1Generator(Generator):
         requests = list(requests)
         for r in requests:
             self._check(r)
-            if isinstance(r.seed, bool) or not isinstance(r.seed, (int, np.integer)):
-                raise ValueError(f"seed must be an int, got {r.seed!r}")
         out: list[np.ndarray | None] = [None] * len(requests)
         for part in group_requests(requests, self.batch_size):
             for i, v in zip(part, self._run([requests[i] for i in part], part, on_step, on_chunk)):
                 out[i] = v
         return out  # type: ignore[return-value]
 
-    def _run(self, reqs, indices, on_step, on_chunk) -> list[np.ndarray]:
-        from .sampler import draw_noise, latent_frames, prefix_chunks, sample
+    def start(self, requests: list[GenerationRequest]):
+        """A :class:`~.session.Magi1Session` over ``requests`` (one prompt and condition, one row per
+        seed) that a search strategy drives chunk by chunk."""
+        from .session import Magi1Session
+
+        requests = list(requests)
+        for r in requests:
+            self._check(r)
+        if len(group_requests(requests, len(requests))) != 1:
+            raise ValueError("a session's requests must share one prompt and one condition (its rows differ by seed)")
+        return Magi1Session(self, requests)
+
+    def prepare_batch(self, reqs):
+        """What the sampler needs for requests of one prompt and condition: (mode, prefix latents or
+        None, the whole initial noise (B, 16, T, h, w) from each request's seed, caption rows)."""
+        from .sampler import draw_noise, latent_frames, prefix_chunks
 
         torch = self._torch
         r = self.magi.runtime_config
@@ -360,8 +381,15 @@ class Magi1Generator(Generator):
         T = latent_frames(r.num_frames, tp, r.chunk_width, r.temporal_downsample_factor)
         h, w = self.height // 8, self.width // 8
         noise = torch.cat([draw_noise(int(q.seed), (1, 16, T, h, w)) for q in reqs])
-        nch = T // r.chunk_width
-        te, tm, ne, nm = self.caption_rows(first.prompt, nch, prefix_chunks(tp, r.chunk_width))
+        captions = self.caption_rows(first.prompt, T // r.chunk_width, prefix_chunks(tp, r.chunk_width))
+        return mode, prefix, noise, captions
+
+    def _run(self, reqs, indices, on_step, on_chunk) -> list[np.ndarray]:
+        from .sampler import sample
+
+        first = reqs[0]
+        mode, prefix, noise, (te, tm, ne, nm) = self.prepare_batch(reqs)
+        tp = 0 if prefix is None else int(prefix.shape[2])
         seeds = tuple(int(q.seed) for q in reqs)
         common = dict(seeds=seeds, request_indices=tuple(indices), prompt=first.prompt)
 
@@ -415,6 +443,7 @@ class Magi1Generator(Generator):
         )
         self.num_generate_calls += 1
         self.num_model_calls += res.model_calls
+        self.nfe += res.nfe
         frames = [self.decode(c) for c in res.chunks]  # each (B, f, H, W, 3)
         video = np.concatenate(frames, axis=1)
         expected = self.output_frames(mode, tp)

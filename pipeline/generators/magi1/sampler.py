@@ -36,7 +36,15 @@ import torch
 from . import schedule as S
 from .config import MagiConfig
 
-__all__ = ["SamplerSettings", "SampleResult", "sample", "draw_noise", "latent_frames", "prefix_chunks"]
+__all__ = [
+    "SamplerSettings",
+    "SampleResult",
+    "SamplingSession",
+    "sample",
+    "draw_noise",
+    "latent_frames",
+    "prefix_chunks",
+]
 
 PREV_CHUNKS_SCALE = 0.7  # official env ``prev_chunks_scale`` (distill nearly-clean blend)
 
@@ -114,12 +122,13 @@ def draw_noise(seed: int, shape: Sequence[int]) -> torch.Tensor:
 @dataclass
 class SampleResult:
     """``chunks[i]``: ``(B, 16, t_i, H, W)`` finished clean latents of output chunk ``i`` (prefix
-    excluded); ``latents``: the final whole latent; ``forward_steps``/``model_calls`` counters."""
+    excluded); ``latents``: the final whole latent; ``forward_steps``/``model_calls``/``nfe`` counters."""
 
     chunks: list
     latents: torch.Tensor
     forward_steps: int
     model_calls: int
+    nfe: int = 0  # generator passes x rows (a 3-pass CFG step of B rows counts 3B)
 
     @property
     def latent(self) -> torch.Tensor:
@@ -135,121 +144,198 @@ def _rows(t: torch.Tensor, B: int, idx: Sequence[int]) -> torch.Tensor:
     return sel.reshape(B * len(idx), *sel.shape[2:])
 
 
-def sample(
-    model,
-    settings: SamplerSettings,
-    noise: torch.Tensor,
-    text_embs: torch.Tensor,
-    text_masks: torch.Tensor,
-    null_embs: torch.Tensor,
-    null_masks: torch.Tensor,
-    prefix: torch.Tensor | None = None,
-    *,
-    on_step: Callable[[dict], Any | None] | None = None,
-    on_chunk: Callable[[dict], Any | None] | None = None,
-    device: torch.device | str | None = None,
-) -> SampleResult:
-    """Run the chunk-wise sampler. Inputs:
+class SamplingSession:
+    """A batch of candidates in flight, advanced one forward step at a time by its driver (``sample``
+    below, or a search strategy): :meth:`step` runs one forward step of every chunk in the window;
+    between steps the driver may read the state (``latents``, ``chunk_t``, ``finished``), replace
+    the latents (:meth:`replace_latents`) or re-index the rows (:meth:`select_rows`: latents, KV
+    cache, finished chunks, caption rows and prefix together; duplicated rows may get fresh noise for
+    the chunks no step has touched, so they diverge). A chunk that a step finished is committed to
+    ``finished`` when the next step starts (or at :meth:`result`), so changes made at its boundary
+    are in it. Inputs as for :func:`sample`.
 
-    * ``noise`` ``(B, 16, T, H, W)``: the whole initial latent (prefix region included);
-    * ``text_embs`` ``(B|1, n_chunks, L, C)`` / ``text_masks`` ``(B|1, n_chunks, L)``: caption row of each
-      chunk (``text.caption_rows``; clean prefix chunks may hold anything, they are never read);
-    * ``null_embs`` / ``null_masks``: the null rows (``text.null_caption_rows``), same layout;
-    * ``prefix`` ``(B|1, 16, Tp, H, W)`` or None.
+    Counters: ``forward_steps``, ``model_calls`` (DiT passes) and ``nfe`` (passes x rows: a 3-pass CFG
+    step of B rows is 3B; the one-off pass filling the KV cache with a v2v prefix counts too)."""
 
-    ``on_step(d)`` gets a dict after every forward step with ``step``, ``num_steps``, ``latents``
-    (whole latent), ``chunk_ids``, ``chunk_t_before``, ``chunk_t``, ``denoised``, ``chunk_frames``;
-    it may return a tensor replacing ``latents``. ``on_chunk(d)`` gets ``chunk``, ``num_chunks``,
-    ``latent``, ``latents``, ``step`` when a chunk is finished and may return None, a tensor
-    replacing ``latents``, or ``B`` row indices (row b continues from row rows[b]: latents, KV
-    cache and finished chunks)."""
-    settings.validate()
-    st = settings
-    dev = torch.device(device) if device is not None else next(model.parameters()).device
-    W = st.chunk_width
-    x = noise.to(dev, torch.float32).clone()
-    B, C, T, H, Wd = x.shape
-    if T % W:
-        raise ValueError(f"noise has {T} latent frames, not a multiple of chunk_width={W}")
-    chunk_num = T // W
-    Tp = 0 if prefix is None else int(prefix.shape[2])
-    if prefix is not None:
-        prefix = prefix.to(dev, torch.float32)
-        if prefix.shape[0] not in (1, B) or tuple(prefix.shape[3:]) != (H, Wd) or prefix.shape[1] != C:
-            raise ValueError(f"prefix {tuple(prefix.shape)} does not fit the latent {tuple(x.shape)}")
-        if Tp >= T:
-            raise ValueError(f"prefix of {Tp} latent frames leaves nothing to generate in {T} frames")
-        prefix = prefix.expand(B, *prefix.shape[1:])
-    offset = prefix_chunks(Tp, W)
-    for name, tt in (("text_embs", text_embs), ("null_embs", null_embs)):
-        if tt.ndim != 4 or tt.shape[1] < chunk_num or tt.shape[0] not in (1, B):
-            raise ValueError(f"{name} must be (B|1, n_chunks>={chunk_num}, L, C), got {tuple(tt.shape)}")
-    text_embs, null_embs = text_embs.to(dev, torch.float32), null_embs.to(dev, torch.float32)
-    text_masks, null_masks = text_masks.to(dev), null_masks.to(dev)
+    def __init__(
+        self,
+        model,
+        settings: SamplerSettings,
+        noise: torch.Tensor,
+        text_embs: torch.Tensor,
+        text_masks: torch.Tensor,
+        null_embs: torch.Tensor,
+        null_masks: torch.Tensor,
+        prefix: torch.Tensor | None = None,
+        *,
+        device: torch.device | str | None = None,
+    ):
+        settings.validate()
+        st = self.settings = settings
+        self.model = model
+        dev = self.device = torch.device(device) if device is not None else next(model.parameters()).device
+        W = st.chunk_width
+        x = noise.to(dev, torch.float32).clone()
+        B, C, T, H, Wd = x.shape
+        if T % W:
+            raise ValueError(f"noise has {T} latent frames, not a multiple of chunk_width={W}")
+        chunk_num = T // W
+        Tp = 0 if prefix is None else int(prefix.shape[2])
+        if prefix is not None:
+            prefix = prefix.to(dev, torch.float32)
+            if prefix.shape[0] not in (1, B) or tuple(prefix.shape[3:]) != (H, Wd) or prefix.shape[1] != C:
+                raise ValueError(f"prefix {tuple(prefix.shape)} does not fit the latent {tuple(x.shape)}")
+            if Tp >= T:
+                raise ValueError(f"prefix of {Tp} latent frames leaves nothing to generate in {T} frames")
+            prefix = prefix.expand(B, *prefix.shape[1:])
+        for name, tt in (("text_embs", text_embs), ("null_embs", null_embs)):
+            if tt.ndim != 4 or tt.shape[1] < chunk_num or tt.shape[0] not in (1, B):
+                raise ValueError(f"{name} must be (B|1, n_chunks>={chunk_num}, L, C), got {tuple(tt.shape)}")
+        self.x, self.prefix, self.Tp = x, prefix, Tp
+        self.text_embs, self.null_embs = text_embs.to(dev, torch.float32), null_embs.to(dev, torch.float32)
+        self.text_masks, self.null_masks = text_masks.to(dev), null_masks.to(dev)
+        self.chunk_num, self.offset = chunk_num, prefix_chunks(Tp, W)
+        n = st.num_steps
+        self.per = n // st.window_size
+        self.grid = S.t_grid(n, st.shortcut_mode)
+        self.intervals = S.distill_intervals(n, st.shortcut_mode)
+        self.stages = S.window_stages(chunk_num, st.window_size, self.offset)
+        self.total = self.per * len(self.stages)
+        self.tok = model.tokens_per_chunk(W, H, Wd)
+        self.cache = model.new_kv_cache(max_chunks=chunk_num, tokens_per_chunk=self.tok, batch=B, offload=st.kv_offload)
+        self.counts = [0] * chunk_num  # forward steps each chunk has had (n = clean)
+        self.finished: list[torch.Tensor] = []
+        self._pending: tuple[int, int] | None = None  # (start, end) latent frames of a chunk to commit
+        self.step_index = 0
+        self.model_calls = 0
+        self.nfe = 0
+        if self.offset > 0:
+            self._fill_prefix_cache()
 
-    n = st.num_steps
-    per = n // st.window_size
-    grid = S.t_grid(n, st.shortcut_mode)
-    intervals = S.distill_intervals(n, st.shortcut_mode)
-    stages = S.window_stages(chunk_num, st.window_size, offset)
-    total = per * len(stages)
-    tok = model.tokens_per_chunk(W, H, Wd)
-    cache = model.new_kv_cache(max_chunks=chunk_num, tokens_per_chunk=tok, batch=B, offload=st.kv_offload)
-    counts = [0] * chunk_num
-    finished: list[torch.Tensor] = []
-    calls = 0
+    # ---------------------------------------------------------------------------------- state
+    @property
+    def rows(self) -> int:
+        return int(self.x.shape[0])
 
-    def dt_for(didx: int) -> float | None:
-        if not st.distill:
-            return None
-        return S.distill_dt_factor(n, float(intervals[didx]) if n == 12 else None)
+    @property
+    def done(self) -> bool:
+        return self.step_index >= self.total
 
-    def fwd(xx, tt, yy, drop, mm, kv, *, cache_on, slice_point, update, nearly=False, didx=0):
-        nonlocal calls
-        calls += 1
-        return model(
+    @property
+    def latents(self) -> torch.Tensor:
+        """The whole latent ``(B, 16, T, H, W)``: finished chunks, chunks in flight, untouched noise."""
+        return self.x
+
+    @property
+    def chunk_t(self) -> list[float]:
+        """Each chunk's t on the schedule (0 noise, 1 clean), prefix chunks included."""
+        n = self.settings.num_steps
+        return [float(self.grid[c]) if c < n else 1.0 for c in self.counts]
+
+    def replace_latents(self, x: torch.Tensor) -> None:
+        self.x = _replacement(x, self.x)
+
+    def select_rows(self, rows: Sequence[int], fresh_noise: dict[int, int] | None = None) -> None:
+        """Row b continues from row ``rows[b]`` (any number of rows: the batch may grow or shrink).
+        ``fresh_noise`` {new row: seed}: those rows get new noise (drawn like :func:`draw_noise`) in
+        the chunks no step has touched yet, so a duplicated row diverges from its parent there."""
+        old = self.rows
+        if not rows or not all(0 <= int(r) < old for r in rows):
+            raise ValueError(f"rows must be indices into the {old} rows, got {list(rows)!r}")
+        self.commit()
+        ri = torch.tensor([int(r) for r in rows], device=self.x.device)
+
+        def pick(t: torch.Tensor) -> torch.Tensor:  # rows shared by the batch (B = 1) stay shared
+            return t[ri.to(t.device)] if t.shape[0] == old else t
+
+        self.x = self.x[ri].clone()
+        self.cache.select_rows(ri)
+        self.finished = [f[ri.to(f.device)] for f in self.finished]
+        self.text_embs, self.text_masks = pick(self.text_embs), pick(self.text_masks)
+        self.null_embs, self.null_masks = pick(self.null_embs), pick(self.null_masks)
+        if self.prefix is not None:
+            self.prefix = self.prefix[ri.to(self.prefix.device)]
+        W = self.settings.chunk_width
+        untouched = [c for c, k in enumerate(self.counts) if k == 0 and c >= self.offset]
+        for row, seed in (fresh_noise or {}).items():
+            if untouched:
+                full = draw_noise(seed, (1, *self.x.shape[1:])).to(self.x.device)
+                start = untouched[0] * W
+                self.x[row, :, start:] = full[0, :, start:]
+
+    # ---------------------------------------------------------------------------------- steps
+    def _fwd(self, xx, tt, yy, drop, mm, kv, *, cache_on, slice_point, update, nearly=False, didx=0):
+        st = self.settings
+        self.model_calls += 1
+        self.nfe += self.rows
+        dt = None
+        if st.distill:
+            n = st.num_steps
+            dt = S.distill_dt_factor(n, float(self.intervals[didx]) if n == 12 else None)
+        return self.model(
             xx,
             tt,
             yy,
             drop,
             mm,
             kv,
-            cache if cache_on else None,
+            self.cache if cache_on else None,
             slice_point=slice_point,
             update_kv_cache=update,
             distill_nearly_clean_chunk=nearly,
-            distill_dt=dt_for(didx),
+            distill_dt=dt,
         )
 
-    # ---- v2v: whole clean prefix chunks fill the KV cache once (official extract_prefix_video_feature)
-    if offset > 0:
-        assert prefix is not None  # whole prefix chunks exist only with a prefix
-        xp = prefix[:, :, : offset * W]
-        tp = torch.full((B, offset), float(st.clean_t), device=dev)
+    def _fill_prefix_cache(self) -> None:
+        """v2v: whole clean prefix chunks fill the KV cache once (official extract_prefix_video_feature).
+        Base: the cache is written by the null-caption pass (adaLN null token [-1]); distill: the
+        single pass with caption_dropout_mask False. The other CFG passes have no side effects."""
+        st, B, W, offset = self.settings, self.rows, self.settings.chunk_width, self.offset
+        assert self.prefix is not None  # whole prefix chunks exist only with a prefix
+        xp = self.prefix[:, :, : offset * W]
+        tp = torch.full((B, offset), float(st.clean_t), device=self.device)
         prev = (
             st.clean_chunk_kvrange
             if st.clean_chunk_kvrange != -1
             else (st.noise2clean_kvrange[-1] if st.noise2clean_kvrange else 8)
         )
+        tok = self.tok
         kv = torch.tensor([[max(0, i + 1 - prev) * tok, (i + 1) * tok] for i in range(offset)], dtype=torch.int32)
-        yy, mm = _rows(null_embs, B, range(offset)), _rows(null_masks, B, range(offset))
-        # base: the cache is written by the null-caption pass (adaLN null token [-1]); distill: the
-        # single pass with caption_dropout_mask False. The other CFG passes have no side effects.
-        fwd(xp, tp, yy, st.cfg_number == 3, mm, kv, cache_on=True, slice_point=0, update=True, didx=0)
+        yy, mm = _rows(self.null_embs, B, range(offset)), _rows(self.null_masks, B, range(offset))
+        self._fwd(xp, tp, yy, st.cfg_number == 3, mm, kv, cache_on=True, slice_point=0, update=True, didx=0)
 
-    for step in range(total):
-        stage_i, didx = divmod(step, per)
-        ws = stages[stage_i]
+    def commit(self) -> None:
+        """Append the chunk the last step finished to ``finished`` now (it is done anyway before
+        the next step): after this, changes to the latents no longer reach it."""
+        if self._pending is not None:
+            start, end = self._pending
+            self.finished.append(self.x[:, :, start:end].clone())
+            self._pending = None
+
+    def step(self) -> dict:
+        """One forward step of every chunk in the window. Returns what ``sample``'s ``on_step`` gets
+        (``step``, ``num_steps``, ``latents``, ``chunk_ids``, ``chunk_t_before``, ``chunk_t``,
+        ``denoised`` = x + (1 - t) v of the stepped chunks, ``chunk_frames``) plus ``finished_chunk``:
+        None, or (output chunk index, latent frame range) of the chunk this step finished."""
+        if self.done:
+            raise RuntimeError("the session is finished")
+        self.commit()
+        st, x, dev = self.settings, self.x, self.device
+        W, n, tok, offset = st.chunk_width, st.num_steps, self.tok, self.offset
+        B, C, _, H, Wd = x.shape
+        step = self.step_index
+        stage_i, didx = divmod(step, self.per)
+        ws = self.stages[stage_i]
         cs, ce = ws.chunk_start, ws.chunk_end
         extra = cs > offset and didx == 0
         slice_point = cs - 1 if extra else cs
         idx = S.chunk_step_indices(ws, n, st.window_size, didx)  # t-grid index per denoised chunk
-        t_den = grid[idx]
-        t_next = grid[[i + 1 for i in idx]]
+        t_den = self.grid[idx]
+        t_next = self.grid[[i + 1 for i in idx]]
         xc = x[:, :, cs * W : ce * W].clone()
         text_rows = list(range(cs, ce))
-        y_text, m_text = _rows(text_embs, B, text_rows), _rows(text_masks, B, text_rows)
-        y_null, m_null = _rows(null_embs, B, text_rows), _rows(null_masks, B, text_rows)
+        y_text, m_text = _rows(self.text_embs, B, text_rows), _rows(self.text_masks, B, text_rows)
+        y_null, m_null = _rows(self.null_embs, B, text_rows), _rows(self.null_masks, B, text_rows)
         tt = t_den
         step_idx = list(idx)
         if extra:
@@ -269,6 +355,7 @@ def sample(
         tt = tt.to(dev).float().unsqueeze(0).repeat(B, 1)
         kv = S.chunk_kv_ranges(slice_point, step_idx, n, st.noise2clean_kvrange, st.clean_chunk_kvrange, tok)
         # ---- i2v / v2v leftover prefix frames overwrite the latent before every forward
+        prefix, Tp = self.prefix, self.Tp
         if prefix is not None:
             p0 = slice_point * W
             if Tp > p0:
@@ -280,70 +367,9 @@ def sample(
         touch = extra or slice_point > 0  # the official code touches the cache only then
         k0 = 1 if extra else 0
         if st.cfg_number == 3:
-            v_text = fwd(xc, tt, y_text, False, m_text, kv, cache_on=touch, slice_point=slice_point, update=False)
-            v_pre = fwd(xc, tt, y_null, True, m_null, kv, cache_on=touch, slice_point=slice_point, update=touch)
-            nd = dn - k0
-            xu = xc[:, :, k0 * W :].reshape(B, C, nd, W, H, Wd).transpose(1, 2).reshape(B * nd, C, W, H, Wd)
-            tu = tt[:, k0:].reshape(B * nd, 1)
-            yu = y_null.view(B, dn, *y_null.shape[1:])[:, k0:].reshape(B * nd, *y_null.shape[1:])
-            mu = m_null.view(B, dn, *m_null.shape[1:])[:, k0:].reshape(B * nd, *m_null.shape[1:])
-            v_un = fwd(
-                xu,
-                tu,
-                yu,
-                True,
-                mu,
-                torch.tensor([[0, tok]], dtype=torch.int32),
-                cache_on=False,
-                slice_point=0,
-                update=False,
-            )
-            v_un = v_un.reshape(B, nd, C, W, H, Wd).transpose(1, 2).reshape(B, C, nd * W, H, Wd)
-            parts = []
-            for j in range(nd):
-                p, s = S.cfg_scales(float(tt[0, k0 + j]), st.cfg_t_range, st.prev_chunk_scales, st.text_scales)
-                sl = slice((k0 + j) * W, (k0 + j + 1) * W)
-                u = v_un[:, :, j * W : (j + 1) * W]
-                parts.append((1 - p) * u + (p - s) * v_pre[:, :, sl] + s * v_text[:, :, sl])
-            v = torch.cat(parts, dim=2)
+            v = self._cfg_velocity(xc, tt, y_text, m_text, y_null, m_null, kv, touch, slice_point, k0, dn)
         else:
-            nearly = float(tt[0, k0]) > st.nearly_clean_threshold
-            if nearly:
-                new = xc[:, :, k0 * W : (k0 + 1) * W]
-                xcat = torch.cat([xc, new], dim=2)
-                end = int(kv.max())
-                kvcat = torch.cat([kv, torch.tensor([[end, end + tok]], dtype=torch.int32)])
-                tcat = torch.cat([tt, tt[:, k0 : k0 + 1]], dim=1)
-                ycat = torch.cat(
-                    [y_text.view(B, dn, *y_text.shape[1:]), y_text.view(B, dn, *y_text.shape[1:])[:, k0 : k0 + 1]],
-                    dim=1,
-                )
-                mcat = torch.cat(
-                    [m_text.view(B, dn, *m_text.shape[1:]), m_text.view(B, dn, *m_text.shape[1:])[:, k0 : k0 + 1]],
-                    dim=1,
-                )
-                out = fwd(
-                    xcat,
-                    tcat,
-                    ycat.reshape(B * (dn + 1), *y_text.shape[1:]),
-                    False,
-                    mcat.reshape(B * (dn + 1), *m_text.shape[1:]),
-                    kvcat,
-                    cache_on=touch,
-                    slice_point=slice_point,
-                    update=touch,
-                    nearly=True,
-                    didx=didx,
-                )
-                Tc = xc.shape[2]
-                sl = slice(k0 * W, (k0 + 1) * W)
-                out_main = out[:, :, :Tc].clone()
-                out_main[:, :, sl] = out[:, :, sl] * st.prev_chunks_scale + out[:, :, Tc:] * (1 - st.prev_chunks_scale)
-                v = out_main[:, :, k0 * W :]
-            else:
-                v = fwd(
-                    xc, tt, y_text, False, m_text, kv, cache_on=touch, slice_point=slice_point, update=touch, didx=didx
-                )[:, :, k0 * W :]
+            v = self._distill_velocity(xc, tt, y_text, m_text, kv, touch, slice_point, k0, dn, didx)
         # ---- Euler step on the (prefix-padded) denoised chunks
         x_den = xc[:, :, k0 * W :]
         nd = dn - k0
@@ -351,57 +377,167 @@ def sample(
         x_new = (x_den.reshape(B, C, nd, W, H, Wd) + v.reshape(B, C, nd, W, H, Wd) * dt).reshape(x_den.shape)
         x[:, :, cs * W : ce * W] = x_new
         for c in range(cs, ce):
-            counts[c] += 1
-        if on_step is not None:
-            t_b = t_den.to(dev).view(1, 1, nd, 1, 1, 1)
-            den = (x_den.reshape(B, C, nd, W, H, Wd) + (1 - t_b) * v.reshape(B, C, nd, W, H, Wd)).reshape(x_den.shape)
-            ret = on_step(
-                {
-                    "step": step,
-                    "num_steps": total,
-                    "latents": x,
-                    "chunk_ids": tuple(range(cs, ce)),
-                    "chunk_t_before": tuple(float(a) for a in t_den),
-                    "chunk_t": tuple(float(a) for a in t_next),
-                    "denoised": den,
-                    "chunk_frames": (cs * W, ce * W),
-                }
-            )
-            if ret is not None:
-                x = _replacement(ret, x)
-        if counts[cs] == n:
-            if prefix is not None and (cs + 1) * W <= Tp:
-                continue
+            self.counts[c] += 1
+        self.step_index += 1
+        t_b = t_den.to(dev).view(1, 1, nd, 1, 1, 1)
+        den = (x_den.reshape(B, C, nd, W, H, Wd) + (1 - t_b) * v.reshape(B, C, nd, W, H, Wd)).reshape(x_den.shape)
+        finished_chunk = None
+        if self.counts[cs] == n and not (prefix is not None and (cs + 1) * W <= Tp):
             real_start = max(cs * W, Tp) if prefix is not None else cs * W
             if prefix is not None and cs == 0 and Tp == 1:
                 real_start = 0  # i2v keeps its first latent frame (the integrated value)
-            if on_chunk is not None:
-                ret = on_chunk(
-                    {
-                        "chunk": cs - offset,
-                        "num_chunks": chunk_num - offset,
-                        "latent": x[:, :, real_start : (cs + 1) * W],
-                        "latents": x,
-                        "step": step,
-                    }
-                )
-                if ret is not None:
-                    if isinstance(ret, torch.Tensor):
-                        x = _replacement(ret, x)
-                    else:
-                        rows = [int(r) for r in ret]
-                        if len(rows) != B or not all(0 <= r < B for r in rows):
-                            raise ValueError(
-                                f"on_chunk must return None, a latent tensor or {B} row indices; got {ret!r}"
-                            )
-                        ri = torch.tensor(rows, device=x.device)
-                        x = x[ri].clone()
-                        for lst in (cache.k, cache.v):
-                            for i, kk in enumerate(lst):
-                                lst[i] = kk[ri.to(kk.device)].clone()
-                        finished = [f[ri] for f in finished]
-            finished.append(x[:, :, real_start : (cs + 1) * W].clone())
-    return SampleResult(chunks=finished, latents=x, forward_steps=total, model_calls=calls)
+            self._pending = (real_start, (cs + 1) * W)
+            finished_chunk = (cs - offset, self._pending)
+        return {
+            "step": step,
+            "num_steps": self.total,
+            "latents": x,
+            "chunk_ids": tuple(range(cs, ce)),
+            "chunk_t_before": tuple(float(a) for a in t_den),
+            "chunk_t": tuple(float(a) for a in t_next),
+            "denoised": den,
+            "chunk_frames": (cs * W, ce * W),
+            "finished_chunk": finished_chunk,
+        }
+
+    def _cfg_velocity(self, xc, tt, y_text, m_text, y_null, m_null, kv, touch, slice_point, k0, dn):
+        """Base models: text + history, null caption + history (writes the cache), every denoised
+        chunk alone without history; combined per chunk with ``schedule.cfg_scales``."""
+        st, W, tok = self.settings, self.settings.chunk_width, self.tok
+        B, C, _, H, Wd = xc.shape
+        v_text = self._fwd(xc, tt, y_text, False, m_text, kv, cache_on=touch, slice_point=slice_point, update=False)
+        v_pre = self._fwd(xc, tt, y_null, True, m_null, kv, cache_on=touch, slice_point=slice_point, update=touch)
+        nd = dn - k0
+        xu = xc[:, :, k0 * W :].reshape(B, C, nd, W, H, Wd).transpose(1, 2).reshape(B * nd, C, W, H, Wd)
+        tu = tt[:, k0:].reshape(B * nd, 1)
+        yu = y_null.view(B, dn, *y_null.shape[1:])[:, k0:].reshape(B * nd, *y_null.shape[1:])
+        mu = m_null.view(B, dn, *m_null.shape[1:])[:, k0:].reshape(B * nd, *m_null.shape[1:])
+        kv_alone = torch.tensor([[0, tok]], dtype=torch.int32)
+        v_un = self._fwd(xu, tu, yu, True, mu, kv_alone, cache_on=False, slice_point=0, update=False)
+        v_un = v_un.reshape(B, nd, C, W, H, Wd).transpose(1, 2).reshape(B, C, nd * W, H, Wd)
+        parts = []
+        for j in range(nd):
+            p, s = S.cfg_scales(float(tt[0, k0 + j]), st.cfg_t_range, st.prev_chunk_scales, st.text_scales)
+            sl = slice((k0 + j) * W, (k0 + j + 1) * W)
+            u = v_un[:, :, j * W : (j + 1) * W]
+            parts.append((1 - p) * u + (p - s) * v_pre[:, :, sl] + s * v_text[:, :, sl])
+        return torch.cat(parts, dim=2)
+
+    def _distill_velocity(self, xc, tt, y_text, m_text, kv, touch, slice_point, k0, dn, didx):
+        """Distill models: one pass with text (writes the cache); when the oldest denoised chunk is
+        nearly clean it is appended once more without history and the two are blended."""
+        st, W, tok = self.settings, self.settings.chunk_width, self.tok
+        B = xc.shape[0]
+        if not float(tt[0, k0]) > st.nearly_clean_threshold:
+            v = self._fwd(
+                xc, tt, y_text, False, m_text, kv, cache_on=touch, slice_point=slice_point, update=touch, didx=didx
+            )
+            return v[:, :, k0 * W :]
+        new = xc[:, :, k0 * W : (k0 + 1) * W]
+        xcat = torch.cat([xc, new], dim=2)
+        end = int(kv.max())
+        kvcat = torch.cat([kv, torch.tensor([[end, end + tok]], dtype=torch.int32)])
+        tcat = torch.cat([tt, tt[:, k0 : k0 + 1]], dim=1)
+        yv, mv = y_text.view(B, dn, *y_text.shape[1:]), m_text.view(B, dn, *m_text.shape[1:])
+        ycat = torch.cat([yv, yv[:, k0 : k0 + 1]], dim=1).reshape(B * (dn + 1), *y_text.shape[1:])
+        mcat = torch.cat([mv, mv[:, k0 : k0 + 1]], dim=1).reshape(B * (dn + 1), *m_text.shape[1:])
+        out = self._fwd(
+            xcat,
+            tcat,
+            ycat,
+            False,
+            mcat,
+            kvcat,
+            cache_on=touch,
+            slice_point=slice_point,
+            update=touch,
+            nearly=True,
+            didx=didx,
+        )
+        Tc = xc.shape[2]
+        sl = slice(k0 * W, (k0 + 1) * W)
+        out_main = out[:, :, :Tc].clone()
+        out_main[:, :, sl] = out[:, :, sl] * st.prev_chunks_scale + out[:, :, Tc:] * (1 - st.prev_chunks_scale)
+        return out_main[:, :, k0 * W :]
+
+    def advance_to_chunk_boundary(self) -> dict | None:
+        """Steps until one finishes a chunk (or the session ends); the last step's dict, or None
+        when the session was already finished."""
+        info = None
+        while not self.done:
+            info = self.step()
+            if info["finished_chunk"] is not None:
+                break
+        return info
+
+    def result(self) -> SampleResult:
+        self.commit()
+        return SampleResult(
+            chunks=list(self.finished),
+            latents=self.x,
+            forward_steps=self.step_index,
+            model_calls=self.model_calls,
+            nfe=self.nfe,
+        )
+
+
+def sample(
+    model,
+    settings: SamplerSettings,
+    noise: torch.Tensor,
+    text_embs: torch.Tensor,
+    text_masks: torch.Tensor,
+    null_embs: torch.Tensor,
+    null_masks: torch.Tensor,
+    prefix: torch.Tensor | None = None,
+    *,
+    on_step: Callable[[dict], Any | None] | None = None,
+    on_chunk: Callable[[dict], Any | None] | None = None,
+    device: torch.device | str | None = None,
+) -> SampleResult:
+    """Run the chunk-wise sampler to the end (a :class:`SamplingSession` driven step by step). Inputs:
+
+    * ``noise`` ``(B, 16, T, H, W)``: the whole initial latent (prefix region included);
+    * ``text_embs`` ``(B|1, n_chunks, L, C)`` / ``text_masks`` ``(B|1, n_chunks, L)``: caption row of each
+      chunk (``text.caption_rows``; clean prefix chunks may hold anything, they are never read);
+    * ``null_embs`` / ``null_masks``: the null rows (``text.null_caption_rows``), same layout;
+    * ``prefix`` ``(B|1, 16, Tp, H, W)`` or None.
+
+    ``on_step(d)`` gets a dict after every forward step with ``step``, ``num_steps``, ``latents``
+    (whole latent), ``chunk_ids``, ``chunk_t_before``, ``chunk_t``, ``denoised``, ``chunk_frames``;
+    it may return a tensor replacing ``latents``. ``on_chunk(d)`` gets ``chunk``, ``num_chunks``,
+    ``latent``, ``latents``, ``step`` when a chunk is finished and may return None, a tensor
+    replacing ``latents``, or ``B`` row indices (row b continues from row rows[b]: latents, KV
+    cache and finished chunks)."""
+    session = SamplingSession(
+        model, settings, noise, text_embs, text_masks, null_embs, null_masks, prefix, device=device
+    )
+    B = session.rows
+    while not session.done:
+        info = session.step()
+        if on_step is not None:
+            ret = on_step({k: v for k, v in info.items() if k != "finished_chunk"})
+            if ret is not None:
+                session.replace_latents(ret)
+        if info["finished_chunk"] is not None and on_chunk is not None:
+            chunk, (start, end) = info["finished_chunk"]
+            ret = on_chunk(
+                {
+                    "chunk": chunk,
+                    "num_chunks": session.chunk_num - session.offset,
+                    "latent": session.latents[:, :, start:end],
+                    "latents": session.latents,
+                    "step": info["step"],
+                }
+            )
+            if isinstance(ret, torch.Tensor):
+                session.replace_latents(ret)
+            elif ret is not None:
+                rows = [int(r) for r in ret]
+                if len(rows) != B or not all(0 <= r < B for r in rows):
+                    raise ValueError(f"on_chunk must return None, a latent tensor or {B} row indices; got {ret!r}")
+                session.select_rows(rows)
+    return session.result()
 
 
 def _replacement(ret: Any, x: torch.Tensor) -> torch.Tensor:

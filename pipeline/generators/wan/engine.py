@@ -287,6 +287,15 @@ class WanI2VGenerator(Generator):
             raise GeneratorLoadError(f"failed to load Wan I2V pipeline from '{self.path}': {e}") from e
         pipe.set_progress_bar_config(disable=True)
         self.pipe = pipe
+        for name in ("transformer", "transformer_2"):  # Wan 2.2 has a second, low-noise expert
+            module = getattr(pipe, name, None)
+            if module is not None:
+                module.register_forward_pre_hook(self._count_pass, with_kwargs=True)
+
+    def _count_pass(self, module, args, kwargs) -> None:
+        """Every transformer forward adds its rows to ``nfe`` (CFG's unconditional pass included)."""
+        x = kwargs.get("hidden_states", args[0] if args else None)
+        self.nfe += int(x.shape[0]) if x is not None else 0
 
     # ----------------------------------------------------------- properties
     @property
@@ -411,6 +420,7 @@ class WanI2VGenerator(Generator):
             **kwargs,
         )[0]
         self.num_pipeline_calls += 1
+        self.vae_decodes += n
         video = np.asarray(video)
         expected = (n, self._num_frames, self._height, self._width, 3)
         if video.shape != expected:

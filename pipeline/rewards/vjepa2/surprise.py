@@ -82,6 +82,7 @@ class SurpriseScorer:
         self.batch_windows = batch_windows
         self.preprocess_chunk = preprocess_chunk
         self.allow_tf32 = allow_tf32
+        self.forwards = 0  # windows through the model (reward forwards; pipeline/compute.py reads it)
         # Validates context/tubelet/window once, at construction rather than mid-run.
         self.ctx_idx, self.tgt_idx = token_split(window_size, context_frames, self.tubelet, self.grid)
         if len(self.ctx_idx) + len(self.tgt_idx) > model.arch.predictor.num_patches:
@@ -183,9 +184,15 @@ class SurpriseScorer:
                     else:
                         runs.append([i, s, s + 1])
                 wins = torch.cat([views[i][lo:hi] for i, lo, hi in runs])
+                self.forwards += len(wins)
                 out.append(self._batch_surprise(wins, grad, checkpoint_windows))
         flat = torch.cat(out) if out else torch.zeros(0)
         return list(flat.split([len(v) for v in views]))
+
+    def aggregate_windows(self, per_window: torch.Tensor) -> torch.Tensor:
+        """Per-window surprises (..., n) -> per-video surprise (...): mean or max over windows, NaN
+        kept (callers that must not pass a NaN on use ``_aggregate``)."""
+        return per_window.mean(dim=-1) if self.aggregate == "mean" else per_window.max(dim=-1).values
 
     def _aggregate(self, per_window: torch.Tensor) -> torch.Tensor:
         if not torch.isfinite(per_window).all():
@@ -237,6 +244,20 @@ class SurpriseScorer:
         with torch.no_grad():
             (per_window,) = self._surprises([clip])
         return self._result(per_window, len(clip))
+
+    def surprises(self, frames: torch.Tensor, layout: Layout = "auto") -> torch.Tensor:
+        """Surprise of each of a batch of videos (B, T, H, W, 3) or (B, T, 3, H, W), uint8 or float
+        on the 0..255 scale, on any device -> a (B,) float tensor on the model device; a video whose
+        surprise is not finite gets NaN (the caller passes it over). All windows of all videos are
+        batched together, as in ``score_many``."""
+        clips = [self.prepare(video, layout) for video in frames]
+        with torch.no_grad():
+            per_window = self._surprises(clips)
+        return torch.stack([self.aggregate_windows(w) for w in per_window])
+
+    def so_far(self, rows: int) -> SurpriseSoFar:
+        """Surprise of ``rows`` videos that grow chunk by chunk (see ``SurpriseSoFar``)."""
+        return SurpriseSoFar(self, rows)
 
     def score_video(self, path: str | os.PathLike) -> SurpriseResult:
         return self.score_many([path])[0]
@@ -313,3 +334,62 @@ def _expected(exc: Exception) -> bool:
     from pipeline.video_io import VideoError
 
     return isinstance(exc, (VideoError, ValueError, TypeError, OSError))
+
+
+class SurpriseSoFar:
+    """The surprise of a batch of videos that grow chunk by chunk (a search scoring the video so
+    far at every chunk boundary): :meth:`extend` preprocesses only the new frames and computes only
+    the windows they complete; earlier windows are kept per video, and :meth:`select_rows`
+    re-indexes them with the candidates. At every length the value equals ``score_frames`` of the
+    frames so far (windows are regular: a shorter video's windows are the first windows of the
+    longer one). ``max_frames`` subsampling depends on the final length, so it is refused here."""
+
+    def __init__(self, scorer: SurpriseScorer, rows: int):
+        if scorer.max_frames is not None:
+            raise ValueError(
+                "scoring a video as it grows needs reward.max_frames=null: a uniform subsample of "
+                "the final video is not known before its last frame"
+            )
+        self.scorer = scorer
+        S = scorer.crop_size
+        self.tail = torch.zeros(rows, 0, 3, S, S, device=scorer.device)  # frames future windows need
+        self.tail_start = 0  # absolute index of the tail's first frame: the next window's start
+        self.frames_seen = 0
+        self.windows = torch.zeros(rows, 0, device=scorer.device)  # per-window surprises so far
+
+    @property
+    def rows(self) -> int:
+        return int(self.tail.shape[0])
+
+    def extend(self, frames: torch.Tensor, layout: Layout = "auto") -> torch.Tensor:
+        """Append (B, t, ...) new frames (uint8 or 0..255 floats) to every video; returns the (B,)
+        surprise of the videos so far (NaN while they are shorter than one window)."""
+        sc = self.scorer
+        if frames.shape[0] != self.rows:
+            raise ValueError(f"{frames.shape[0]} videos given, {self.rows} in flight")
+        with torch.no_grad():
+            new = (
+                torch.stack([preprocess_clip(v.to(sc.device), sc.crop_size, layout) for v in frames])
+                if frames.shape[1]
+                else self.tail[:, :0]
+            )
+        self.tail = torch.cat([self.tail, new], dim=1)
+        self.frames_seen += int(frames.shape[1])
+        if self.tail.shape[1] >= sc.window_size:
+            with torch.no_grad():
+                per_window = sc._surprises(list(self.tail))
+            count = len(per_window[0])
+            self.windows = torch.cat([self.windows, torch.stack(per_window)], dim=1)
+            drop = count * sc.stride  # frames no later window starts in
+            self.tail, self.tail_start = self.tail[:, drop:], self.tail_start + drop
+        return self.value()
+
+    def value(self) -> torch.Tensor:
+        if self.windows.shape[1] == 0:
+            return torch.full((self.rows,), float("nan"), device=self.windows.device)
+        return self.scorer.aggregate_windows(self.windows)
+
+    def select_rows(self, rows: Sequence[int]) -> None:
+        """Row b now holds what row ``rows[b]`` held (the candidates a search kept or duplicated)."""
+        idx = torch.as_tensor([int(r) for r in rows], device=self.tail.device)
+        self.tail, self.windows = self.tail[idx], self.windows[idx]

@@ -1,0 +1,86 @@
+"""A MAGI-1 generation a search strategy drives chunk by chunk: the sampling session of
+``sampler.py`` plus the decoded frames of every finished chunk, kept per row.
+
+    session = engine.start(requests)            # one prompt and condition, one row per seed
+    while (frames := session.advance_to_chunk_boundary()) is not None:
+        ...                                     # frames: (B, 24, H, W, 3) uint8 of the new chunk
+        session.select_rows(rows, fresh_noise)  # keep, drop or duplicate candidates
+    videos = session.videos()
+
+Driving it straight to the end gives exactly what ``Magi1Generator.generate`` returns: the same
+sampler steps, and every finished chunk decoded on its own, as upstream.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+from .sampler import SamplingSession
+
+if TYPE_CHECKING:
+    from ..base import GenerationRequest
+    from .engine import Magi1Generator
+
+
+class Magi1Session:
+    def __init__(self, engine: Magi1Generator, requests: Sequence[GenerationRequest]):
+        self.engine = engine
+        self.mode, prefix, noise, (te, tm, ne, nm) = engine.prepare_batch(list(requests))
+        self.prefix_frames = 0 if prefix is None else int(prefix.shape[2])
+        self.sampling = SamplingSession(
+            engine.dit, engine.settings, noise, te, tm, ne, nm, prefix, device=engine.device
+        )
+        self.origins = list(range(len(requests)))  # the request each row descends from
+        self.frames: list[torch.Tensor] = []  # decoded finished chunks, each (B, f, H, W, 3) uint8
+        self._counted = 0  # of the sampling session's NFEs, those added to the engine's counter
+
+    @property
+    def rows(self) -> int:
+        return self.sampling.rows
+
+    @property
+    def done(self) -> bool:
+        return self.sampling.done
+
+    @property
+    def chunks_total(self) -> int:
+        return self.sampling.chunk_num - self.sampling.offset
+
+    def _count(self) -> None:
+        self.engine.nfe += self.sampling.nfe - self._counted
+        self._counted = self.sampling.nfe
+
+    def advance_to_chunk_boundary(self) -> torch.Tensor | None:
+        """Steps until a chunk is finished; its decoded frames (B, f, H, W, 3) uint8 on the VAE's
+        device, or None when the session had nothing left to finish."""
+        while not self.done:
+            info = self.sampling.step()
+            self._count()
+            if info["finished_chunk"] is not None:
+                self.sampling.commit()
+                new = self.engine.decode_frames(self.sampling.finished[-1])
+                self.frames.append(new)
+                return new
+        return None
+
+    def select_rows(self, rows: Sequence[int], fresh_noise: dict[int, int] | None = None) -> None:
+        """Row b continues from row ``rows[b]`` (see ``SamplingSession.select_rows``); the decoded
+        frames follow their rows."""
+        self.sampling.select_rows(rows, fresh_noise)
+        idx = torch.as_tensor([int(r) for r in rows])
+        self.frames = [f[idx.to(f.device)] for f in self.frames]
+        self.origins = [self.origins[int(r)] for r in rows]
+
+    def videos(self) -> list[np.ndarray]:
+        """Run to the end; one uint8 (T, H, W, 3) video per row."""
+        while self.advance_to_chunk_boundary() is not None:
+            pass
+        video = torch.cat(self.frames, dim=1).cpu().numpy()
+        expected = self.engine.output_frames(self.mode, self.prefix_frames)
+        if video.shape[1] != expected:  # pragma: no cover - guarded by the geometry helpers
+            raise RuntimeError(f"MAGI-1 returned {video.shape[1]} frames, expected {expected}")
+        return [np.ascontiguousarray(v) for v in video]
