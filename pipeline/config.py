@@ -174,6 +174,8 @@ def _relation_problems(cfg: Config) -> list[str]:
     out += engine.settings_problems(cfg.generator)
     frames = None if out else engine.planned_frames(cfg.generator, cfg.benchmark.mode)
     out += reward_problems(cfg.reward, frames if "score" in cfg.stages else None)
+    if "sample" in cfg.stages:
+        out += STRATEGIES.of(cfg.search).problems(cfg.search, engine, cfg.reward)
     return out
 
 

@@ -49,6 +49,10 @@ def above(low: float) -> Check:
     return lambda v: None if _number(v) and v > low else f"must be > {low:g}"
 
 
+def between(low: float, high: float) -> Check:
+    return lambda v: None if _number(v) and low <= v <= high else f"must be between {low:g} and {high:g}"
+
+
 def one_of(*choices: Any) -> Check:
     return lambda v: None if v in choices else f"is not one of {list(choices)}"
 

@@ -151,6 +151,51 @@ def test_magi1_chain_on_the_tiny_model(tiny_models, small_dataset, tmp_path):
     assert summary["items"] == 3 and 0.0 <= summary["physics_iq_score"] <= 100.0
 
 
+@pytest.mark.parametrize(
+    "strategy", [["search=beam", "search.beams=1", "search.children=2"], ["search=smc", "search.particles=2"]]
+)
+def test_search_inside_sampling_through_the_chain(tiny_models, small_dataset, tmp_path, strategy):
+    """beam and SMC on the tiny MAGI-1: sample writes the final candidates with the surprises the
+    loop measured and a trace; score and select then treat them like best-of-N candidates."""
+    m = tiny_models["magi1"]
+    run_dir = run(
+        compose(
+            [
+                "generator=magi1_tiny",
+                *strategy,
+                f"run_root={tmp_path}",
+                f"benchmark.root={small_dataset}",
+                "benchmark.max_scenarios=1",
+                f"generator.checkpoint={m}/dit",
+                f"generator.vae_checkpoint={m}/vae",
+                f"generator.t5_checkpoint={m}/t5",
+                f"generator.special_tokens={m}/special_tokens.npz",
+                f"reward.checkpoint={tiny_models['vjepa2']}",
+                "tracking=disabled",
+                "evaluate.workers=1",
+                f"evaluate.mask_cache={tmp_path / 'masks'}",
+            ]
+        )
+    )
+    from pipeline.generators.magi1.schedule import window_stages
+
+    sampled, scored, chosen = (records(run_dir, s) for s in ("sample", "score", "select"))
+    summary = json.loads((run_dir / "results" / "summary.json").read_text())
+    assert summary["candidates_per_item"] == 2 and len(sampled) == 3
+    for item, rec in sampled.items():
+        search = rec["data"]["search"]
+        assert len(rec["outputs"]) == 2 and len(search["surprises"]) == 2
+        # 6 chunks, a window of 4: rows can branch after chunks 0 and 1 only
+        assert [e["decided"] for e in search["trace"]] == [True, True, False, False, False]
+        steps = len(window_stages(6, 4, 0))  # 4 steps per chunk, one per window stage
+        assert rec["data"]["compute"]["reward_forwards"] > 0 and rec["data"]["compute"]["nfe"] == 3 * 2 * steps
+        # the score stage reads the written mp4s: the loop's numbers up to the video codec
+        rescored = [c["surprise"] for c in scored[item]["data"]["candidates"]]
+        assert rescored == pytest.approx(search["surprises"], abs=0.05)
+        assert chosen[item]["data"]["surprise"] == min(rescored)
+    assert summary["compute/reward_forwards"] > 0 and 0.0 <= summary["physics_iq_score"] <= 100.0
+
+
 def test_every_config_field_is_read(finished_run):
     """No dead flags: every field of every config dataclass used by the demo is read by code."""
     _, _, accessed = finished_run

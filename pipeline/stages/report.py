@@ -13,7 +13,7 @@ from pipeline.compute import totals
 from pipeline.fields import operational
 from pipeline.files import atomic_write_bytes, atomic_write_text
 from pipeline.report_page import plot_surprises, render_html
-from pipeline.search import candidate_seeds
+from pipeline.search import num_candidates
 from pipeline.stages.base import ALL, Output, Stage
 from pipeline.summary import format_summary
 
@@ -147,7 +147,7 @@ def summarize(cfg, run_key: str, table: pd.DataFrame, evaluation: dict) -> dict:
         "experiment": cfg.name,
         "run_key": run_key,
         "items": len(table),
-        "candidates_per_item": len(candidate_seeds(cfg.search)),
+        "candidates_per_item": num_candidates(cfg.search),
         "physics_iq_score": evaluation["score"],
         "physics_iq_score_per_view": evaluation["per_view_score"],
         **{f"component/{k}": v for k, v in evaluation["components"].items()},

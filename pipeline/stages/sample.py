@@ -1,8 +1,12 @@
-"""sample: best-of-N candidates per item, seeds base_seed + k.
+"""sample: the candidates of every item, as the search strategy (``search.name``) makes them.
 
-Candidates are checked one by one: a rerun regenerates only the ones whose video is missing or
-does not decode with the frame count recorded when it was made (engines differ in what they
-return for a condition: MAGI-1 i2v returns whole chunks), and batches them per prompt.
+Best-of-N: independent candidates from seeds base_seed + k, checked one by one: a rerun
+regenerates only the ones whose video is missing or does not decode with the frame count recorded
+when it was made (engines differ in what they return for a condition: MAGI-1 i2v returns whole
+chunks), and batches them per prompt. Strategies with the reward inside sampling (beam, SMC) drive
+a generation session with the reward loaded here and write their final candidates, with each
+one's starting seed, the surprises the loop measured and a trace of every decision; such an item
+is made whole or redone whole. Score and select then treat every strategy's candidates alike.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from pipeline.compute import measured
 from pipeline.conditions import load_condition
-from pipeline.search import candidate_seeds
+from pipeline.search import STRATEGIES, candidate_seeds
 from pipeline.stages.base import Output, Stage
 from pipeline.store import Record
 from pipeline.video_io import check_video, probe_video, write_video
@@ -20,6 +24,7 @@ from pipeline.video_io import check_video, probe_video, write_video
 if TYPE_CHECKING:
     from pipeline.benchmarks.base import BenchmarkConfig
     from pipeline.generators.base import GeneratorConfig
+    from pipeline.rewards.base import RewardConfig
     from pipeline.search.base import SearchConfig
 
 
@@ -30,6 +35,7 @@ class SampleSections:
     generator: GeneratorConfig
     search: SearchConfig
     benchmark: BenchmarkConfig
+    reward: RewardConfig  # read only by strategies that score inside sampling
 
 
 class Sample(Stage[SampleSections]):
@@ -37,9 +43,18 @@ class Sample(Stage[SampleSections]):
     sections = SampleSections
     upstream = ("prepare",)
 
+    @property
+    def strategy(self):
+        return STRATEGIES.of(self.cfg.search)
+
     def preflight(self) -> None:
         from pipeline.errors import StageError
         from pipeline.generators import missing_checkpoint_files_for
+
+        if self.strategy.in_loop:
+            from pipeline.rewards import check_reward
+
+            check_reward(self.cfg.reward)
 
         missing = missing_checkpoint_files_for(self.cfg.generator)
         if missing:
@@ -55,10 +70,16 @@ class Sample(Stage[SampleSections]):
         g = self.cfg.generator
         self.generator = generator_from_config(g, device=resolve_device(g.device))
         self.generated = 0  # candidates made by this process (tests and summaries read it)
+        self.scorer = None
+        if self.strategy.in_loop:
+            from pipeline.rewards import build_scorer
+
+            self.scorer = build_scorer(self.cfg.reward)
 
     def close(self) -> None:
         if hasattr(self, "generator"):
-            del self.generator  # release the model
+            del self.generator  # release the models
+            self.scorer = None
 
     def candidate_path(self, item_id: str, k: int, seed: int):
         return self.store.outputs_dir(self.name) / item_id / f"cand{k:02d}_seed{seed}.mp4"
@@ -76,10 +97,12 @@ class Sample(Stage[SampleSections]):
         from pipeline.generators import generator_class
 
         g = self.cfg.generator
+        frames = generator_class(g.kind).planned_frames(g, self.cfg.benchmark.mode) or g.num_frames
+        if self.strategy.in_loop:  # made whole: every candidate
+            return float(self.strategy.num_candidates(self.cfg.search) * frames)
         seeds = candidate_seeds(self.cfg.search)
         known = self._recorded_frames(item_id)
         todo = sum(not self._valid(self.candidate_path(item_id, k, s), known.get(k)) for k, s in enumerate(seeds))
-        frames = generator_class(g.kind).planned_frames(g, self.cfg.benchmark.mode) or g.num_frames
         return float(todo * frames)
 
     def run(self, item_id: str) -> Output:
@@ -89,6 +112,8 @@ class Sample(Stage[SampleSections]):
         item = self.manifest.get(item_id)
         prep = self.store.require("prepare", item_id)
         condition = load_condition(self.store.path(prep.outputs["condition"]), self.generator)  # image or v2v clip
+        if self.strategy.in_loop:
+            return self._search(item_id, GenerationRequest(prompt=item.prompt, condition=condition, seed=0))
         seeds = candidate_seeds(self.cfg.search)
         previous = self.store.read(self.name, item_id)
         # Files left by an attempt that crashed before its record came from this run's condition;
@@ -124,6 +149,33 @@ class Sample(Stage[SampleSections]):
             },
         )
 
+    def _search(self, item_id: str, request) -> Output:
+        """A strategy with the reward inside sampling: its final candidates, all made now."""
+        g, scorer = self.generator, self.scorer
+        assert scorer is not None  # setup loads it for every in-loop strategy
+        counters = {
+            "nfe": lambda: g.nfe,
+            "vae_decodes": lambda: g.vae_decodes,
+            "reward_forwards": lambda: scorer.forwards,
+        }
+        with measured(counters) as compute:
+            found = self.strategy.run(self.cfg.search, g, request, scorer)
+        outputs = {}
+        for k, (seed, frames) in enumerate(zip(found.seeds, found.videos)):
+            path = write_video(self.candidate_path(item_id, k, seed), frames, self.cfg.generator.fps)
+            outputs[f"cand{k:02d}"] = self.store.rel(path)
+            self.generated += 1
+        return Output(
+            outputs=outputs,
+            data={
+                "seeds": found.seeds,
+                "frames": [len(v) for v in found.videos],
+                "fps": self.cfg.generator.fps,
+                "compute": {**compute, "candidates_made": len(found.videos)},
+                "search": {"strategy": self.cfg.search.name, "surprises": found.surprises, "trace": found.trace},
+            },
+        )
+
     def _recorded_frames(self, item_id: str) -> dict[int, int]:
         previous = self.store.read(self.name, item_id)
         if previous is None or not previous.done:
@@ -131,7 +183,12 @@ class Sample(Stage[SampleSections]):
         return dict(enumerate(previous.data.get("frames", [])))
 
     def validate(self, record: Record) -> None:
-        seeds = candidate_seeds(self.cfg.search)
+        if self.strategy.in_loop:  # the seeds are the lineages' starting seeds, as recorded
+            seeds = [int(s) for s in record.data.get("seeds", [])]
+            if len(seeds) != self.strategy.num_candidates(self.cfg.search):
+                raise ValueError(f"record of item {record.item} is not of this search's candidates")
+        else:
+            seeds = candidate_seeds(self.cfg.search)
         frames = record.data.get("frames", [])
         if len(frames) != len(seeds):
             raise ValueError(f"record of item {record.item} has no frame counts for {len(seeds)} candidates")

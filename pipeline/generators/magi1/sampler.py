@@ -232,6 +232,13 @@ class SamplingSession:
         n = self.settings.num_steps
         return [float(self.grid[c]) if c < n else 1.0 for c in self.counts]
 
+    @property
+    def untouched_chunks(self) -> list[int]:
+        """Chunks no step has reached yet (their latents are still the initial noise): where a
+        duplicated row can get fresh noise. A suffix of the video; empty once the last chunk is
+        in the window."""
+        return [c for c, k in enumerate(self.counts) if k == 0 and c >= self.offset]
+
     def replace_latents(self, x: torch.Tensor) -> None:
         self.x = _replacement(x, self.x)
 
@@ -256,7 +263,7 @@ class SamplingSession:
         if self.prefix is not None:
             self.prefix = self.prefix[ri.to(self.prefix.device)]
         W = self.settings.chunk_width
-        untouched = [c for c, k in enumerate(self.counts) if k == 0 and c >= self.offset]
+        untouched = self.untouched_chunks
         for row, seed in (fresh_noise or {}).items():
             if untouched:
                 full = draw_noise(seed, (1, *self.x.shape[1:])).to(self.x.device)

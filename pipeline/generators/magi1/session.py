@@ -47,6 +47,13 @@ class Magi1Session:
         return self.sampling.done
 
     @property
+    def can_branch(self) -> bool:
+        """Whether duplicated rows can still diverge: some chunk has not been reached by any step
+        (MAGI-1 is causal across chunks, so the chunks already in the window are fixed by their
+        rows' state and would continue identically)."""
+        return bool(self.sampling.untouched_chunks)
+
+    @property
     def chunks_total(self) -> int:
         return self.sampling.chunk_num - self.sampling.offset
 
