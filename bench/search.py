@@ -125,9 +125,10 @@ def main() -> None:
         fig, ax = plt.subplots(figsize=(5, 3.5))
         xs = [table[k][1] for k in table if k.startswith("best-of")]
         ax.plot(xs, [table[k][0] for k in table if k.startswith("best-of")], "o-", label="best-of-N")
-        for name, (surprise, nfe, _, _) in table.items():
-            if not name.startswith("best-of"):
-                ax.scatter([nfe], [surprise], label=name)
+        searched = [name for name in table if not name.startswith("best-of")]
+        for i, name in enumerate(searched):  # equal NFEs: markers of their own, so none hides another
+            surprise, nfe = table[name][0], table[name][1]
+            ax.scatter([nfe], [surprise], color=f"C{i + 1}", marker="sD^vP"[i % 5], s=30, label=name, zorder=3)
         ax.set_xlabel("NFEs per item")
         ax.set_ylabel("chosen surprise (lower is better)")
         ax.legend(fontsize=7)
