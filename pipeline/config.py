@@ -20,7 +20,7 @@ from pipeline.fields import above, at_least, one_of, operational, problems, sett
 from pipeline.generators import GENERATORS
 from pipeline.registry import Registry
 from pipeline.rewards import REWARDS
-from pipeline.search import STRATEGIES
+from pipeline.search import STRATEGIES, budget_problems
 from pipeline.stages.conform import ConformConfig
 from pipeline.stages.evaluate import EvaluateConfig
 from pipeline.stages.prepare import PrepareConfig
@@ -176,6 +176,8 @@ def _relation_problems(cfg: Config) -> list[str]:
     out += reward_problems(cfg.reward, frames if "score" in cfg.stages else None)
     if "sample" in cfg.stages:
         out += STRATEGIES.of(cfg.search).problems(cfg.search, engine, cfg.reward)
+        if not out:
+            out += budget_problems(cfg.search, engine.planned_nfe(cfg.generator, cfg.benchmark.mode))
     return out
 
 

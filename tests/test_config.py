@@ -107,3 +107,10 @@ def test_every_schema_field_is_named_in_code():
         if f.name not in read
     ]
     assert not unread, f"config fields of generators, rewards, benchmarks, strategies no code reads: {unread}"
+
+
+def test_a_budget_the_settings_meet_passes():
+    demo = ["+experiment=demo"]
+    assert to_config(compose([*demo, "search.budget_nfe=8"])).search.budget_nfe == 8  # 2 candidates x 4 steps
+    base = run_key(to_config(compose(demo)))
+    assert run_key(to_config(compose([*demo, "search.budget_nfe=8"]))) == base  # a limit, not a result

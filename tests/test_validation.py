@@ -22,6 +22,9 @@ CASES = [
     (["search.n=-1"], "search.n"),
     (["search.base_seed=-1"], "search.base_seed"),
     (["search.name=tree"], "search.name"),
+    (["search.budget_nfe=0"], "search.budget_nfe"),
+    (["search.budget_nfe=7"], "search.budget_nfe"),  # the demo: 2 candidates x 4 steps = 8 NFEs an item
+    ([*MAGI, "search=smc", "search.particles=2", "search.budget_nfe=53"], "search.budget_nfe"),  # 2 x 27
     (["search.name=beam"], "search"),  # the name of another strategy, without its schema (search=beam)
     (["search=beam"], "search.name"),  # Wan makes a video in one piece: nothing to search at chunk boundaries
     ([*MAGI, "search=beam", "reward.max_frames=49"], "reward.max_frames"),  # the video so far

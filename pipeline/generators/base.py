@@ -179,6 +179,12 @@ class Generator(abc.ABC):
         the model; None when it cannot be told yet (the check then happens after generation)."""
         return None
 
+    @classmethod
+    def planned_nfe(cls, cfg: Any, mode: str) -> int | None:
+        """NFEs of one candidate (generator passes of one row) for ``mode``, known without loading
+        the model; None when the engine cannot tell."""
+        return None
+
     def __enter__(self):
         return self
 

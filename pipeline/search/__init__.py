@@ -22,4 +22,19 @@ def num_candidates(search: SearchConfig) -> int:
     return STRATEGIES.of(search).num_candidates(search)
 
 
-__all__ = ["STRATEGIES", "SearchConfig", "candidate_seeds", "num_candidates"]
+def budget_problems(search: SearchConfig, nfe_per_candidate: int | None) -> list[str]:
+    """``search.budget_nfe`` against what an item will spend (every candidate's rows run to the
+    end, so candidates x NFEs per candidate); nothing to say when either is unknown."""
+    budget = search.budget_nfe
+    if budget is None or nfe_per_candidate is None:
+        return []
+    n = num_candidates(search)
+    if n * nfe_per_candidate <= budget:
+        return []
+    return [
+        f"search.budget_nfe={budget}: search={search.name} makes {n} candidate(s) of {nfe_per_candidate} "
+        f"NFEs each ({n * nfe_per_candidate} per item); lower the candidates or generator steps, or raise the budget"
+    ]
+
+
+__all__ = ["STRATEGIES", "SearchConfig", "budget_problems", "candidate_seeds", "num_candidates"]

@@ -8,10 +8,14 @@ from typing import Any, ClassVar
 import numpy as np
 from omegaconf import MISSING
 
+from pipeline.fields import at_least, operational
+
 
 @dataclass
 class SearchConfig:
     name: str = MISSING  # the registry entry (pipeline/search/<folder>/spec.py)
+    # NFEs one item may spend (all its candidates); settings that need more stop before any work
+    budget_nfe: int | None = operational(None, check=at_least(1))
 
 
 @dataclass

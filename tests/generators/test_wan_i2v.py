@@ -201,3 +201,7 @@ def test_nfe_counts_transformer_passes_times_rows(tiny_wan_path, cond64, guidanc
     g.generate([_req(cond64, 0), _req(cond64, 1), _req(cond64, 2)])  # two calls: 2 rows, then 1
     assert g.nfe == passes * 3 * 3  # classifier-free guidance adds the unconditional pass
     assert g.vae_decodes == 3
+    from pipeline.generators.wan.spec import WanI2VGeneratorConfig
+
+    planned = type(g).planned_nfe(WanI2VGeneratorConfig(steps=3, guidance_scale=guidance_scale), "i2v")
+    assert planned * 3 == g.nfe  # known before any model is loaded

@@ -193,3 +193,14 @@ def test_compute_counters_of_generate_and_a_session(gen):
     nfe = gen.nfe
     gen.start(reqs).videos()
     assert gen.nfe - nfe == 3 * 5 * 2
+
+
+@pytest.mark.parametrize("mode", ["i2v", "v2v"])
+def test_planned_nfe_is_what_generation_spends(gen, tiny_dir, mode):
+    from pipeline.generators.magi1.engine import Magi1Generator
+
+    condition = _img(6) if mode == "i2v" else np.stack([_img(s) for s in range(32)])
+    reqs = [GenerationRequest("a ball rolls", condition, s) for s in (1, 2)]
+    nfe = gen.nfe
+    gen.generate(reqs)
+    assert gen.nfe - nfe == 2 * Magi1Generator.planned_nfe(tiny_cfg(tiny_dir), mode)

@@ -178,6 +178,20 @@ class Magi1Generator(Generator):
         return sum(tiled_output_frames(n, r.fps // 2, factor) for n in chunk_latent_lengths(r, mode))
 
     @classmethod
+    def planned_nfe(cls, cfg: Magi1GeneratorConfig, mode: str) -> int:
+        """Passes per forward step (3 with CFG, 1 distilled) x forward steps (steps per window
+        stage x window stages), plus the pass that fills the KV cache with a whole v2v prefix chunk."""
+        from . import schedule as S
+        from .sampler import latent_frames, prefix_chunks
+
+        r = resolve_magi_config(cfg).runtime_config
+        tp = PREFIX_LATENT_FRAMES[mode]
+        chunks = latent_frames(r.num_frames, tp, r.chunk_width, r.temporal_downsample_factor) // r.chunk_width
+        offset = prefix_chunks(tp, r.chunk_width)
+        steps = r.num_steps // r.window_size * len(S.window_stages(chunks, r.window_size, offset))
+        return (3 if r.cfg_number == 3 else 1) * steps + (1 if offset else 0)
+
+    @classmethod
     def from_config(cls, cfg: Magi1GeneratorConfig, device: str) -> Magi1Generator:
         """From its ``Magi1GeneratorConfig``."""
         return cls(

@@ -184,6 +184,11 @@ class WanI2VGenerator(Generator):
         return int(cfg.num_frames)
 
     @classmethod
+    def planned_nfe(cls, cfg: WanI2VGeneratorConfig, mode: str) -> int:
+        """One transformer pass per step, two with classifier-free guidance (scale > 1)."""
+        return int(cfg.steps) * (2 if cfg.guidance_scale > 1.0 else 1)
+
+    @classmethod
     def from_config(cls, cfg: WanI2VGeneratorConfig, device: str) -> WanI2VGenerator:
         """From its ``WanI2VGeneratorConfig``."""
         return cls(
