@@ -52,8 +52,8 @@ class Report(Stage[ReportSections]):
         rows = []
         for item in self.manifest.items:
             sampled = self.store.require("sample", item.item_id).data.get("compute", {})
-            scored = self.store.require("score", item.item_id).data.get("compute", {})
-            cands = self.store.require("score", item.item_id).data["candidates"]
+            score = self.store.require("score", item.item_id).data
+            scored, cands = score.get("compute", {}), score["candidates"]
             chosen = self.store.require("select", item.item_id).data
             excluded = chosen.get("excluded", {})
             finite = [c["surprise"] for c in cands if c["name"] not in excluded]

@@ -458,9 +458,13 @@ class Magi1Generator(Generator):
         self.num_generate_calls += 1
         self.num_model_calls += res.model_calls
         self.nfe += res.nfe
-        frames = [self.decode(c) for c in res.chunks]  # each (B, f, H, W, 3)
+        return self.videos_from_chunks([self.decode(c) for c in res.chunks], mode, tp)
+
+    def videos_from_chunks(self, frames: list[np.ndarray], mode: str, prefix_frames: int) -> list[np.ndarray]:
+        """Decoded chunks, each (B, f, H, W, 3), as one (T, H, W, 3) video per row, checked
+        against the frame count the geometry promises for ``mode``."""
         video = np.concatenate(frames, axis=1)
-        expected = self.output_frames(mode, tp)
+        expected = self.output_frames(mode, prefix_frames)
         if video.shape[1] != expected:  # pragma: no cover - guarded by the geometry helpers
             raise RuntimeError(f"MAGI-1 returned {video.shape[1]} frames, expected {expected}")
         return [np.ascontiguousarray(v) for v in video]

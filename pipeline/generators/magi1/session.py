@@ -86,8 +86,4 @@ class Magi1Session:
         """Run to the end; one uint8 (T, H, W, 3) video per row."""
         while self.advance_to_chunk_boundary() is not None:
             pass
-        video = torch.cat(self.frames, dim=1).cpu().numpy()
-        expected = self.engine.output_frames(self.mode, self.prefix_frames)
-        if video.shape[1] != expected:  # pragma: no cover - guarded by the geometry helpers
-            raise RuntimeError(f"MAGI-1 returned {video.shape[1]} frames, expected {expected}")
-        return [np.ascontiguousarray(v) for v in video]
+        return self.engine.videos_from_chunks([f.cpu().numpy() for f in self.frames], self.mode, self.prefix_frames)
