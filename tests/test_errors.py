@@ -108,6 +108,9 @@ def test_every_command_answers_help_and_an_unknown_command_is_named():
     for name in COMMANDS:
         res = command(name, "--help")
         assert res.returncode == 0 and "python -m pipeline " + name in res.stdout, (name, res.stdout[:300])
+    for module in ("pipeline.run", "pipeline.resume", "pipeline.status", "pipeline.tiny_models"):
+        res = subprocess.run([sys.executable, "-m", module, "--help"], cwd=ROOT, capture_output=True, text=True)
+        assert res.returncode == 0 and "python -m pipeline" in res.stdout, (module, res.stderr[-500:])
     res = command("scroe")
     assert res.returncode == 2 and "unknown command 'scroe'" in res.stderr and "score-videos" in res.stderr
 

@@ -18,6 +18,11 @@ COMMANDS = {  # command -> (module, what it does)
 }
 
 
+# Module paths that run a command too, for scripts written before ``python -m pipeline COMMAND``;
+# each only calls the command's ``main``.
+MODULE_ALIASES = {"pipeline.run": "run", "pipeline.resume": "resume", "pipeline.status": "status"}
+
+
 def usage() -> str:
     width = max(map(len, COMMANDS))
     lines = ["usage: python -m pipeline COMMAND [key=value ...]   (COMMAND --help for its keys)", ""]
