@@ -1,14 +1,17 @@
 """Reward vs compute of the search strategies, side by side in one run, on the tiny random MAGI-1 and
-V-JEPA 2 (CPU): best-of-N for N = 1, 2, 4, 8, beam search and SMC at chunk boundaries.
+V-JEPA 2 (CPU): best-of-N for N = 1 to 16, reward gradient guidance, beam search and SMC at chunk
+boundaries.
 
     python bench/search.py [--items 4] [--frames 144] [--plot bench_search.png]
 
 Per method and averaged over items (one random condition image each): the chosen candidate's
 surprise (the lowest final surprise, measured on the decoded frames), NFEs (generator passes x
-rows, counted by the engine), reward forwards (V-JEPA windows, counted by the scorer), seconds, and
-the chosen surprise relative to best-of-N at the same NFEs. Best-of-N's rows come from one pool of
-8 independent candidates per item (candidate k = seed k); BoN-N is the first N, and its NFEs,
-reward forwards and seconds are N/8 of the pool's (both are linear in rows). With random weights the
+rows, counted by the engine), reward forwards and backwards (V-JEPA windows, counted by the
+scorer), seconds, and the chosen surprise relative to best-of-N at the same NFEs. Best-of-N's rows
+come from one pool of 16 independent candidates per item (candidate k = seed k); BoN-N is the first
+N, and its NFEs, reward forwards and seconds are N/16 of the pool's (all linear in rows). Guidance
+spends no extra NFE through the clean estimate (its price is in reward backwards, decodes and
+seconds); through the model it adds one set of passes per update. With random weights the
 surprises mean nothing physically: the table measures that the machinery lowers the reward it is
 given, and what that costs.
 """
@@ -28,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 from pipeline.generators.base import GenerationRequest  # noqa: E402
 
-POOL = 8
+POOL = 16
 
 
 def load(tmp: Path, frames: int):
@@ -53,9 +56,10 @@ def load(tmp: Path, frames: int):
 
 
 def measure(generator, scorer, run):
-    nfe, forwards, started = generator.nfe, scorer.forwards, time.perf_counter()
+    nfe, forwards, backwards, started = generator.nfe, scorer.forwards, scorer.backwards, time.perf_counter()
     surprises = run()
-    return surprises, generator.nfe - nfe, scorer.forwards - forwards, time.perf_counter() - started
+    spent = (generator.nfe - nfe, scorer.forwards - forwards, scorer.backwards - backwards)
+    return surprises, *spent, time.perf_counter() - started
 
 
 def main() -> None:
@@ -67,16 +71,22 @@ def main() -> None:
 
     from pipeline.search.beam.spec import BeamConfig
     from pipeline.search.beam.strategy import Beam
+    from pipeline.search.guidance.spec import GuidanceConfig
+    from pipeline.search.guidance.strategy import Guidance
     from pipeline.search.smc.spec import SMCConfig
     from pipeline.search.smc.strategy import SMC
 
     methods = {
+        "guidance 0.05": lambda: (Guidance, GuidanceConfig(n=1, scale=0.05, frequency=1)),
+        "guidance 0.2": lambda: (Guidance, GuidanceConfig(n=1, scale=0.2, frequency=1)),
+        "guid. 0.05 model": lambda: (Guidance, GuidanceConfig(n=1, scale=0.05, frequency=1, gradient="model")),
+        "guid. 0.05 x4": lambda: (Guidance, GuidanceConfig(n=4, scale=0.05, frequency=1)),
         "beam 2x2": lambda: (Beam, BeamConfig(beams=2, children=2)),
         "beam 1x4": lambda: (Beam, BeamConfig(beams=1, children=4)),
         "smc 4, beta 24": lambda: (SMC, SMCConfig(particles=4, beta=24.0, ess_threshold=0.97)),
         "smc 4, beta 0": lambda: (SMC, SMCConfig(particles=4, beta=0.0, ess_threshold=0.97)),
     }
-    rows: dict[str, list[tuple[float, int, int, float]]] = {}
+    rows: dict[str, list[tuple[float, int, int, int, float]]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         generator, scorer = load(Path(tmp), args.frames)
         rng = np.random.default_rng(0)
@@ -91,11 +101,11 @@ def main() -> None:
                 videos = session.videos()
                 return scorer.surprises(np.stack(videos)).cpu().numpy()
 
-            surprises, nfe, forwards, seconds = measure(generator, scorer, pool)
-            for n in (1, 2, 4, 8):
+            surprises, nfe, forwards, _, seconds = measure(generator, scorer, pool)
+            for n in (1, 2, 4, 8, 16):
                 share = n / POOL
                 rows.setdefault(f"best-of-{n}", []).append(
-                    (float(np.nanmin(surprises[:n])), round(nfe * share), round(forwards * share), seconds * share)
+                    (float(np.nanmin(surprises[:n])), round(nfe * share), round(forwards * share), 0, seconds * share)
                 )
             for name, make in methods.items():
                 strategy, cfg = make()
@@ -104,34 +114,37 @@ def main() -> None:
                     found = strategy.run(cfg, generator, request, scorer)
                     return np.array([np.nan if s is None else s for s in found.surprises])
 
-                surprises, nfe, forwards, seconds = measure(generator, scorer, searched)
-                rows.setdefault(name, []).append((float(np.nanmin(surprises)), nfe, forwards, seconds))
+                surprises, nfe, forwards, backwards, seconds = measure(generator, scorer, searched)
+                rows.setdefault(name, []).append((float(np.nanmin(surprises)), nfe, forwards, backwards, seconds))
             print(f"item {item + 1}/{args.items} done", file=sys.stderr)
 
-    table = {name: tuple(float(np.mean([r[i] for r in values])) for i in range(4)) for name, values in rows.items()}
+    table = {name: tuple(float(np.mean([r[i] for r in values])) for i in range(5)) for name, values in rows.items()}
     bon = {round(v[1]): v[0] for k, v in table.items() if k.startswith("best-of")}
     print(f"{args.items} items, tiny MAGI-1 ({args.frames} frames asked), tiny V-JEPA 2 (window 16, stride 2)")
-    print(f"{'method':<16}{'surprise':>10}{'NFEs':>8}{'reward fwd':>12}{'seconds':>9}{'vs BoN at same NFEs':>22}")
-    for name, (surprise, nfe, forwards, seconds) in table.items():
+    head = f"{'method':<18}{'surprise':>10}{'NFEs':>8}{'reward fwd':>12}{'reward bwd':>12}{'seconds':>9}"
+    print(head + f"{'vs BoN at same NFEs':>22}")
+    for name, (surprise, nfe, forwards, backwards, seconds) in table.items():
         same = bon.get(round(nfe))
         ratio = f"{surprise / same:.4f}" if same and not name.startswith("best-of") else "-"
-        print(f"{name:<16}{surprise:>10.4f}{nfe:>8.0f}{forwards:>12.0f}{seconds:>9.2f}{ratio:>22}")
+        print(f"{name:<18}{surprise:>10.4f}{nfe:>8.0f}{forwards:>12.0f}{backwards:>12.0f}{seconds:>9.2f}{ratio:>22}")
     if args.plot:
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
-        fig, ax = plt.subplots(figsize=(5, 3.5))
-        xs = [table[k][1] for k in table if k.startswith("best-of")]
-        ax.plot(xs, [table[k][0] for k in table if k.startswith("best-of")], "o-", label="best-of-N")
+        fig, axes = plt.subplots(1, 2, figsize=(9, 3.5), sharey=True)
+        bon_names = [k for k in table if k.startswith("best-of")]
         searched = [name for name in table if not name.startswith("best-of")]
-        for i, name in enumerate(searched):  # equal NFEs: markers of their own, so none hides another
-            surprise, nfe = table[name][0], table[name][1]
-            ax.scatter([nfe], [surprise], color=f"C{i + 1}", marker="sD^vP"[i % 5], s=30, label=name, zorder=3)
-        ax.set_xlabel("NFEs per item")
-        ax.set_ylabel("chosen surprise (lower is better)")
-        ax.legend(fontsize=7)
+        for ax, col, label in ((axes[0], 1, "NFEs per item"), (axes[1], 4, "seconds per item (CPU)")):
+            ax.plot([table[k][col] for k in bon_names], [table[k][0] for k in bon_names], "o-", label="best-of-N")
+            for i, name in enumerate(searched):  # equal NFEs: markers of their own, so none hides another
+                x, y = table[name][col], table[name][0]
+                ax.scatter([x], [y], color=f"C{i + 1}", marker="sD^vPX*h"[i % 8], s=30, label=name, zorder=3)
+            ax.set_xscale("log", base=2)
+            ax.set_xlabel(label)
+        axes[0].set_ylabel("chosen surprise (lower is better)")
+        axes[1].legend(fontsize=7)
         fig.tight_layout()
         fig.savefig(args.plot, dpi=120)
         print(f"plot: {args.plot}")

@@ -42,7 +42,8 @@ def measured(counters: dict[str, Callable[[], int]]) -> Iterator[dict[str, Any]]
 
 def totals(records: dict[str, list[dict[str, Any]]]) -> dict[str, float]:
     """``compute/...`` totals of the ``compute`` entries of each stage's records: counters summed
-    over the run, ``compute/seconds/<stage>`` summed, ``compute/peak_memory_mb`` the largest."""
+    over the run, ``compute/seconds/<stage>`` (and ``<stage>.<phase>`` for an entry's
+    ``seconds_<phase>``) summed, ``compute/peak_memory_mb`` the largest."""
     out: dict[str, float] = {}
     peak = 0.0
     for stage, entries in records.items():
@@ -50,8 +51,9 @@ def totals(records: dict[str, list[dict[str, Any]]]) -> dict[str, float]:
             for key, value in entry.items():
                 if key == "peak_memory_mb":
                     peak = max(peak, float(value))
-                elif key == "seconds":
-                    out[f"compute/seconds/{stage}"] = round(out.get(f"compute/seconds/{stage}", 0.0) + value, 3)
+                elif key == "seconds" or key.startswith("seconds_"):  # a stage, or a phase within it
+                    name = stage if key == "seconds" else f"{stage}.{key.removeprefix('seconds_')}"
+                    out[f"compute/seconds/{name}"] = round(out.get(f"compute/seconds/{name}", 0.0) + value, 3)
                 else:
                     out[f"compute/{key}"] = out.get(f"compute/{key}", 0) + value
     if records:

@@ -175,7 +175,7 @@ def _relation_problems(cfg: Config) -> list[str]:
     frames = None if out else engine.planned_frames(cfg.generator, cfg.benchmark.mode)
     out += reward_problems(cfg.reward, frames if "score" in cfg.stages else None)
     if "sample" in cfg.stages:
-        out += STRATEGIES.of(cfg.search).problems(cfg.search, engine, cfg.reward)
+        out += STRATEGIES.of(cfg.search).problems(cfg.search, engine, cfg.reward, cfg.generator)
         if not out:
             out += budget_problems(cfg.search, engine.planned_nfe(cfg.generator, cfg.benchmark.mode))
     return out

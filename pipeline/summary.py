@@ -43,7 +43,9 @@ def format_summary(summary: dict, evaluation: dict, run_dir) -> str:
         )
         lines.append(
             f"compute: {summary['compute/nfe']} NFEs, {summary.get('compute/vae_decodes', 0)} VAE decodes, "
-            f"{summary.get('compute/reward_forwards', 0)} reward forwards; {seconds}; "
+            f"{summary.get('compute/reward_forwards', 0)} reward forwards"
+            + (f", {summary['compute/reward_backwards']} backwards" if summary.get("compute/reward_backwards") else "")
+            + f"; {seconds}; "
             f"peak memory {summary.get('compute/peak_memory_mb', 0):.0f} MB"
         )
     lines += [

@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from pipeline import config as config_module
@@ -52,7 +53,6 @@ def test_chain_produces_score_tables_and_wandb_run(finished_run, capsys):
     assert "Physics-IQ score: " in summary and f"run: {run_dir}" in summary
     score = json.loads((run_dir / "results" / "summary.json").read_text())["physics_iq_score"]
     assert 0.0 <= score <= 100.0
-    import pandas as pd
 
     table = pd.read_parquet(run_dir / "results" / "items.parquet")
     assert len(table) == 6 and table["surprises"].map(len).eq(2).all()
@@ -67,7 +67,6 @@ def test_chain_produces_score_tables_and_wandb_run(finished_run, capsys):
 
 
 def test_compute_is_counted_per_item_and_summed_in_the_summary(finished_run):
-    import pandas as pd
 
     run_dir, _, _ = finished_run
     summary = json.loads((run_dir / "results" / "summary.json").read_text())
@@ -194,6 +193,48 @@ def test_search_inside_sampling_through_the_chain(tiny_models, small_dataset, tm
         assert rescored == pytest.approx(search["surprises"], abs=0.05)
         assert chosen[item]["data"]["surprise"] == min(rescored)
     assert summary["compute/reward_forwards"] > 0 and 0.0 <= summary["physics_iq_score"] <= 100.0
+
+
+def test_guidance_through_the_chain(tiny_models, small_dataset, tmp_path):
+    """Reward guidance on the tiny MAGI-1: sample writes the guided candidates with a trace of every
+    update and the reward's backwards in its compute; the summary has the totals."""
+    m = tiny_models["magi1"]
+    run_dir = run(
+        compose(
+            [
+                "generator=magi1_tiny",
+                "search=guidance",
+                "search.n=2",
+                "search.frequency=2",
+                "search.scale=0.05",
+                f"run_root={tmp_path}",
+                f"benchmark.root={small_dataset}",
+                "benchmark.max_scenarios=1",
+                f"generator.checkpoint={m}/dit",
+                f"generator.vae_checkpoint={m}/vae",
+                f"generator.t5_checkpoint={m}/t5",
+                f"generator.special_tokens={m}/special_tokens.npz",
+                f"reward.checkpoint={tiny_models['vjepa2']}",
+                "tracking=disabled",
+                "evaluate.workers=1",
+                f"evaluate.mask_cache={tmp_path / 'masks'}",
+            ]
+        )
+    )
+    sampled, scored, chosen = (records(run_dir, s) for s in ("sample", "score", "select"))
+    summary = json.loads((run_dir / "results" / "summary.json").read_text())
+    for item, rec in sampled.items():
+        search, compute = rec["data"]["search"], rec["data"]["compute"]
+        assert search["strategy"] == "guidance" and len(rec["outputs"]) == 2
+        # 6 chunks, a window of 4, 4 steps: 9 forward steps, every second one guided
+        assert [e["guided_step"] for e in search["trace"]] == [0, 2, 4, 6, 8]
+        assert compute["nfe"] == 3 * 2 * 9 and compute["reward_backwards"] > 0 and compute["seconds_guidance"] > 0
+        rescored = [c["surprise"] for c in scored[item]["data"]["candidates"]]
+        assert rescored == pytest.approx(search["surprises"], abs=0.05)
+        assert chosen[item]["data"]["surprise"] == min(rescored)
+    assert summary["compute/reward_backwards"] > 0 and "compute/seconds/sample.guidance" in summary
+    table = pd.read_parquet(run_dir / "results" / "items.parquet")
+    assert (table["reward_backwards"] > 0).all() and table["chosen_surprise"].notna().all()
 
 
 def test_every_config_field_is_read(finished_run):

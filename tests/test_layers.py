@@ -81,7 +81,7 @@ def test_registries_find_every_entry_by_its_spec():
         "benchmark": ["physicsiq"],
         "generator": ["magi1", "wan_i2v"],
         "reward": ["vjepa2_surprise"],
-        "search": ["beam", "best_of_n", "smc"],
+        "search": ["beam", "best_of_n", "guidance", "smc"],
     }
     for registry in EXTENSIONS.values():
         for name, spec in registry.specs.items():

@@ -36,6 +36,19 @@ CASES = [
     ([*MAGI, "search=smc", "search.potential=min"], "search.potential"),
     ([*MAGI, "search=smc", "search.resampling=stratified"], "search.resampling"),
     ([*MAGI, "search=smc", "search.base_seed=-2"], "search.base_seed"),
+    ([*MAGI, "search=guidance", "search.scale=-0.1"], "search.scale"),
+    ([*MAGI, "search=guidance", "search.frequency=0"], "search.frequency"),
+    ([*MAGI, "search=guidance", "search.start=1.5"], "search.start"),
+    ([*MAGI, "search=guidance", "search.end=-1"], "search.end"),
+    ([*MAGI, "search=guidance", "search.start=0.5", "search.end=0.5"], "search.start"),  # nothing guided
+    ([*MAGI, "search=guidance", "search.pattern=1y4"], "search.pattern"),
+    ([*MAGI, "search=guidance", "search.pattern='0x5,1x45'"], "search.pattern"),  # the tiny MAGI-1 has 4 steps
+    ([*MAGI, "search=guidance", "search.pattern=0x4"], "search.start"),  # no update anywhere
+    ([*MAGI, "search=guidance", "search.chunks=all"], "search.chunks"),
+    ([*MAGI, "search=guidance", "search.gradient=none"], "search.gradient"),
+    (["search=guidance", "search.gradient=model"], "search.gradient"),  # Wan: through the clean estimate only
+    ([*MAGI, "search=guidance", "search.decode_scale=0"], "search.decode_scale"),
+    ([*MAGI, "search=guidance", "search.context_frames=-1"], "search.context_frames"),
     (["reward.window_size=1"], "reward.window_size"),
     (["reward.context_frames=0"], "reward.context_frames"),
     (["reward.stride=0"], "reward.stride"),

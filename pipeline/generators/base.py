@@ -124,9 +124,17 @@ class Generator(abc.ABC):
 
     Compute counters, increased by every engine as it works (``pipeline/compute.py`` reads them):
     ``nfe`` generator forwards x rows (a 3-pass CFG step of B rows counts 3B), ``vae_decodes``
-    videos or chunks decoded x rows."""
+    videos or chunks decoded x rows.
+
+    Sessions a search strategy drives (``start(requests)``): ``steppable`` engines offer one whose
+    forward steps take a guide (reward guidance); ``chunk_wise`` ones also stop at every finished
+    chunk, where rows can be kept, dropped or duplicated (beam search, SMC); ``differentiable_steps``
+    ones let a guide recompute a step's velocity with grad (guidance through the model)."""
 
     kind: str = "abstract"
+    steppable: bool = False
+    chunk_wise: bool = False
+    differentiable_steps: bool = False
     nfe: int = 0
     vae_decodes: int = 0
 
@@ -183,6 +191,12 @@ class Generator(abc.ABC):
     def planned_nfe(cls, cfg: Any, mode: str) -> int | None:
         """NFEs of one candidate (generator passes of one row) for ``mode``, known without loading
         the model; None when the engine cannot tell."""
+        return None
+
+    @classmethod
+    def planned_steps(cls, cfg: Any) -> int | None:
+        """Denoising steps from noise to clean (of each chunk, for a chunk-wise engine), known
+        without loading the model; None when the engine cannot tell."""
         return None
 
     def __enter__(self):

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from omegaconf import MISSING
 
@@ -26,3 +27,31 @@ class ScoreFailure:
 
     error: str
     settings: dict[str, Any]
+
+
+class GrowingSurprise(Protocol):
+    """The surprise of videos that grow chunk by chunk (``scorer.so_far(rows)``)."""
+
+    def extend(self, frames: Any) -> Any: ...
+
+    def select_rows(self, rows: Sequence[int]) -> None: ...
+
+
+class InLoopScorer(Protocol):
+    """What a strategy with the reward inside sampling needs from a scorer (V-JEPA 2's
+    ``SurpriseScorer`` is one; another verifier, e.g. an image-embedding one, fits by offering the
+    same): batched surprises of device tensors, the surprise of growing videos, a differentiable
+    surprise of guided frames after clean context through the scorer's own preprocessing, and
+    counters of the windows it ran forward and backward."""
+
+    forwards: int
+    backwards: int
+    context_frames: int
+
+    def surprises(self, frames: Any) -> Any: ...
+
+    def so_far(self, rows: int) -> GrowingSurprise: ...
+
+    def guidance_surprises(
+        self, target: Any, context: Any = None, worst_window: bool = False, checkpoint_windows: bool = False
+    ) -> Any: ...

@@ -28,6 +28,7 @@ class Found:
     seeds: list[int]
     surprises: list[float | None]  # None: not finite
     trace: list[dict[str, Any]] = field(default_factory=list)
+    phases: dict[str, float] = field(default_factory=dict)  # seconds of the strategy's own phases
 
 
 class Strategy:
@@ -44,6 +45,7 @@ class Strategy:
         raise NotImplementedError
 
     @staticmethod
-    def problems(cfg: Any, generator_class: type, reward_cfg: Any) -> list[str]:
-        """Settings that cannot work with this generator or reward (named by key), before any work."""
+    def problems(cfg: Any, generator_class: type, reward_cfg: Any, generator_cfg: Any = None) -> list[str]:
+        """Settings that cannot work with this generator (its class and config) or reward (named by
+        key), before any work."""
         return []

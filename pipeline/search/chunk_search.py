@@ -42,7 +42,7 @@ def fresh_noise_for_duplicates(rows: Sequence[int], base_seed: int, boundary: in
 
 
 def needs_chunk_sessions(name: str, generator_class: type) -> list[str]:
-    if not hasattr(generator_class, "start"):
+    if not getattr(generator_class, "chunk_wise", False):
         return [
             f"search.name={name}: searches at chunk boundaries and needs a chunk-wise generator "
             f"(MAGI-1, generator=magi1_*); {getattr(generator_class, 'kind', generator_class.__name__)} "
@@ -64,7 +64,7 @@ def chunk_search(generator, request, seeds: Sequence[int], scorer, decide: Decid
     """Run the session over ``seeds`` with ``decide`` at every boundary but the last."""
     from pipeline.generators.base import GenerationRequest
 
-    if not hasattr(generator, "start"):
+    if not generator.chunk_wise:
         raise ConfigError(f"{generator.kind} cannot be driven chunk by chunk")
     requests = [GenerationRequest(request.prompt, request.condition, int(s)) for s in seeds]
     session = generator.start(requests)

@@ -72,7 +72,9 @@ class Report(Stage[ReportSections]):
                     "chosen_surprise": chosen["surprise"],
                     "mean_surprise": sum(finite) / len(finite),
                     "nfe": sampled.get("nfe"),
-                    "reward_forwards": scored.get("reward_forwards"),
+                    # the reward inside sampling (search) and after it (score)
+                    "reward_forwards": sampled.get("reward_forwards", 0) + scored.get("reward_forwards", 0),
+                    "reward_backwards": sampled.get("reward_backwards", 0),
                     **{m: metrics.get(m) for m in METRICS},
                 }
             )

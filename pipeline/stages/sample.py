@@ -3,7 +3,7 @@
 Best-of-N: independent candidates from seeds base_seed + k, checked one by one: a rerun
 regenerates only the ones whose video is missing or does not decode with the frame count recorded
 when it was made (engines differ in what they return for a condition: MAGI-1 i2v returns whole
-chunks), and batches them per prompt. Strategies with the reward inside sampling (beam, SMC) drive
+chunks), and batches them per prompt. Strategies with the reward inside sampling (guidance, beam, SMC) drive
 a generation session with the reward loaded here and write their final candidates, with each
 one's starting seed, the surprises the loop measured and a trace of every decision; such an item
 is made whole or redone whole. Score and select then treat every strategy's candidates alike.
@@ -157,6 +157,7 @@ class Sample(Stage[SampleSections]):
             "nfe": lambda: g.nfe,
             "vae_decodes": lambda: g.vae_decodes,
             "reward_forwards": lambda: scorer.forwards,
+            "reward_backwards": lambda: scorer.backwards,
         }
         with measured(counters) as compute:
             found = self.strategy.run(self.cfg.search, g, request, scorer)
@@ -171,7 +172,11 @@ class Sample(Stage[SampleSections]):
                 "seeds": found.seeds,
                 "frames": [len(v) for v in found.videos],
                 "fps": self.cfg.generator.fps,
-                "compute": {**compute, "candidates_made": len(found.videos)},
+                "compute": {
+                    **compute,
+                    **{f"seconds_{phase}": round(v, 3) for phase, v in found.phases.items()},
+                    "candidates_made": len(found.videos),
+                },
                 "search": {"strategy": self.cfg.search.name, "surprises": found.surprises, "trace": found.trace},
             },
         )

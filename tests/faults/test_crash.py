@@ -91,3 +91,32 @@ def wait_for_sample_start(run_root) -> None:
         "a sample item to start",
         interval=0.05,
     )
+
+
+def test_search_killed_mid_item_resumes_redoing_only_that_item(chain_args, tmp_path):
+    """Guidance (the reward inside sampling) killed -9 inside a sample item: the rerun redoes that
+    item alone; the items sampled before keep their one attempt."""
+    args = [*chain_args, "search=guidance", "search.frequency=1", "search.scale=0.05"]
+    run_root = tmp_path / "runs"
+    proc = start_run(args)
+
+    def second_item_started():
+        started = [e for e in events(run_root) if e["stage"] == "sample" and e["event"] == "start"]
+        return proc.poll() is not None or len(started) >= 2
+
+    wait_until(second_item_started, 300, "the second sample item to start", interval=0.05)
+    time.sleep(0.5)  # inside the guided generation of that item
+    assert proc.poll() is None, "the run ended before it could be killed"
+    kill_group(proc, signal.SIGKILL)
+    proc.wait()
+    sampled = {e["item"] for e in events(run_root) if e["stage"] == "sample" and e["event"] == "done"}
+    res = finish_run(args)
+    assert res.returncode == 0, res.stderr[-2000:]
+    result = audit(run_dir_of(res.stdout))
+    assert result.clean and result.done == ITEMS_DONE, result
+    starts = {}
+    for e in events(run_root):
+        if e["stage"] == "sample" and e["event"] == "start":
+            starts[e["item"]] = starts.get(e["item"], 0) + 1
+    assert sampled and all(starts[item] == 1 for item in sampled)  # finished before the kill: not redone
+    assert sorted(n for item, n in starts.items() if item not in sampled) == [1, 2]  # the killed one twice

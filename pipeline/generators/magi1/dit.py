@@ -16,6 +16,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from .attention import CrossAttention, KVCache, RangeAttention
 from .config import MagiModelConfig
@@ -319,6 +320,9 @@ class MagiDiT(nn.Module):
             self.final_linear = FinalLinear(cfg)
         self.requires_grad_(False)
         self.apply_dtype_layout()
+        # recompute each block in backward (reward guidance through the model); the parameters
+        # never need grad, the gradient is for the latents
+        self.gradient_checkpointing = False
 
     # ------------------------------------------------------------------ dtypes / init
     def param_dtype(self, name: str) -> torch.dtype:
@@ -375,7 +379,6 @@ class MagiDiT(nn.Module):
         return out / c.x_rescale_factor
 
     # ------------------------------------------------------------------ forward
-    @torch.no_grad()
     def forward(
         self,
         x: torch.Tensor,
@@ -417,6 +420,8 @@ class MagiDiT(nn.Module):
           ``t_embedder(distill_dt)`` is added to the timestep embedding.
 
         Returns float32 ``(N, C_vae, T, H, W)`` velocity (Euler: ``x += v * (t_next - t)``).
+        Differentiable with respect to ``x`` (the sampler runs it under no_grad; reward guidance
+        through the model recomputes it with grad, the cache read but not written).
         """
         c = self.cfg
         dev = self.x_embedder.weight.device
@@ -475,7 +480,10 @@ class MagiDiT(nn.Module):
         ctx.skip_last_chunk = bool(distill_nearly_clean_chunk)
 
         for layer in self.videodit_blocks.layers:
-            hid = layer(hid, ctx)
+            if self.gradient_checkpointing and torch.is_grad_enabled():
+                hid = checkpoint(layer, hid, ctx, use_reentrant=False)
+            else:
+                hid = layer(hid, ctx)
         out = self.videodit_blocks.final_layernorm(hid.float())
         out = F.linear(out, self.final_linear.linear.weight.float())
         return self._unpatchify(out, Tp, h, w)

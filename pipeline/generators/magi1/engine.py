@@ -117,6 +117,9 @@ class Magi1Generator(Generator):
 
     kind = "magi1"
     accepts_clips = True
+    steppable = True
+    chunk_wise = True
+    differentiable_steps = True  # a guide may recompute the velocity with grad
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -190,6 +193,14 @@ class Magi1Generator(Generator):
         offset = prefix_chunks(tp, r.chunk_width)
         steps = r.num_steps // r.window_size * len(S.window_stages(chunks, r.window_size, offset))
         return (3 if r.cfg_number == 3 else 1) * steps + (1 if offset else 0)
+
+    @classmethod
+    def planned_steps(cls, cfg: Magi1GeneratorConfig) -> int | None:
+        """Steps of each chunk's schedule; None while the settings do not resolve (reported apart)."""
+        try:
+            return int(resolve_magi_config(cfg).runtime_config.num_steps)
+        except GeneratorConfigError:
+            return None
 
     @classmethod
     def from_config(cls, cfg: Magi1GeneratorConfig, device: str) -> Magi1Generator:
@@ -337,7 +348,16 @@ class Magi1Generator(Generator):
         from .vae import latents_to_uint8
 
         self.vae_decodes += int(latent.shape[0])
-        return latents_to_uint8(self.vae.decode(latent.to(self.vae.device), tiled=True, scaled=True))
+        with self._torch.no_grad():
+            return latents_to_uint8(self.vae.decode(latent.to(self.vae.device), tiled=True, scaled=True))
+
+    def decode_pixels(self, latent):
+        """As :meth:`decode_frames` but float on the 0..255 scale and differentiable (guidance): the
+        same decode and conversion, clamped, not truncated to integers."""
+        from .vae import latents_to_pixels
+
+        self.vae_decodes += int(latent.shape[0])
+        return latents_to_pixels(self.vae.decode(latent.to(self.vae.device), tiled=True, scaled=True)).float()
 
     def caption_rows(self, prompt: str, num_chunks: int, clean_chunks: int):
         from .text import caption_rows, null_caption_rows

@@ -38,6 +38,7 @@ from .config import MagiConfig
 
 __all__ = [
     "SamplerSettings",
+    "StepState",
     "SampleResult",
     "SamplingSession",
     "sample",
@@ -133,6 +134,40 @@ class SampleResult:
     @property
     def latent(self) -> torch.Tensor:
         return torch.cat(self.chunks, dim=2)
+
+
+@dataclass(frozen=True)
+class StepState:
+    """What a guide sees in the middle of a forward step, after the velocity and before the Euler
+    step: the chunks being denoised (``chunk_ids``, each at its own place ``chunk_steps`` on the
+    schedule and its ``t``), their latents ``x`` (B, 16, nd * chunk_width, H, W) (prefix frames
+    already written in) and velocities ``v``. Nearest to clean first."""
+
+    step: int
+    chunk_ids: tuple[int, ...]
+    chunk_steps: tuple[int, ...]
+    t: torch.Tensor  # (nd,)
+    x: torch.Tensor
+    v: torch.Tensor
+    chunk_width: int
+    num_steps: int
+    # velocity(x) of the denoised chunks from latents x shaped like ``x``, differentiable (through
+    # the model); None where the engine cannot recompute it
+    velocity: Callable[[torch.Tensor], torch.Tensor] | None = None
+
+    def chunk(self, j: int) -> slice:
+        """The latent frames of the j-th denoised chunk in ``x`` / ``v``."""
+        return slice(j * self.chunk_width, (j + 1) * self.chunk_width)
+
+    def clean_estimate(self, j: int, x: torch.Tensor | None = None) -> torch.Tensor:
+        """x-hat = x + (1 - t) v of the j-th chunk (rectified flow, t = 1 clean), from ``x`` (default:
+        the state's latents of that chunk) with the velocity fixed."""
+        xj = self.x[:, :, self.chunk(j)] if x is None else x
+        return xj + (1 - float(self.t[j])) * self.v[:, :, self.chunk(j)]
+
+
+# A guide returns the denoised chunks' latents to take the Euler step from, or None to keep them.
+Guide = Callable[[StepState], "torch.Tensor | None"]
 
 
 # ----------------------------------------------------------------------------------- sampler
@@ -293,6 +328,7 @@ class SamplingSession:
             distill_dt=dt,
         )
 
+    @torch.no_grad()
     def _fill_prefix_cache(self) -> None:
         """v2v: whole clean prefix chunks fill the KV cache once (official extract_prefix_video_feature).
         Base: the cache is written by the null-caption pass (adaLN null token [-1]); distill: the
@@ -319,11 +355,16 @@ class SamplingSession:
             self.finished.append(self.x[:, :, start:end].clone())
             self._pending = None
 
-    def step(self) -> dict:
+    @torch.no_grad()  # a guide turns grad on for its own work
+    def step(self, guide: Guide | None = None) -> dict:
         """One forward step of every chunk in the window. Returns what ``sample``'s ``on_step`` gets
         (``step``, ``num_steps``, ``latents``, ``chunk_ids``, ``chunk_t_before``, ``chunk_t``,
         ``denoised`` = x + (1 - t) v of the stepped chunks, ``chunk_frames``) plus ``finished_chunk``:
-        None, or (output chunk index, latent frame range) of the chunk this step finished."""
+        None, or (output chunk index, latent frame range) of the chunk this step finished.
+
+        ``guide`` (reward guidance) sees the :class:`StepState` once the velocity is known and may
+        move the denoised chunks' latents; the Euler step then starts from where it moved them,
+        with the velocity already computed."""
         if self.done:
             raise RuntimeError("the session is finished")
         self.commit()
@@ -363,23 +404,31 @@ class SamplingSession:
         kv = S.chunk_kv_ranges(slice_point, step_idx, n, st.noise2clean_kvrange, st.clean_chunk_kvrange, tok)
         # ---- i2v / v2v leftover prefix frames overwrite the latent before every forward
         prefix, Tp = self.prefix, self.Tp
-        if prefix is not None:
-            p0 = slice_point * W
-            if Tp > p0:
-                pad = min(Tp - p0, xc.shape[2])
-                xc[:, :, :pad] = prefix[:, :, p0 : p0 + pad]
-                n_clean = (Tp - p0) // W
-                if n_clean > 0:
-                    tt[:, :n_clean] = 1.0
+        xc = self._with_prefix(xc, slice_point)
+        if prefix is not None and Tp > slice_point * W and (Tp - slice_point * W) // W > 0:
+            tt[:, : (Tp - slice_point * W) // W] = 1.0
         touch = extra or slice_point > 0  # the official code touches the cache only then
         k0 = 1 if extra else 0
-        if st.cfg_number == 3:
-            v = self._cfg_velocity(xc, tt, y_text, m_text, y_null, m_null, kv, touch, slice_point, k0, dn)
-        else:
-            v = self._distill_velocity(xc, tt, y_text, m_text, kv, touch, slice_point, k0, dn, didx)
+        passes = (y_text, m_text, y_null, m_null, kv, touch, slice_point, k0, dn, didx)
+        v = self._velocity(xc, tt, *passes, write_cache=True)
         # ---- Euler step on the (prefix-padded) denoised chunks
         x_den = xc[:, :, k0 * W :]
         nd = dn - k0
+        if guide is not None:
+
+            def velocity(x_new: torch.Tensor) -> torch.Tensor:
+                """The same passes from other latents of the denoised chunks, with grad, the cache
+                read but not written (counted in the NFEs)."""
+                full = torch.cat([xc[:, :, : k0 * W], x_new], dim=2) if k0 else x_new
+                with torch.enable_grad():
+                    return self._velocity(self._with_prefix(full, slice_point), tt, *passes, write_cache=False)
+
+            state = StepState(
+                step, tuple(range(cs, ce)), tuple(int(i) for i in idx), t_den.to(dev), x_den, v, W, n, velocity
+            )
+            moved = guide(state)
+            if moved is not None:
+                x_den = _replacement(moved, x_den)
         dt = (t_next - t_den).to(dev).view(1, 1, nd, 1, 1, 1)
         x_new = (x_den.reshape(B, C, nd, W, H, Wd) + v.reshape(B, C, nd, W, H, Wd) * dt).reshape(x_den.shape)
         x[:, :, cs * W : ce * W] = x_new
@@ -407,13 +456,34 @@ class SamplingSession:
             "finished_chunk": finished_chunk,
         }
 
-    def _cfg_velocity(self, xc, tt, y_text, m_text, y_null, m_null, kv, touch, slice_point, k0, dn):
+    def _with_prefix(self, xc: torch.Tensor, slice_point: int) -> torch.Tensor:
+        """``xc`` (chunks from ``slice_point`` on) with the leftover prefix frames (the i2v image, the
+        v2v frames past its whole chunks) written over its first frames; a new tensor, so a
+        gradient reaches the other frames."""
+        p0 = slice_point * self.settings.chunk_width
+        if self.prefix is None or self.Tp <= p0:
+            return xc
+        pad = min(self.Tp - p0, xc.shape[2])
+        return torch.cat([self.prefix[:, :, p0 : p0 + pad].to(xc.dtype), xc[:, :, pad:]], dim=2)
+
+    def _velocity(self, xc, tt, y_text, m_text, y_null, m_null, kv, touch, slice_point, k0, dn, didx, *, write_cache):
+        if self.settings.cfg_number == 3:
+            return self._cfg_velocity(
+                xc, tt, y_text, m_text, y_null, m_null, kv, touch, slice_point, k0, dn, write_cache=write_cache
+            )
+        return self._distill_velocity(
+            xc, tt, y_text, m_text, kv, touch, slice_point, k0, dn, didx, write_cache=write_cache
+        )
+
+    def _cfg_velocity(self, xc, tt, y_text, m_text, y_null, m_null, kv, touch, slice_point, k0, dn, write_cache=True):
         """Base models: text + history, null caption + history (writes the cache), every denoised
         chunk alone without history; combined per chunk with ``schedule.cfg_scales``."""
         st, W, tok = self.settings, self.settings.chunk_width, self.tok
         B, C, _, H, Wd = xc.shape
         v_text = self._fwd(xc, tt, y_text, False, m_text, kv, cache_on=touch, slice_point=slice_point, update=False)
-        v_pre = self._fwd(xc, tt, y_null, True, m_null, kv, cache_on=touch, slice_point=slice_point, update=touch)
+        v_pre = self._fwd(
+            xc, tt, y_null, True, m_null, kv, cache_on=touch, slice_point=slice_point, update=touch and write_cache
+        )
         nd = dn - k0
         xu = xc[:, :, k0 * W :].reshape(B, C, nd, W, H, Wd).transpose(1, 2).reshape(B * nd, C, W, H, Wd)
         tu = tt[:, k0:].reshape(B * nd, 1)
@@ -430,14 +500,23 @@ class SamplingSession:
             parts.append((1 - p) * u + (p - s) * v_pre[:, :, sl] + s * v_text[:, :, sl])
         return torch.cat(parts, dim=2)
 
-    def _distill_velocity(self, xc, tt, y_text, m_text, kv, touch, slice_point, k0, dn, didx):
+    def _distill_velocity(self, xc, tt, y_text, m_text, kv, touch, slice_point, k0, dn, didx, write_cache=True):
         """Distill models: one pass with text (writes the cache); when the oldest denoised chunk is
         nearly clean it is appended once more without history and the two are blended."""
         st, W, tok = self.settings, self.settings.chunk_width, self.tok
         B = xc.shape[0]
         if not float(tt[0, k0]) > st.nearly_clean_threshold:
             v = self._fwd(
-                xc, tt, y_text, False, m_text, kv, cache_on=touch, slice_point=slice_point, update=touch, didx=didx
+                xc,
+                tt,
+                y_text,
+                False,
+                m_text,
+                kv,
+                cache_on=touch,
+                slice_point=slice_point,
+                update=touch and write_cache,
+                didx=didx,
             )
             return v[:, :, k0 * W :]
         new = xc[:, :, k0 * W : (k0 + 1) * W]
@@ -457,7 +536,7 @@ class SamplingSession:
             kvcat,
             cache_on=touch,
             slice_point=slice_point,
-            update=touch,
+            update=touch and write_cache,
             nearly=True,
             didx=didx,
         )

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from .sampler import SamplingSession
+from .sampler import Guide, SamplingSession
 
 if TYPE_CHECKING:
     from ..base import GenerationRequest
@@ -54,6 +54,16 @@ class Magi1Session:
         return bool(self.sampling.untouched_chunks)
 
     @property
+    def num_steps(self) -> int:
+        """Steps of one chunk's schedule (noise to clean)."""
+        return self.sampling.settings.num_steps
+
+    @property
+    def chunk_offset(self) -> int:
+        """Whole clean prefix chunks (v2v): the sampler's chunk ids minus this are output chunks."""
+        return self.sampling.offset
+
+    @property
     def chunks_total(self) -> int:
         return self.sampling.chunk_num - self.sampling.offset
 
@@ -61,11 +71,12 @@ class Magi1Session:
         self.engine.nfe += self.sampling.nfe - self._counted
         self._counted = self.sampling.nfe
 
-    def advance_to_chunk_boundary(self) -> torch.Tensor | None:
+    def advance_to_chunk_boundary(self, guide: Guide | None = None) -> torch.Tensor | None:
         """Steps until a chunk is finished; its decoded frames (B, f, H, W, 3) uint8 on the VAE's
-        device, or None when the session had nothing left to finish."""
+        device, or None when the session had nothing left to finish. ``guide`` is given every
+        step (``SamplingSession.step``)."""
         while not self.done:
-            info = self.sampling.step()
+            info = self.sampling.step(guide)
             self._count()
             if info["finished_chunk"] is not None:
                 self.sampling.commit()
@@ -73,6 +84,23 @@ class Magi1Session:
                 self.frames.append(new)
                 return new
         return None
+
+    def recent_frames(self, count: int) -> torch.Tensor | None:
+        """The last ``count`` decoded frames of the finished chunks, (B, <=count, H, W, 3) uint8
+        (what guidance takes as the clean context of the chunk it guides), or None before any."""
+        if not self.frames or count <= 0:
+            return None
+        return torch.cat(self.frames, dim=1)[:, -count:]
+
+    def decode_pixels(self, latent: torch.Tensor) -> torch.Tensor:
+        """(B, 16, t, h, w) latents of one chunk -> float frames (B, T, H, W, 3) on the 0..255 scale,
+        differentiable: the finished chunks' decode and conversion without the final rounding."""
+        return self.engine.decode_pixels(latent)
+
+    def set_gradient_checkpointing(self, on: bool) -> None:
+        """Recompute the DiT's blocks and the VAE's in backward (guidance memory)."""
+        self.engine.dit.gradient_checkpointing = bool(on)
+        self.engine.vae.gradient_checkpointing = bool(on)
 
     def select_rows(self, rows: Sequence[int], fresh_noise: dict[int, int] | None = None) -> None:
         """Row b continues from row ``rows[b]`` (see ``SamplingSession.select_rows``); the decoded

@@ -116,10 +116,15 @@ def frames_to_model_input(frames: Any) -> torch.Tensor:
     return frames
 
 
+def latents_to_pixels(raw: torch.Tensor) -> torch.Tensor:
+    """Decoded (B,3,T,H,W) frames -> (B,T,H,W,3) on the 0..255 scale: x*127.5+127.5, clamped
+    (the official conversion before its truncation to uint8; differentiable)."""
+    return (raw * 127.5 + 127.5).clamp(0, 255).permute(0, 2, 3, 4, 1)
+
+
 def latents_to_uint8(raw: torch.Tensor) -> torch.Tensor:
     """Official conversion of decoded (B,3,T,H,W) frames: x*127.5+127.5, clamp, truncate -> (B,T,H,W,3)."""
-    u8 = (raw * 127.5 + 127.5).clamp(0, 255).to(torch.uint8)
-    return u8.permute(0, 2, 3, 4, 1)
+    return latents_to_pixels(raw).to(torch.uint8)
 
 
 class MagiVAE(nn.Module):

@@ -165,6 +165,7 @@ class WanI2VGenerator(Generator):
     """
 
     kind = "wan_i2v"
+    steppable = True  # guidance acts before every scheduler step (session.py)
 
     @classmethod
     def missing_checkpoint_files_for(cls, cfg: WanI2VGeneratorConfig) -> list[str]:
@@ -187,6 +188,10 @@ class WanI2VGenerator(Generator):
     def planned_nfe(cls, cfg: WanI2VGeneratorConfig, mode: str) -> int:
         """One transformer pass per step, two with classifier-free guidance (scale > 1)."""
         return int(cfg.steps) * (2 if cfg.guidance_scale > 1.0 else 1)
+
+    @classmethod
+    def planned_steps(cls, cfg: WanI2VGeneratorConfig) -> int:
+        return int(cfg.steps)
 
     @classmethod
     def from_config(cls, cfg: WanI2VGeneratorConfig, device: str) -> WanI2VGenerator:
@@ -362,11 +367,65 @@ class WanI2VGenerator(Generator):
                 out[i] = v
         return out  # type: ignore[return-value]
 
-    def _run_chunk(
-        self, reqs: list[GenerationRequest], indices: list[int], on_step: StepHook | None
-    ) -> list[np.ndarray]:
-        import PIL.Image
+    def start(self, requests: list[GenerationRequest]):
+        """A :class:`~.session.WanSession` over ``requests`` (one prompt and condition, one row per
+        seed) for a strategy acting inside the steps."""
+        from .session import WanSession
 
+        requests = list(requests)
+        for r in requests:
+            self.check_request(r)
+        if len(group_requests(requests, len(requests))) != 1:
+            raise ValueError("a session's requests must share one prompt and one condition (its rows differ by seed)")
+        return WanSession(self, requests)
+
+    def run_batch(self, reqs: list[GenerationRequest], guide=None) -> list[np.ndarray]:
+        """One pipeline call over requests of one prompt and condition; ``guide`` (see
+        ``session.py``) acts before every scheduler step."""
+        return self._run_chunk(reqs, list(range(len(reqs))), None, guide=guide)
+
+    def _latent_stats(self, latents):
+        vae = self.pipe.vae
+        shape = (1, vae.config.z_dim, 1, 1, 1)
+        mean = self._torch.tensor(vae.config.latents_mean).view(shape).to(latents.device, latents.dtype)
+        std = self._torch.tensor(vae.config.latents_std).view(shape).to(latents.device, latents.dtype)
+        return mean, std
+
+    def decode_pixels(self, latent):
+        """Latents (B, z, t, h, w) as the pipeline holds them -> float frames (B, T, H, W, 3) on the
+        0..255 scale with the graph kept: the pipeline's own decode and [-1, 1] -> [0, 1] mapping,
+        not rounded."""
+        vae = self.pipe.vae
+        z = latent.to(device=vae.device, dtype=vae.dtype)
+        mean, std = self._latent_stats(z)
+        video = vae.decode(z * std + mean, return_dict=False)[0]
+        self.vae_decodes += int(latent.shape[0])
+        return ((video.float() / 2 + 0.5).clamp(0, 1) * 255.0).permute(0, 2, 3, 4, 1)
+
+    def _guided_step(self, guide):
+        """``scheduler.step`` with the guide before it (installed on the instance for one call)."""
+        from ..magi1.sampler import StepState
+
+        torch, sched, n = self._torch, self.pipe.scheduler, self.num_inference_steps
+        inner = type(sched).step.__get__(sched)
+        calls = [0]
+
+        def step(model_output, timestep, sample, *args, **kwargs):
+            i = calls[0]
+            calls[0] += 1
+            sigma = float(sched.sigmas[i])
+            x = sample.float()
+            state = StepState(i, (0,), (i,), torch.tensor([1.0 - sigma]), x, -model_output.float(), x.shape[2], n)
+            moved = guide(state)
+            if moved is not None:
+                sample = moved.to(dtype=sample.dtype)
+            return inner(model_output, timestep, sample, *args, **kwargs)
+
+        return step
+
+    def _run_chunk(
+        self, reqs: list[GenerationRequest], indices: list[int], on_step: StepHook | None, guide=None
+    ) -> list[np.ndarray]:
         torch = self._torch
         first = reqs[0]
         n = len(reqs)
@@ -407,8 +466,24 @@ class WanI2VGenerator(Generator):
             kwargs["callback_on_step_end_tensor_inputs"] = ["latents"]
         if self.guidance_scale_2 is not None:
             kwargs["guidance_scale_2"] = self.guidance_scale_2
+        if guide is not None:
+            self.pipe.scheduler.step = self._guided_step(guide)
+        try:
+            video = self._call_pipe(first, pos, neg, gens, kwargs)
+        finally:
+            self.pipe.scheduler.__dict__.pop("step", None)
+        self.num_pipeline_calls += 1
+        self.vae_decodes += n
+        video = np.asarray(video)
+        expected = (n, self._num_frames, self._height, self._width, 3)
+        if video.shape != expected:
+            raise RuntimeError(f"pipeline returned shape {video.shape}, expected {expected}")
+        return [float_frames_to_uint8(v) for v in video]
 
-        video = self.pipe(
+    def _call_pipe(self, first, pos, neg, gens, kwargs):
+        import PIL.Image
+
+        return self.pipe(
             image=PIL.Image.fromarray(np.ascontiguousarray(first.condition)),
             prompt=None,
             negative_prompt=None,
@@ -424,13 +499,6 @@ class WanI2VGenerator(Generator):
             return_dict=False,
             **kwargs,
         )[0]
-        self.num_pipeline_calls += 1
-        self.vae_decodes += n
-        video = np.asarray(video)
-        expected = (n, self._num_frames, self._height, self._width, 3)
-        if video.shape != expected:
-            raise RuntimeError(f"pipeline returned shape {video.shape}, expected {expected}")
-        return [float_frames_to_uint8(v) for v in video]
 
     def close(self) -> None:
         self._embeds.clear()

@@ -83,6 +83,7 @@ class SurpriseScorer:
         self.preprocess_chunk = preprocess_chunk
         self.allow_tf32 = allow_tf32
         self.forwards = 0  # windows through the model (reward forwards; pipeline/compute.py reads it)
+        self.backwards = 0  # windows whose surprise carried a gradient back (guidance)
         # Validates context/tubelet/window once, at construction rather than mid-run.
         self.ctx_idx, self.tgt_idx = token_split(window_size, context_frames, self.tubelet, self.grid)
         if len(self.ctx_idx) + len(self.tgt_idx) > model.arch.predictor.num_patches:
@@ -327,6 +328,43 @@ class SurpriseScorer:
             clip = preprocess_clip(x, self.crop_size, layout)
             (per_window,) = self._surprises([clip], grad=True, checkpoint_windows=checkpoint_windows)
             return self._aggregate(per_window)
+
+    def guidance_surprises(
+        self,
+        target: torch.Tensor,
+        context: torch.Tensor | None = None,
+        worst_window: bool = False,
+        checkpoint_windows: bool = False,
+    ) -> torch.Tensor:
+        """(B,) surprises of B clips made of clean ``context`` frames (B, c, H, W, 3), uint8 or
+        0..255 floats, no gradient) followed by ``target`` frames (B, t, H', W', 3) on the 0..255
+        scale that may require grad (guidance: frames decoded from a clean estimate). Every window
+        of each clip counts, aggregated as the scorer does; ``worst_window`` scores all windows
+        without grad and keeps the gradient of each clip's worst window only (the memory trick of
+        WMReward's Cosmos guidance). The pieces go through ``preprocess_clip``, the scorer's one
+        preprocessing, separately (it works frame by frame, so sizes may differ: a downscaled
+        decode). A clip shorter than one window raises ValueError."""
+        if not torch.is_tensor(target) or not target.is_floating_point():
+            raise TypeError("guidance_surprises needs floating point target frames (0..255 scale)")
+        with torch.enable_grad():
+            clips = preprocess_clip(target.to(self.device), self.crop_size, "THWC")
+            if context is not None and context.shape[1]:
+                with torch.no_grad():
+                    ctx = preprocess_clip(as_frame_tensor(context).to(self.device), self.crop_size, "THWC")
+                clips = torch.cat([ctx, clips], dim=1)
+            window_starts(clips.shape[1], self.window_size, self.stride)
+            if not worst_window:
+                per_window = self._surprises(list(clips), grad=True, checkpoint_windows=checkpoint_windows)
+                self.backwards += sum(len(w) for w in per_window)
+                return torch.stack([self.aggregate_windows(w) for w in per_window])
+            with torch.no_grad():
+                scores = torch.stack(self._surprises([c.detach() for c in clips]))
+            worst = torch.nan_to_num(scores, nan=-torch.inf).argmax(dim=1)
+            starts = (worst * self.stride).tolist()
+            windows = [c[s : s + self.window_size] for c, s in zip(clips, starts)]
+            worst_only = self._surprises(windows, grad=True, checkpoint_windows=checkpoint_windows)  # one each
+            self.backwards += len(windows)
+            return torch.cat(worst_only)
 
 
 def _expected(exc: Exception) -> bool:

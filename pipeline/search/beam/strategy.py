@@ -27,7 +27,7 @@ class Beam(Strategy):
         return cfg.beams * cfg.children
 
     @staticmethod
-    def problems(cfg: BeamConfig, generator_class: type, reward_cfg: Any) -> list[str]:
+    def problems(cfg: BeamConfig, generator_class: type, reward_cfg: Any, generator_cfg: Any = None) -> list[str]:
         return needs_chunk_sessions("beam", generator_class) + needs_whole_windows("beam", reward_cfg)
 
     @staticmethod

@@ -46,7 +46,7 @@ class SMC(Strategy):
         return cfg.particles
 
     @staticmethod
-    def problems(cfg: SMCConfig, generator_class: type, reward_cfg: Any) -> list[str]:
+    def problems(cfg: SMCConfig, generator_class: type, reward_cfg: Any, generator_cfg: Any = None) -> list[str]:
         return needs_chunk_sessions("smc", generator_class) + needs_whole_windows("smc", reward_cfg)
 
     @staticmethod
