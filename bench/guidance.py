@@ -5,7 +5,8 @@ V-JEPA 2 ViT-g reward.
     python bench/guidance.py                                  # CPU: tiny models, checks the script
     python bench/guidance.py --variant 4.5b --sizes 480x832 720x1280   # on a GPU (bf16)
 
-The session holds one candidate with a full window (4 chunks in flight); rows: a plain step
+The session holds one candidate with a full window (4 chunks in flight); each kind of step runs
+once to warm up, then once measured; rows: a plain step
 (3 CFG passes), a guided step through the clean estimate (+ a differentiable decode of the chunk
 nearest to clean, V-JEPA forward and backward over its windows after 8 clean context frames) and
 through the model (+ the 3 passes again with grad, blocks recomputed in backward). Memory: CUDA
@@ -98,7 +99,7 @@ def rows_for(size: tuple[int, int], models, device, dtype):
     window = settings.window_size
     settings = SamplerSettings(**{**settings.__dict__, "num_steps": window, "kv_offload": False})
     h, w = size[0] // 8, size[1] // 8
-    chunks = window + 3  # the window stays full for the measured steps
+    chunks = window + 6  # the window stays full for the 6 steps below (3 kinds, each warmed up once)
     m = magi.model_config
     g = torch.Generator().manual_seed(0)
     noise = torch.randn(1, 16, chunks * settings.chunk_width, h, w, generator=g)
@@ -117,8 +118,9 @@ def rows_for(size: tuple[int, int], models, device, dtype):
         variants.append((f"guided ({gradient})", RewardGuide(cfg, bench, scorer, settings.num_steps)))
     for name, guide in variants:
         dit.gradient_checkpointing = vae.gradient_checkpointing = guide is not None
-        nfe = session.nfe
         try:
+            session.step(guide)  # warm-up: first allocations, autograd's first graph
+            nfe = session.nfe
             seconds, peak = measure(device, lambda guide=guide: session.step(guide))
         except torch.OutOfMemoryError:
             torch.cuda.empty_cache()

@@ -39,6 +39,7 @@ class ReplicaGroup:
     world: int = 1
     replica_size: int = 1
     group: Any = None  # torch.distributed group of this replica (None when replica_size == 1)
+    mesh: Any = None  # DeviceMesh of all ranks, dims ("replica", "tp"): what a split model uses
 
     @property
     def is_leader(self) -> bool:
@@ -62,14 +63,15 @@ class ReplicaGroup:
 
         os.environ.setdefault("MASTER_ADDR", first_node())
         os.environ.setdefault("MASTER_PORT", str(rendezvous_port()))
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
-        dist.init_process_group(backend, rank=rank, world_size=world)
-        mine = None
-        for start in range(0, world, replica_size):  # every rank creates every group, same order
-            g = dist.new_group(list(range(start, start + replica_size)))
-            if start <= rank < start + replica_size:
-                mine = g
-        return cls(rank, world, replica_size, mine)
+        from torch.distributed.device_mesh import init_device_mesh
+
+        cuda = torch.cuda.is_available()
+        dist.init_process_group("nccl" if cuda else "gloo", rank=rank, world_size=world)
+        # consecutive ranks form a replica: the mesh's inner dim (every rank builds every group)
+        mesh = init_device_mesh(
+            "cuda" if cuda else "cpu", (world // replica_size, replica_size), mesh_dim_names=("replica", "tp")
+        )
+        return cls(rank, world, replica_size, mesh.get_group("tp"), mesh)
 
     def announce(self, item: str | None) -> None:
         if self.group is not None:

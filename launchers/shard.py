@@ -121,6 +121,7 @@ class ShardJob:
         stage = build_stage(spec.stage, self.cfg, store, Manifest.load(store))
         res = self.cfg.cluster.resources[spec.stage]
         group = ReplicaGroup.from_env(res.replica_size)
+        stage.mesh = group.mesh
         result = ShardResult(spec.stage, spec.index)
         claims = store.root / spec.stage / "claims" / job_run_id()
         try:
@@ -139,8 +140,10 @@ class ShardJob:
 
         def before(item: str):
             def start() -> None:
-                setup()
+                # announce first: a split model's loading is collective, and the followers load
+                # theirs when the first item reaches them
                 group.announce(item)
+                setup()
 
             return start
 
@@ -161,8 +164,8 @@ class ShardJob:
             group.announce(None)  # followers stop waiting, also when the leader could not start
 
     def _follow(self, stage, group) -> None:
-        """Ranks other than a replica's leader: follow its items (they take part in the model's
-        parallel forward once a parallel layout is applied; they never write records)."""
+        """Ranks other than a replica's leader: run its items again with it (their share of the
+        split model's forward), writing nothing."""
         set_up = False
         while (item := group.receive()) is not None:
             if not set_up:

@@ -172,6 +172,14 @@ def _relation_problems(cfg: Config) -> list[str]:
             )
     engine = generator_class(cfg.generator.kind)
     out += engine.settings_problems(cfg.generator)
+    for stage, res in cfg.cluster.resources.items():
+        if res.replica_size == 1 or stage not in cfg.stages:
+            continue
+        key = f"cluster.resources.{stage}.replica_size={res.replica_size}"
+        if stage != "sample":
+            out.append(f"{key}: only sample splits a model across ranks; set 1")
+        else:
+            out += [f"{key}: {why}" for why in engine.layout_problems(cfg.generator, res.replica_size)]
     frames = None if out else engine.planned_frames(cfg.generator, cfg.benchmark.mode)
     out += reward_problems(cfg.reward, frames if "score" in cfg.stages else None)
     if "sample" in cfg.stages:

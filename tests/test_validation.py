@@ -110,6 +110,12 @@ CASES = [
     ([f"{RES}.timeout_min=0"], f"{RES}.timeout_min"),
     ([f"{RES}.replica_size=0"], f"{RES}.replica_size"),
     ([f"{RES}.tasks_per_node=3", f"{RES}.replica_size=2"], f"{RES}.replica_size"),  # divides the ranks
+    ([f"{RES}.tasks_per_node=2", f"{RES}.replica_size=2"], f"{RES}.replica_size"),  # Wan cannot split
+    ([*MAGI, f"{RES}.tasks_per_node=4", f"{RES}.replica_size=4"], f"{RES}.replica_size"),  # 2 KV groups
+    (
+        ["cluster.resources.score.tasks_per_node=2", "cluster.resources.score.replica_size=2"],
+        "cluster.resources.score.replica_size",
+    ),
     ([f"{RES}.max_shards=0"], f"{RES}.max_shards"),
     (["tracking.wandb.mode=loud"], "tracking.wandb.mode"),
 ]

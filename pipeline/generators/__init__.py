@@ -41,10 +41,16 @@ def missing_checkpoint_files_for(cfg: GeneratorConfig) -> list[str]:
     return generator_class(cfg.kind).missing_checkpoint_files_for(cfg)
 
 
-def generator_from_config(cfg: GeneratorConfig, device: str) -> Generator:
+def generator_from_config(cfg: GeneratorConfig, device: str, mesh=None) -> Generator:
     """Build the engine named by ``cfg.kind`` from its config dataclass (each engine maps its own
-    config fields in a ``from_config`` classmethod)."""
-    return generator_class(cfg.kind).from_config(cfg, device=device)
+    config fields in a ``from_config`` classmethod). ``mesh``: the DeviceMesh of a multi-rank
+    replica, for an engine that splits across ranks (``splits_across_ranks``)."""
+    cls = generator_class(cfg.kind)
+    if mesh is None:
+        return cls.from_config(cfg, device=device)
+    if not cls.splits_across_ranks:
+        raise GeneratorConfigError(f"{cfg.kind} runs whole on every rank; it cannot use a multi-rank replica")
+    return cls.from_config(cfg, device=device, mesh=mesh)
 
 
 __all__ = [

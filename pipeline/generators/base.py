@@ -132,6 +132,7 @@ class Generator(abc.ABC):
     ones let a guide recompute a step's velocity with grad (guidance through the model)."""
 
     kind: str = "abstract"
+    splits_across_ranks: bool = False  # the ranks of a replica can share one model copy
     steppable: bool = False
     chunk_wise: bool = False
     differentiable_steps: bool = False
@@ -165,8 +166,9 @@ class Generator(abc.ABC):
 
     # ----------------------------------------------------------------- built from config
     @classmethod
-    def from_config(cls, cfg: Any, device: str) -> Generator:
-        """The engine for its config dataclass (``generator.*``) on ``device``."""
+    def from_config(cls, cfg: Any, device: str, mesh: Any = None) -> Generator:
+        """The engine for its config dataclass (``generator.*``) on ``device``; ``mesh``: a
+        multi-rank replica's DeviceMesh (only engines that ``splits_across_ranks`` take one)."""
         raise NotImplementedError(f"{cls.__name__} cannot be built from a config")
 
     @classmethod
@@ -192,6 +194,11 @@ class Generator(abc.ABC):
         """NFEs of one candidate (generator passes of one row) for ``mode``, known without loading
         the model; None when the engine cannot tell."""
         return None
+
+    @classmethod
+    def layout_problems(cls, cfg: Any, ranks: int) -> list[str]:
+        """What keeps ``ranks`` ranks from sharing one model copy of ``cfg`` (without loading it)."""
+        return [] if ranks == 1 else [f"{cls.kind} runs whole on every rank"]
 
     @classmethod
     def planned_steps(cls, cfg: Any) -> int | None:

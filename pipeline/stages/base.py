@@ -43,6 +43,9 @@ class Stage(ABC, Generic[S]):
         self.cfg = cfg
         self.store = store
         self.manifest = manifest
+        # the DeviceMesh of this rank's replica when it spans several ranks (set by the launcher
+        # before setup; dims "replica", "tp"): a stage whose model splits uses it, others ignore it
+        self.mesh: Any = None
 
     @classmethod
     def sections_of(cls, root: Config) -> S:
@@ -71,9 +74,9 @@ class Stage(ABC, Generic[S]):
         return 1.0
 
     def follow(self, item_id: str) -> None:
-        """On a non-leader rank of a multi-rank replica: take part in the leader's work on
-        ``item_id`` (collective model calls) without writing anything. Stages whose models are
-        not split across ranks have nothing to do here."""
+        """On a non-leader rank of a multi-rank replica: the leader's work on ``item_id`` again,
+        step for step, so the model's collectives meet, writing nothing. Only stages whose model
+        splits across ranks (sample, MAGI-1) run multi-rank replicas."""
 
     def close(self) -> None:
         """Release what ``setup`` loaded."""

@@ -11,7 +11,7 @@ is made whole or redone whole. Score and select then treat every strategy's cand
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from pipeline.compute import measured
@@ -68,7 +68,7 @@ class Sample(Stage[SampleSections]):
         from pipeline.generators import generator_from_config
 
         g = self.cfg.generator
-        self.generator = generator_from_config(g, device=resolve_device(g.device))
+        self.generator = generator_from_config(g, device=resolve_device(g.device), mesh=self.mesh)
         self.generated = 0  # candidates made by this process (tests and summaries read it)
         self.scorer = None
         if self.strategy.in_loop:
@@ -105,15 +105,19 @@ class Sample(Stage[SampleSections]):
         todo = sum(not self._valid(self.candidate_path(item_id, k, s), known.get(k)) for k, s in enumerate(seeds))
         return float(todo * frames)
 
-    def run(self, item_id: str) -> Output:
+    def _request(self, item_id: str):
+        """The item's prompt and condition (image or v2v clip) as a request (seed set per candidate)."""
         from pipeline.generators.base import GenerationRequest
-        from pipeline.runner import upstream_digests
 
         item = self.manifest.get(item_id)
         prep = self.store.require("prepare", item_id)
-        condition = load_condition(self.store.path(prep.outputs["condition"]), self.generator)  # image or v2v clip
-        if self.strategy.in_loop:
-            return self._search(item_id, GenerationRequest(prompt=item.prompt, condition=condition, seed=0))
+        condition = load_condition(self.store.path(prep.outputs["condition"]), self.generator)
+        return GenerationRequest(prompt=item.prompt, condition=condition, seed=0)
+
+    def _todo(self, item_id: str) -> tuple[list[tuple[int, int]], dict[int, int]]:
+        """Best-of-N candidates (k, seed) to make, and the recorded frame counts of the others."""
+        from pipeline.runner import upstream_digests
+
         seeds = candidate_seeds(self.cfg.search)
         previous = self.store.read(self.name, item_id)
         # Files left by an attempt that crashed before its record came from this run's condition;
@@ -125,13 +129,36 @@ class Sample(Stage[SampleSections]):
             for k, s in enumerate(seeds)
             if stale or not self._valid(self.candidate_path(item_id, k, s), known.get(k))
         ]
+        return todo, known
+
+    def _batches(self, request, todo: list[tuple[int, int]]):
+        """(candidates, their videos) batch by batch, as the generator makes them."""
         batch = max(1, self.cfg.generator.batch_size)
+        for start in range(0, len(todo), batch):
+            chunk = todo[start : start + batch]
+            yield chunk, self.generator.generate([replace(request, seed=s) for _, s in chunk])
+
+    def follow(self, item_id: str) -> None:
+        """A non-leader rank of a replica whose ranks share the model: the leader's generations
+        again (the same candidates: it reads the disk before the leader writes any, as the first
+        generation needs every rank), nothing written."""
+        request = self._request(item_id)
+        if self.strategy.in_loop:
+            self.strategy.run(self.cfg.search, self.generator, request, self.scorer)
+            return
+        for _ in self._batches(request, self._todo(item_id)[0]):
+            pass
+
+    def run(self, item_id: str) -> Output:
+        request = self._request(item_id)
+        if self.strategy.in_loop:
+            return self._search(item_id, request)
+        seeds = candidate_seeds(self.cfg.search)
+        todo, known = self._todo(item_id)
         g = self.generator
         with measured({"nfe": lambda: g.nfe, "vae_decodes": lambda: g.vae_decodes}) as compute:
-            for start in range(0, len(todo), batch):
-                chunk = todo[start : start + batch]
-                requests = [GenerationRequest(prompt=item.prompt, condition=condition, seed=s) for _, s in chunk]
-                for (k, s), frames in zip(chunk, g.generate(requests)):
+            for chunk, videos in self._batches(request, todo):
+                for (k, s), frames in zip(chunk, videos):
                     write_video(self.candidate_path(item_id, k, s), frames, self.cfg.generator.fps)
                     known[k] = len(frames)
                     self.generated += 1

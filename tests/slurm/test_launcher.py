@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from pipeline.video_io import check_video
@@ -141,27 +142,45 @@ def test_multirun_submits_one_sharded_run_per_point(base_args):
         subprocess.run(["scancel", *all_jobs])
 
 
-@pytest.mark.parametrize("replica_size", [1, 2])
-def test_replicas_in_one_job_share_a_shard(base_args, replica_size):
+def test_a_two_rank_replica_makes_the_videos_of_one_rank(base_args, tiny_models, tmp_path):
     """Two ranks in one job: as two single-rank replicas claiming items, or as one two-rank replica
-    (gloo rendezvous; the follower receives each item from the leader and writes nothing)."""
-    res = "cluster.resources.sample"
-    run, jobs = submitted(
-        cli(
-            "run",
-            *base_args,
-            "stages=[prepare,sample]",
-            f"{res}.max_shards=1",
-            f"{res}.tasks_per_node=2",
-            f"{res}.replica_size={replica_size}",
-        ).stdout
-    )
-    wait_until(lambda: queue_empty(list(jobs.values())), 240, "the shard to finish")
-    lines = attempts(run, "sample")
-    assert sorted(lines) == ["0001", "0002", "0003"]
-    for item, events in lines.items():
-        assert [x["event"] for x in events] == ["start", "done"], (item, events)
-    ranks = {x["rank"] for events in lines.values() for x in events}
-    assert ranks <= ({0, 1} if replica_size == 1 else {0})
-    err = next((run / "launch" / "sample").glob("*/*_1_log.err")).read_text()
-    assert "Traceback" not in err, err
+    sharing a tensor-parallel MAGI-1 (gloo rendezvous; the follower runs each item with the leader
+    and writes nothing). Both make the same videos."""
+    from pipeline.video_io import read_video
+
+    res, m = "cluster.resources.sample", tiny_models["magi1"]
+    magi = [
+        "generator=magi1_tiny",
+        f"generator.checkpoint={m}/dit",
+        f"generator.vae_checkpoint={m}/vae",
+        f"generator.t5_checkpoint={m}/t5",
+        f"generator.special_tokens={m}/special_tokens.npz",
+    ]
+    videos = {}
+    for replica_size in (1, 2):
+        args = [a for a in base_args if not a.startswith("run_root=")]
+        run, jobs = submitted(
+            cli(
+                "run",
+                *args,
+                *magi,
+                f"run_root={tmp_path / f'replica{replica_size}'}",
+                "stages=[prepare,sample]",
+                f"{res}.max_shards=1",
+                f"{res}.tasks_per_node=2",
+                f"{res}.replica_size={replica_size}",
+            ).stdout
+        )
+        wait_until(lambda jobs=jobs: queue_empty(list(jobs.values())), 300, "the shard to finish")
+        lines = attempts(run, "sample")
+        assert sorted(lines) == ["0001", "0002", "0003"]
+        for item, events in lines.items():
+            assert [x["event"] for x in events] == ["start", "done"], (item, events)
+        ranks = {x["rank"] for events in lines.values() for x in events}
+        assert ranks <= ({0, 1} if replica_size == 1 else {0})
+        err = next((run / "launch" / "sample").glob("*/*_1_log.err")).read_text()
+        assert "Traceback" not in err, err
+        videos[replica_size] = {p.relative_to(run): read_video(p)[0] for p in sorted((run / "sample").rglob("*.mp4"))}
+    assert sorted(videos[1]) == sorted(videos[2]) and len(videos[1]) == 6
+    for name, frames in videos[1].items():  # fp32 tensor parallelism: the same up to rounding
+        assert np.abs(frames.astype(int) - videos[2][name].astype(int)).mean() < 0.05, name

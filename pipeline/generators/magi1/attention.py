@@ -80,7 +80,9 @@ class KVCache:
     """Keys (after k-LayerNorm and RoPE) and values of finished (clean) chunks, per layer.
 
     ``k[i]``/``v[i]``: ``(B, G, capacity_tokens, hd)`` for layer ``i``; token ``s`` of chunk ``c``
-    (0-based, oldest first) lives at ``c * tokens_per_chunk + s``. With ``offload`` the storage
+    (0-based, oldest first) lives at ``c * tokens_per_chunk + s``. ``num_groups`` None: G is the
+    writer's (the storage is made at the first write), so a rank of a tensor-parallel model holds
+    only its own groups. With ``offload`` the storage
     stays on the CPU (pinned when CUDA is available) and the needed prefix is copied to the compute
     device on every read, as the official ``kv_offload``.
 
@@ -89,7 +91,7 @@ class KVCache:
 
     num_layers: int
     batch: int
-    num_groups: int
+    num_groups: int | None
     head_dim: int
     capacity_tokens: int
     dtype: torch.dtype = torch.float32
@@ -99,9 +101,14 @@ class KVCache:
     v: list = field(default_factory=list, repr=False)
 
     def __post_init__(self) -> None:
+        if self.num_groups is not None:
+            self._allocate(self.num_groups)
+
+    def _allocate(self, groups: int) -> None:
         dev = torch.device("cpu") if self.offload else torch.device(self.device)
         pin = bool(self.offload and torch.cuda.is_available())
-        shape = (self.batch, self.num_groups, self.capacity_tokens, self.head_dim)
+        shape = (self.batch, groups, self.capacity_tokens, self.head_dim)
+        self.num_groups = groups
         self.k = [torch.zeros(shape, dtype=self.dtype, device=dev, pin_memory=pin) for _ in range(self.num_layers)]
         self.v = [torch.zeros(shape, dtype=self.dtype, device=dev, pin_memory=pin) for _ in range(self.num_layers)]
 
@@ -130,7 +137,7 @@ class KVCache:
         return cls(
             num_layers=m.num_layers,
             batch=batch,
-            num_groups=m.num_query_groups,
+            num_groups=None,
             head_dim=m.kv_channels,
             capacity_tokens=max_chunks * tokens_per_chunk,
             dtype=dtype or model.compute_dtype,
@@ -141,6 +148,8 @@ class KVCache:
     def read(self, layer: int, n_tokens: int, device) -> tuple[torch.Tensor, torch.Tensor]:
         if n_tokens > self.capacity_tokens:
             raise ValueError(f"KV cache holds {self.capacity_tokens} tokens, {n_tokens} requested")
+        if self.num_groups is None:
+            raise ValueError("KV cache read before any write")
         k = self.k[layer][:, :, :n_tokens]
         v = self.v[layer][:, :, :n_tokens]
         return k.to(device, non_blocking=True), v.to(device, non_blocking=True)
@@ -151,6 +160,8 @@ class KVCache:
             raise ValueError(f"KV cache write [{start}, {end}) exceeds capacity {self.capacity_tokens} tokens")
         if k.shape[0] != self.batch:
             raise ValueError(f"KV cache batch is {self.batch}, got keys for batch {k.shape[0]}")
+        if self.num_groups is None:
+            self._allocate(int(k.shape[1]))
         self.k[layer][:, :, start:end].copy_(k, non_blocking=True)
         self.v[layer][:, :, start:end].copy_(v, non_blocking=True)
 

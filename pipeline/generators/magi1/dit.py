@@ -64,6 +64,15 @@ def _linear(i: int, o: int, bias: bool = False) -> nn.Linear:
     return nn.Linear(i, o, bias=bias)
 
 
+class Fp32Linear(nn.Linear):
+    """A linear computed in float32 whatever its weights' dtype (the official ``linear_proj``);
+    called as a module, so a tensor-parallel plan sees it."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        bias = None if self.bias is None else self.bias.float()
+        return F.linear(x.float(), self.weight.float(), bias)
+
+
 class TimestepEmbedder(nn.Module):
     def __init__(self, cfg: MagiModelConfig) -> None:
         super().__init__()
@@ -133,11 +142,11 @@ class JointAttention(nn.Module):
         super().__init__()
         self.layer_index = layer_index
         H, G, hd = cfg.num_attention_heads, cfg.num_query_groups, cfg.kv_channels
-        self.H, self.G, self.hd = H, G, hd
+        self.H, self.hd = H, hd
         eps, one_p = cfg.layernorm_epsilon, cfg.apply_layernorm_1p
         self.linear_qkv = QKVProjection(cfg)
         self.linear_kv_xattn = _linear(cfg.xattn_cond_dim, 2 * G * hd)  # column-parallel by groups
-        self.linear_proj = _linear(2 * H * hd, cfg.hidden_size)  # row-parallel
+        self.linear_proj = Fp32Linear(2 * H * hd, cfg.hidden_size, bias=False)  # row-parallel
         self.q_layernorm = LayerNorm1p(hd, eps, one_p)
         self.q_layernorm_xattn = LayerNorm1p(hd, eps, one_p)
         self.k_layernorm = LayerNorm1p(hd, eps, one_p)
@@ -145,8 +154,9 @@ class JointAttention(nn.Module):
         self.core_attention = RangeAttention()  # the Ulysses seam
         self.cross_attention = CrossAttention()
 
-    def _heads(self, x: torch.Tensor, n: int) -> torch.Tensor:
-        return x.view(*x.shape[:-1], n, self.hd)
+    def _heads(self, x: torch.Tensor) -> torch.Tensor:
+        """(..., heads * hd) -> (..., heads, hd); -1: tensor parallelism may have sharded the heads."""
+        return x.view(*x.shape[:-1], -1, self.hd)
 
     def forward(self, h: torch.Tensor, ctx: _Ctx) -> torch.Tensor:
         N, S, _ = h.shape
@@ -155,11 +165,11 @@ class JointAttention(nn.Module):
         hn = qkv.layer_norm(h)
 
         # ---- self-attention: q/k LayerNorm_1p and RoPE in fp32, attention in the model dtype
-        q = self.q_layernorm(self._heads(qkv.q(hn), self.H).float())
-        k = self.k_layernorm(self._heads(qkv.k(hn), self.G).float())
+        q = self.q_layernorm(self._heads(qkv.q(hn)).float())
+        k = self.k_layernorm(self._heads(qkv.k(hn)).float())
         q = apply_rope(q.transpose(1, 2), ctx.cos, ctx.sin).to(dt)  # (N, H, S, hd)
         k = apply_rope(k.transpose(1, 2), ctx.cos, ctx.sin).to(dt)  # (N, G, S, hd)
-        v = self._heads(qkv.v(hn), self.G).transpose(1, 2)  # (N, G, S, hd)
+        v = self._heads(qkv.v(hn)).transpose(1, 2)  # (N, G, S, hd)
         if ctx.use_cache:
             cache = ctx.kv_cache
             assert cache is not None  # use_cache implies a cache (checked in MagiDiT.forward)
@@ -172,23 +182,26 @@ class JointAttention(nn.Module):
                 k = torch.cat([kp.to(dt), k], dim=2)
                 v = torch.cat([vp.to(dt), v], dim=2)
         core = self.core_attention(q, k, v, ctx.q_ranges, ctx.k_ranges)  # (N, H, S, hd)
-        core = core.transpose(1, 2).reshape(N, S, self.H * self.hd)
+        heads = core.shape[1]  # H, or this rank's share of them
+        core = core.transpose(1, 2).reshape(N, S, heads * self.hd)
 
         # ---- cross-attention to the caption rows of each chunk (no RoPE)
         dn, tok = ctx.dn, ctx.tok
-        qx = self.q_layernorm_xattn(self._heads(qkv.qx(hn), self.H))  # (N, S, H, hd)
-        qx = qx.view(N, dn, tok, self.H, self.hd).permute(0, 1, 3, 2, 4).reshape(N * dn, self.H, tok, self.hd)
+        qx = self.q_layernorm_xattn(self._heads(qkv.qx(hn)))  # (N, S, H, hd)
+        qx = qx.view(N, dn, tok, heads, self.hd).permute(0, 1, 3, 2, 4).reshape(N * dn, heads, tok, self.hd)
         kvx = self.linear_kv_xattn(ctx.y_xattn)  # (R, L, 2*G*hd): per group [k_g | v_g]
-        kvx = kvx.view(*kvx.shape[:-1], self.G, 2 * self.hd)
+        kvx = kvx.view(*kvx.shape[:-1], -1, 2 * self.hd)
         kx = self.k_layernorm_xattn(kvx[..., : self.hd]).transpose(1, 2)  # (R, G, L, hd)
         vx = kvx[..., self.hd :].transpose(1, 2)
         cross = self.cross_attention(qx, kx, vx, ctx.y_valid)  # (R, H, tok, hd)
-        cross = cross.view(N, dn, self.H, tok, self.hd).permute(0, 1, 3, 2, 4).reshape(N, S, self.H * self.hd)
+        cross = cross.view(N, dn, heads, tok, self.hd).permute(0, 1, 3, 2, 4).reshape(N, S, heads * self.hd)
 
-        # ---- fixed output permutation "(n hn d) -> (hn n d)", n=2, hn=8; linear_proj in fp32
+        # ---- fixed output permutation "(n hn d) -> (hn n d)", n=2, hn=8; linear_proj in fp32. With
+        # the heads sharded over ranks in order, a rank holds hn * heads / H whole blocks of 8, so
+        # its permuted slice is a contiguous slice of linear_proj's input (row-parallel)
         out = torch.cat([core, cross], dim=-1)
-        out = out.view(N, S, 2, PROJ_PERMUTE_HN, -1).transpose(2, 3).reshape(N, S, -1)
-        return F.linear(out.float(), self.linear_proj.weight.float())
+        out = out.view(N, S, 2, PROJ_PERMUTE_HN * heads // self.H, -1).transpose(2, 3).reshape(N, S, -1)
+        return self.linear_proj(out)
 
 
 class MLP(nn.Module):

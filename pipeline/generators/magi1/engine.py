@@ -117,6 +117,7 @@ class Magi1Generator(Generator):
 
     kind = "magi1"
     accepts_clips = True
+    splits_across_ranks = True  # tensor parallelism over a replica's ranks (parallelize.py)
     steppable = True
     chunk_wise = True
     differentiable_steps = True  # a guide may recompute the velocity with grad
@@ -203,10 +204,22 @@ class Magi1Generator(Generator):
             return None
 
     @classmethod
-    def from_config(cls, cfg: Magi1GeneratorConfig, device: str) -> Magi1Generator:
-        """From its ``Magi1GeneratorConfig``."""
+    def layout_problems(cls, cfg: Magi1GeneratorConfig, ranks: int) -> list[str]:
+        """The replica's ranks split the DiT by tensor parallelism (tp = ranks)."""
+        from .parallelize import Layout
+
+        try:
+            model = resolve_magi_config(cfg).model_config
+        except GeneratorConfigError:
+            return []  # reported by settings_problems
+        return Layout(tp=ranks).problems(model)
+
+    @classmethod
+    def from_config(cls, cfg: Magi1GeneratorConfig, device: str, mesh=None) -> Magi1Generator:
+        """From its ``Magi1GeneratorConfig``; ``mesh``: a multi-rank replica's DeviceMesh (dim "tp")."""
         return cls(
             resolve_magi_config(cfg),
+            mesh=mesh,
             checkpoint=cfg.checkpoint,
             vae_checkpoint=cfg.vae_checkpoint,
             t5_checkpoint=cfg.t5_checkpoint,
@@ -228,6 +241,7 @@ class Magi1Generator(Generator):
         device: str = "cpu",
         dtype: str = "float32",
         prompt_cache_size: int = 64,
+        mesh=None,
     ) -> None:
         import torch
 
@@ -250,12 +264,18 @@ class Magi1Generator(Generator):
         self.settings = SamplerSettings.from_magi_config(magi)
         self.special_tokens_path = special_tokens
         self.options = SpecialTokenOptions() if special_tokens else SpecialTokenOptions.none()
+        split = mesh is not None and mesh["tp"].size() > 1
         try:
-            self.dit = load_dit(checkpoint, magi, device=self.device, dtype=self.dtype)
+            # a split model is this process's own (sharded in place), never the shared cached copy
+            self.dit = load_dit(checkpoint, magi, device=self.device, dtype=self.dtype, cache=not split)
         except GeneratorLoadError:
             raise
         except Exception as e:  # noqa: BLE001
             raise GeneratorLoadError(f"cannot load the MAGI-1 DiT from {checkpoint}: {e}") from e
+        if split:
+            from .parallelize import Layout, parallelize
+
+            parallelize(self.dit, Layout(tp=mesh["tp"].size(), replicas=mesh["replica"].size()), mesh)
         self.vae = resident(
             ("magi1.vae", str(Path(vae_checkpoint).resolve()), str(self.device), dname, r.fps),
             lambda: MagiVAE.from_folder(

@@ -2,6 +2,7 @@
 
     python -m pipeline.generators.magi1.parity sample --magi-config CONFIG.json --weights DIR \\
         --job JOB.safetensors --out OUT.safetensors [--dtype fp32|bf16] [--special-tokens NPZ]
+    torchrun --nproc-per-node N -m pipeline.generators.magi1.parity sample ... --parallel tp=T
     python -m pipeline.generators.magi1.parity decode --vae DIR --latent IN.safetensors \\
         --out OUT.safetensors [--dtype bf16|fp32] [--fps 24]
     python -m pipeline.generators.magi1.parity encode --vae DIR --frames IN.safetensors \\
@@ -21,6 +22,10 @@ Special tokens are off unless ``--special-tokens`` is given (then PAD_HQ + PAD_D
 ``OUT`` holds ``latent``: the clean chunks concatenated along time (before VAE decode; v2v starts
 after the prefix, i2v keeps latent frame 0), and metadata ``chunk_frames`` (JSON list).
 
+``--parallel tp=T`` (keys optional, default 1; the ranks of the launch are replicas x T) runs the
+same job on a sharded model (``parallelize.py``; gloo without a GPU); rank 0 writes ``OUT``, with
+the same contract as without ``--parallel``.
+
 ``decode``: ``IN`` holds ``latent`` ``(1, 16, T, H, W)`` as the DiT sees it; ``OUT`` gets ``frames``
 uint8 ``(T', H*8, W*8, 3)`` decoded as the official post-processing of one chunk (tiled, 3-latent-frame
 temporal tiles at 24 fps, x*127.5+127.5, clamp, truncate). ``encode``: ``IN`` holds ``frames`` uint8
@@ -39,7 +44,13 @@ from pipeline.dtypes import torch_dtype
 
 
 def run_sample(
-    magi_config: str, weights: str, job: str, out: str, dtype: str = "fp32", special_tokens: str | None = None
+    magi_config: str,
+    weights: str,
+    job: str,
+    out: str,
+    dtype: str = "fp32",
+    special_tokens: str | None = None,
+    parallel: str | None = None,
 ) -> dict:
     import torch
     from safetensors import safe_open
@@ -75,7 +86,22 @@ def run_sample(
             f"error: noise is {tuple(noise.shape)}, expected {want} "
             f"(num_frames={num_frames}, prefix frames={tp}, video size {r.video_size_h}x{r.video_size_w})"
         )
+    rank = 0
+    if parallel is not None:
+        from .parallelize import Layout, init_distributed, parallelize
+
+        rank, world = init_distributed()
+        try:
+            layout = Layout.parse(parallel, world)
+        except ValueError as e:
+            raise SystemExit(f"error: {e}") from None
+        problems = layout.problems(cfg.model_config)
+        if problems:
+            raise SystemExit("error: " + "; ".join(problems))
     model = load_dit(weights, cfg, dtype=torch_dtype(dtype), cache=False)
+    if parallel is not None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+        parallelize(model, layout, layout.mesh(device))
     null = model.y_embedder.null_caption_embedding.detach().float().cpu()
     nch = T // r.chunk_width
     st = SpecialTokens.from_npz(special_tokens) if special_tokens else None
@@ -105,8 +131,9 @@ def run_sample(
         "mode": mode,
         "num_frames": num_frames,
     }
-    Path(out).parent.mkdir(parents=True, exist_ok=True)
-    save_file({"latent": latent}, out, metadata={k: json.dumps(v) for k, v in info.items()})
+    if rank == 0:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        save_file({"latent": latent}, out, metadata={k: json.dumps(v) for k, v in info.items()})
     return info
 
 
@@ -151,6 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--out", required=True)
     s.add_argument("--dtype", default="fp32", choices=["fp32", "bf16"])
     s.add_argument("--special-tokens", default=None)
+    s.add_argument("--parallel", default=None, help="tp=T: shard the model over the launch's ranks")
     for name, inp in (("decode", "--latent"), ("encode", "--frames")):
         d = sub.add_parser(name)
         d.add_argument("--vae", required=True)
@@ -160,7 +188,11 @@ def main(argv: list[str] | None = None) -> int:
         d.add_argument("--fps", type=int, default=24)
     a = p.parse_args(argv)
     if a.cmd == "sample":
-        info = run_sample(a.magi_config, a.weights, a.job, a.out, a.dtype, a.special_tokens)
+        info = run_sample(a.magi_config, a.weights, a.job, a.out, a.dtype, a.special_tokens, a.parallel)
+        import torch.distributed as dist
+
+        if dist.is_initialized():
+            dist.destroy_process_group()
         print(
             f"latent: {a.out} chunks {info['chunk_frames']} ({info['forward_steps']} forward steps, "
             f"{info['model_calls']} DiT calls)"

@@ -194,8 +194,10 @@ class WanI2VGenerator(Generator):
         return int(cfg.steps)
 
     @classmethod
-    def from_config(cls, cfg: WanI2VGeneratorConfig, device: str) -> WanI2VGenerator:
-        """From its ``WanI2VGeneratorConfig``."""
+    def from_config(cls, cfg: WanI2VGeneratorConfig, device: str, mesh: Any = None) -> WanI2VGenerator:
+        """From its ``WanI2VGeneratorConfig``; the model runs whole on every rank (no ``mesh``)."""
+        if mesh is not None:
+            raise GeneratorConfigError("Wan I2V runs whole on every rank; it cannot use a multi-rank replica")
         return cls(
             cfg.checkpoint,
             width=cfg.width,
