@@ -88,6 +88,7 @@ def worker(rank: int, world: int, port: int, a, out: str) -> None:
             {"v": v.cpu(), "seconds": statistics.median(times), "comm": comm / max(total, 1), "tokens": a.chunks * tok},
             out,
         )
+    dist.barrier()
     dist.destroy_process_group()
 
 

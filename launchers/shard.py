@@ -30,6 +30,10 @@ if TYPE_CHECKING:
 log = logging.getLogger("pipeline.shard")
 
 
+class ReplicaOutOfStep(RuntimeError):
+    """An item failed on a multi-rank replica's leader; its ranks can no longer follow each other."""
+
+
 @dataclass
 class ShardSpec:
     stage: str
@@ -135,6 +139,7 @@ class ShardJob:
         return result
 
     def _lead(self, stage, spec, group, claims, stop, result) -> None:
+        out_of_step = False  # a failed item left the followers inside its collectives
         max_attempts = self.cfg.cluster.max_attempts
         setup = LazySetup(stage)
 
@@ -160,8 +165,18 @@ class ShardJob:
                     result.skipped.append(item)
                 else:
                     (result.ran if record.done else result.failed).append(item)
+                if record is not None and not record.done and group.group is not None:
+                    out_of_step = True
+                    # the followers may still be inside the item's collectives: announcing the next
+                    # item would meet them out of step, so the shard ends (srun ends every rank with
+                    # it) and a resume or requeue retries the item
+                    raise ReplicaOutOfStep(
+                        f"{spec.stage} {item} failed on the leader of a {group.replica_size}-rank replica; "
+                        "ending the shard so its ranks stop together"
+                    )
         finally:
-            group.announce(None)  # followers stop waiting, also when the leader could not start
+            if not out_of_step:  # followers stop waiting, also when the leader could not start
+                group.announce(None)
 
     def _follow(self, stage, group) -> None:
         """Ranks other than a replica's leader: run its items again with it (their share of the

@@ -123,6 +123,8 @@ def executor_for(cfg: Config, store: RunStore, stage: str, dependency: str | Non
         setup=["export OMP_NUM_THREADS=${SLURM_CPUS_PER_TASK:-1}", *res.setup],
         additional_parameters=dict(res.additional_parameters),
     )
+    if res.replica_size > 1:  # a rank that exits ends its step: a replica's ranks never wait on a dead one
+        params["srun_args"] = ["--kill-on-bad-exit=1"]
     optional = {
         "gpus_per_node": res.gpus_per_node or None,
         "mem": slurm_mem(res.mem_gb) if res.mem_gb else None,

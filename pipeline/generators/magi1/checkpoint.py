@@ -214,12 +214,15 @@ def load_dit(
     device: str | torch.device = "cpu",
     dtype: torch.dtype | None = None,
     cache: bool = True,
+    mesh=None,
 ):
     """Build :class:`~.dit.MagiDiT` and load an official checkpoint into it (see module doc).
 
     ``model_config`` may be a whole :class:`MagiConfig`; then ``distill``/``fp8`` come from its
     ``engine_config``. ``dtype`` defaults to ``params_dtype``. With ``cache`` the same folder,
-    device and dtype return the same model object for the whole process."""
+    device and dtype return the same model object for the whole process. ``mesh`` (dims "replica",
+    "tp"): the model is parallelized on the meta device first and each rank reads only its slices
+    of the split weights (a 24B rank never holds the whole model); never cached."""
     from safetensors import safe_open
 
     from .dit import MagiDiT
@@ -240,19 +243,40 @@ def load_dit(
     def build() -> MagiDiT:
         model = MagiDiT(model_config, dtype=dt, device="meta")
         wm = check_weights(model, wd)
+        params = dict(model.named_parameters())
+        if mesh is not None:
+            from .parallelize import Layout, local_reads, parallelize
+
+            parallelize(model, Layout(tp=mesh["tp"].size(), replicas=mesh["replica"].size()), mesh)
+            params = dict(model.named_parameters())
         by_shard: dict[str, list[str]] = {}
-        for name in dict(model.named_parameters()):
+        for name in params:
             by_shard.setdefault(wm[name], []).append(name)
         for shard, names in by_shard.items():
             with safe_open(str(wd / shard), framework="pt", device=str(dev)) as f:
                 for name in names:
-                    _set_param(model, name, f.get_tensor(name).to(model.param_dtype(name)))
-        left = [n for n, p in model.named_parameters() if p.is_meta]
+                    reads = None if mesh is None else local_reads(name, params[name], model_config)
+                    if reads is None:
+                        value = f.get_tensor(name)
+                        if mesh is not None and hasattr(params[name], "placements"):  # replicated DTensor
+                            value = _dtensor(value, params[name])
+                    else:
+                        piece = f.get_slice(name)
+                        value = _dtensor(torch.cat([piece[index] for index in reads]), params[name])
+                    _set_param(model, name, value.to(model.param_dtype(name)))
+        left = [n for n, p in model.named_parameters() if (p.to_local() if hasattr(p, "to_local") else p).is_meta]
         if left:  # pragma: no cover - guarded by check_weights
             raise Magi1CheckpointError(f"parameters not loaded: {left[:10]}")
         return model.eval()
 
-    return resident(("magi1.dit", *key), build) if cache else build()
+    return resident(("magi1.dit", *key), build) if cache and mesh is None else build()
+
+
+def _dtensor(local: torch.Tensor, like):
+    """``local`` as this rank's part of a DTensor placed like parameter ``like``."""
+    from torch.distributed.tensor import DTensor
+
+    return DTensor.from_local(local, like.device_mesh, like.placements, run_check=False)
 
 
 # ----------------------------------------------------------------------------- writing

@@ -264,18 +264,13 @@ class Magi1Generator(Generator):
         self.settings = SamplerSettings.from_magi_config(magi)
         self.special_tokens_path = special_tokens
         self.options = SpecialTokenOptions() if special_tokens else SpecialTokenOptions.none()
-        split = mesh is not None and mesh["tp"].size() > 1
-        try:
-            # a split model is this process's own (sharded in place), never the shared cached copy
-            self.dit = load_dit(checkpoint, magi, device=self.device, dtype=self.dtype, cache=not split)
+        split = mesh if mesh is not None and mesh["tp"].size() > 1 else None
+        try:  # split: each rank reads only its slices of the weights
+            self.dit = load_dit(checkpoint, magi, device=self.device, dtype=self.dtype, mesh=split)
         except GeneratorLoadError:
             raise
         except Exception as e:  # noqa: BLE001
             raise GeneratorLoadError(f"cannot load the MAGI-1 DiT from {checkpoint}: {e}") from e
-        if split:
-            from .parallelize import Layout, parallelize
-
-            parallelize(self.dit, Layout(tp=mesh["tp"].size(), replicas=mesh["replica"].size()), mesh)
         self.vae = resident(
             ("magi1.vae", str(Path(vae_checkpoint).resolve()), str(self.device), dname, r.fps),
             lambda: MagiVAE.from_folder(

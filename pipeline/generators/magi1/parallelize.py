@@ -83,20 +83,53 @@ class Layout:
         return init_device_mesh(device_type, (self.replicas, self.tp), mesh_dim_names=("replica", "tp"))
 
 
-def _pair_halves(linear: torch.nn.Linear, parts: int) -> None:
-    """Reorder a SwiGLU fc1's rows [gate | up] to [gate_0 up_0 | gate_1 up_1 | ...] so that a
-    column-wise split gives every rank a matching gate and up (its local chunk(2) is right)."""
-    w = linear.weight.data
-    half = w.shape[0] // 2
+def _paired(name: str, model_cfg: Any) -> bool:
+    """A SwiGLU fc1 weight: rows [gate | up], whose column-wise split keeps the halves paired."""
+    return model_cfg.gated_linear_unit and name.endswith("mlp.linear_fc1.weight")
+
+
+def _rows_of(rank: int, parts: int, rows: int, paired: bool) -> list[tuple[int, int]]:
+    """Row ranges (of the checkpoint's tensor) that rank ``rank`` of ``parts`` holds along dim 0;
+    a paired fc1 gives each rank [gate_r | up_r], so its local chunk(2) is (gate, up)."""
+    if not paired:
+        block = rows // parts
+        return [(rank * block, (rank + 1) * block)]
+    half = rows // 2
     block = half // parts
-    gate, up = w[:half], w[half:]
-    linear.weight.data = torch.cat(
-        [piece for r in range(parts) for piece in (gate[r * block : (r + 1) * block], up[r * block : (r + 1) * block])]
-    )
+    return [(rank * block, (rank + 1) * block), (half + rank * block, half + (rank + 1) * block)]
+
+
+def _pair_halves(linear: torch.nn.Linear, parts: int) -> None:
+    """Reorder an in-memory SwiGLU fc1's rows to [gate_0 up_0 | gate_1 up_1 | ...] before it is
+    split column-wise (the same ranges as a rank-local load reads)."""
+    w = linear.weight.data
+    linear.weight.data = torch.cat([w[a:b] for r in range(parts) for a, b in _rows_of(r, parts, w.shape[0], True)])
+
+
+def local_reads(name: str, param: Any, model_cfg: Any) -> list[tuple[slice, ...]] | None:
+    """What this rank reads of checkpoint tensor ``name`` for its shard of ``param`` (a DTensor
+    parameter of a model parallelized on the meta device): index tuples whose pieces, concatenated
+    along dim 0 (column-wise) or taken alone (row-wise), are its local tensor. None: a plain,
+    replicated parameter (read whole)."""
+    from torch.distributed.tensor import Shard
+
+    placements = getattr(param, "placements", None)
+    if placements is None:
+        return None
+    (placement,) = placements  # the tp dim of the mesh the plan used
+    if not isinstance(placement, Shard):
+        return None
+    mesh = param.device_mesh
+    rank, parts = mesh.get_local_rank(), mesh.size()
+    dim, size = placement.dim, param.shape[placement.dim]
+    ranges = _rows_of(rank, parts, size, dim == 0 and _paired(name, model_cfg))
+    return [tuple([slice(None)] * dim + [slice(a, b)]) for a, b in ranges]
 
 
 def parallelize(model, layout: Layout, mesh) -> Any:
-    """Shard ``model`` (a loaded MagiDiT, same weights on every rank) over ``mesh["tp"]`` in place."""
+    """Shard ``model`` over ``mesh["tp"]`` in place: a loaded MagiDiT (the same weights on every
+    rank; each keeps its share), or one on the meta device that ``checkpoint.load_dit`` then fills
+    with each rank's slices only (``local_reads``)."""
     problems = layout.problems(model.cfg)
     if problems:
         raise ValueError("; ".join(problems))
@@ -106,7 +139,7 @@ def parallelize(model, layout: Layout, mesh) -> Any:
 
     tp = mesh["tp"]
     for layer in model.videodit_blocks.layers:
-        if model.cfg.gated_linear_unit:
+        if model.cfg.gated_linear_unit and not layer.mlp.linear_fc1.weight.is_meta:
             _pair_halves(layer.mlp.linear_fc1, layout.tp)
         plan = {
             "self_attention.linear_qkv.q": ColwiseParallel(),

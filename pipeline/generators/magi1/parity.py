@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import sys
 from pathlib import Path
 
@@ -88,7 +89,7 @@ def run_sample(
         )
     rank = 0
     if parallel is not None:
-        from .parallelize import Layout, init_distributed, parallelize
+        from .parallelize import Layout, init_distributed
 
         rank, world = init_distributed()
         try:
@@ -98,10 +99,10 @@ def run_sample(
         problems = layout.problems(cfg.model_config)
         if problems:
             raise SystemExit("error: " + "; ".join(problems))
-    model = load_dit(weights, cfg, dtype=torch_dtype(dtype), cache=False)
-    if parallel is not None:
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-        parallelize(model, layout, layout.mesh(device))
+    mesh = None
+    if parallel is not None and layout.tp > 1:
+        mesh = layout.mesh("cuda" if torch.cuda.is_available() else "cpu")
+    model = load_dit(weights, cfg, dtype=torch_dtype(dtype), cache=False, mesh=mesh)
     null = model.y_embedder.null_caption_embedding.detach().float().cpu()
     nch = T // r.chunk_width
     st = SpecialTokens.from_npz(special_tokens) if special_tokens else None
@@ -124,7 +125,11 @@ def run_sample(
         model, SamplerSettings.from_magi_config(cfg), noise, te, tm, ne, nm, None if prefix is None else prefix.float()
     )
     latent = res.latent.float().cpu().contiguous()
+    held = sum((p.to_local() if hasattr(p, "to_local") else p).nbytes for p in model.parameters())
     info = {
+        "rank": rank,
+        "weights_mb": round(held / 2**20, 1),  # this rank's share of the DiT
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "chunk_frames": [int(c.shape[2]) for c in res.chunks],
         "forward_steps": res.forward_steps,
         "model_calls": res.model_calls,
@@ -192,10 +197,12 @@ def main(argv: list[str] | None = None) -> int:
         import torch.distributed as dist
 
         if dist.is_initialized():
+            dist.barrier()  # every rank done (rank 0 has written) before any tears the group down
             dist.destroy_process_group()
         print(
-            f"latent: {a.out} chunks {info['chunk_frames']} ({info['forward_steps']} forward steps, "
-            f"{info['model_calls']} DiT calls)"
+            f"rank {info['rank']}: latent: {a.out} chunks {info['chunk_frames']} ({info['forward_steps']} forward "
+            f"steps, {info['model_calls']} DiT calls); DiT weights held {info['weights_mb']} MB, "
+            f"peak RSS {info['peak_rss_mb']} MB"
         )
     elif a.cmd == "decode":
         print(f"frames: {a.out} {run_decode(a.vae, a.latent, a.out, a.dtype, a.fps)}")
