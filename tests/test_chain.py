@@ -123,28 +123,27 @@ def test_truncated_candidate_is_redone(finished_run):
     assert diff.mean() < 0.5 and diff.max() <= 16
 
 
+def magi_chain(tiny_models, small_dataset, tmp_path) -> list[str]:
+    """Overrides for the chain on the tiny MAGI-1 and one scenario (three items)."""
+    m = tiny_models["magi1"]
+    return [
+        f"run_root={tmp_path}",
+        f"benchmark.root={small_dataset}",
+        "benchmark.max_scenarios=1",
+        f"generator.checkpoint={m}/dit",
+        f"generator.vae_checkpoint={m}/vae",
+        f"generator.t5_checkpoint={m}/t5",
+        f"generator.special_tokens={m}/special_tokens.npz",
+        f"reward.checkpoint={tiny_models['vjepa2']}",
+        "tracking=disabled",
+        "evaluate.workers=1",
+        f"evaluate.mask_cache={tmp_path / 'masks'}",
+    ]
+
+
 def test_magi1_chain_on_the_tiny_model(tiny_models, small_dataset, tmp_path):
     """generator=magi1_tiny through the whole chain: 24 fps, 144 frames per i2v candidate."""
-    m = tiny_models["magi1"]
-    run_dir = run(
-        compose(
-            [
-                "+experiment=demo_magi1",
-                f"run_root={tmp_path}",
-                f"benchmark.root={small_dataset}",
-                "benchmark.max_scenarios=1",
-                "search.n=1",
-                f"generator.checkpoint={m}/dit",
-                f"generator.vae_checkpoint={m}/vae",
-                f"generator.t5_checkpoint={m}/t5",
-                f"generator.special_tokens={m}/special_tokens.npz",
-                f"reward.checkpoint={tiny_models['vjepa2']}",
-                "tracking=disabled",
-                "evaluate.workers=1",
-                f"evaluate.mask_cache={tmp_path / 'masks'}",
-            ]
-        )
-    )
+    run_dir = run(compose(["+experiment=demo_magi1", "search.n=1", *magi_chain(tiny_models, small_dataset, tmp_path)]))
     assert records(run_dir, "sample")["0001"]["data"]["frames"] == [144]
     summary = json.loads((run_dir / "results" / "summary.json").read_text())
     assert summary["items"] == 3 and 0.0 <= summary["physics_iq_score"] <= 100.0
@@ -156,26 +155,7 @@ def test_magi1_chain_on_the_tiny_model(tiny_models, small_dataset, tmp_path):
 def test_search_inside_sampling_through_the_chain(tiny_models, small_dataset, tmp_path, strategy):
     """beam and SMC on the tiny MAGI-1: sample writes the final candidates with the surprises the
     loop measured and a trace; score and select then treat them like best-of-N candidates."""
-    m = tiny_models["magi1"]
-    run_dir = run(
-        compose(
-            [
-                "generator=magi1_tiny",
-                *strategy,
-                f"run_root={tmp_path}",
-                f"benchmark.root={small_dataset}",
-                "benchmark.max_scenarios=1",
-                f"generator.checkpoint={m}/dit",
-                f"generator.vae_checkpoint={m}/vae",
-                f"generator.t5_checkpoint={m}/t5",
-                f"generator.special_tokens={m}/special_tokens.npz",
-                f"reward.checkpoint={tiny_models['vjepa2']}",
-                "tracking=disabled",
-                "evaluate.workers=1",
-                f"evaluate.mask_cache={tmp_path / 'masks'}",
-            ]
-        )
-    )
+    run_dir = run(compose(["generator=magi1_tiny", *strategy, *magi_chain(tiny_models, small_dataset, tmp_path)]))
     from pipeline.generators.magi1.schedule import window_stages
 
     sampled, scored, chosen = (records(run_dir, s) for s in ("sample", "score", "select"))
@@ -198,29 +178,8 @@ def test_search_inside_sampling_through_the_chain(tiny_models, small_dataset, tm
 def test_guidance_through_the_chain(tiny_models, small_dataset, tmp_path):
     """Reward guidance on the tiny MAGI-1: sample writes the guided candidates with a trace of every
     update and the reward's backwards in its compute; the summary has the totals."""
-    m = tiny_models["magi1"]
-    run_dir = run(
-        compose(
-            [
-                "generator=magi1_tiny",
-                "search=guidance",
-                "search.n=2",
-                "search.frequency=2",
-                "search.scale=0.05",
-                f"run_root={tmp_path}",
-                f"benchmark.root={small_dataset}",
-                "benchmark.max_scenarios=1",
-                f"generator.checkpoint={m}/dit",
-                f"generator.vae_checkpoint={m}/vae",
-                f"generator.t5_checkpoint={m}/t5",
-                f"generator.special_tokens={m}/special_tokens.npz",
-                f"reward.checkpoint={tiny_models['vjepa2']}",
-                "tracking=disabled",
-                "evaluate.workers=1",
-                f"evaluate.mask_cache={tmp_path / 'masks'}",
-            ]
-        )
-    )
+    guidance = ["search=guidance", "search.n=2", "search.frequency=2", "search.scale=0.05"]
+    run_dir = run(compose(["generator=magi1_tiny", *guidance, *magi_chain(tiny_models, small_dataset, tmp_path)]))
     sampled, scored, chosen = (records(run_dir, s) for s in ("sample", "score", "select"))
     summary = json.loads((run_dir / "results" / "summary.json").read_text())
     for item, rec in sampled.items():

@@ -236,6 +236,15 @@ def check_condition(image: np.ndarray | None, height: int, width: int) -> None:
         )
 
 
+def session_requests(requests: Sequence[GenerationRequest]) -> list[GenerationRequest]:
+    """The rows of a generation session: requests that share one prompt and condition (they
+    differ by seed only), else ValueError."""
+    requests = list(requests)
+    if len(group_requests(requests, len(requests))) != 1:
+        raise ValueError("a session's requests must share one prompt and one condition (its rows differ by seed)")
+    return requests
+
+
 def group_requests(requests: Sequence[GenerationRequest], batch_size: int) -> list[list[int]]:
     """Group request indices that share prompt, negative prompt and condition (image, clip or
     none) into chunks of at most ``batch_size`` (first-appearance order)."""

@@ -18,6 +18,11 @@ class SearchConfig:
     budget_nfe: int | None = operational(None, check=at_least(1))
 
 
+def json_number(v: float) -> float | None:
+    """A surprise as a record holds it: a float, or null when it is not finite."""
+    return float(v) if np.isfinite(v) else None
+
+
 @dataclass
 class Found:
     """An in-loop strategy's result for one item: the final candidates (uint8 (T, H, W, 3) videos),

@@ -18,7 +18,7 @@ import numpy as np
 
 from pipeline.errors import ConfigError
 
-from .base import Found
+from .base import Found, json_number
 
 # decide(boundary, surprises of the videos so far) -> (rows that continue, what to trace)
 Decide = Callable[[int, np.ndarray], tuple[list[int], dict[str, Any]]]
@@ -77,7 +77,7 @@ def chunk_search(generator, request, seeds: Sequence[int], scorer, decide: Decid
         if session.done:
             break
         if not session.can_branch:
-            trace.append({"chunk": boundary, "surprise": [_number(v) for v in values], "decided": False})
+            trace.append({"chunk": boundary, "surprise": [json_number(v) for v in values], "decided": False})
             boundary += 1
             continue
         rows, entry = decide(boundary, values)
@@ -88,7 +88,7 @@ def chunk_search(generator, request, seeds: Sequence[int], scorer, decide: Decid
         trace.append(
             {
                 "chunk": boundary,
-                "surprise": [_number(v) for v in values],
+                "surprise": [json_number(v) for v in values],
                 "rows": list(rows),
                 "fresh_noise": {str(k): v for k, v in fresh.items()},
                 "decided": True,
@@ -100,11 +100,6 @@ def chunk_search(generator, request, seeds: Sequence[int], scorer, decide: Decid
     return Found(
         videos=videos,
         seeds=[int(seeds[o]) for o in session.origins],
-        surprises=[_number(v) for v in values],
+        surprises=[json_number(v) for v in values],
         trace=trace,
     )
-
-
-def _number(v: float) -> float | None:
-    """JSON-safe: a non-finite surprise is recorded as null."""
-    return float(v) if np.isfinite(v) else None

@@ -42,6 +42,7 @@ from ..base import (
     StepHook,
     StepInfo,
     group_requests,
+    session_requests,
 )
 from .config import VARIANTS as MAGI_VARIANTS
 from .config import MagiConfig, MagiConfigError, load_magi_config, preset
@@ -409,11 +410,9 @@ class Magi1Generator(Generator):
         seed) that a search strategy drives chunk by chunk."""
         from .session import Magi1Session
 
-        requests = list(requests)
+        requests = session_requests(requests)
         for r in requests:
             self._check(r)
-        if len(group_requests(requests, len(requests))) != 1:
-            raise ValueError("a session's requests must share one prompt and one condition (its rows differ by seed)")
         return Magi1Session(self, requests)
 
     def prepare_batch(self, reqs):

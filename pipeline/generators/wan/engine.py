@@ -32,6 +32,7 @@ from ..base import (
     StepInfo,
     float_frames_to_uint8,
     group_requests,
+    session_requests,
 )
 from .spec import WanI2VGeneratorConfig
 
@@ -374,11 +375,9 @@ class WanI2VGenerator(Generator):
         seed) for a strategy acting inside the steps."""
         from .session import WanSession
 
-        requests = list(requests)
+        requests = session_requests(requests)
         for r in requests:
             self.check_request(r)
-        if len(group_requests(requests, len(requests))) != 1:
-            raise ValueError("a session's requests must share one prompt and one condition (its rows differ by seed)")
         return WanSession(self, requests)
 
     def run_batch(self, reqs: list[GenerationRequest], guide=None) -> list[np.ndarray]:

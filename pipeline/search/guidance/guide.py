@@ -23,6 +23,7 @@ import torch.nn.functional as F
 
 from pipeline.rewards.base import InLoopScorer
 
+from ..base import json_number
 from .steps import updates_per_step
 
 
@@ -102,7 +103,7 @@ class RewardGuide:
                 "guided_step": state.step,
                 "chunk": state.chunk_ids[0] - self.chunk_offset,
                 "chunk_step": step,
-                "surprise": [v if v == v and abs(v) != float("inf") else None for v in values],
+                "surprise": [json_number(v) for v in values],
                 "step_size": None if size is None else [float(v) for v in size.double().cpu()],
             }
         )

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..base import Found, Strategy
+from ..base import Found, Strategy, json_number
 from .guide import RewardGuide
 from .spec import GuidanceConfig
 from .steps import schedule_problems
@@ -56,7 +56,7 @@ class Guidance(Strategy):
         return Found(
             videos=videos,
             seeds=seeds,
-            surprises=[float(v) if np.isfinite(v) else None for v in surprises],
+            surprises=[json_number(v) for v in surprises],
             trace=guide.trace,
             phases={"guidance": guide.seconds},
         )
