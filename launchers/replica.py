@@ -1,4 +1,5 @@
-"""Replica groups inside one job: every ``replica_size`` consecutive ranks hold one model copy.
+"""Replica groups inside one job: every ``replica_size`` consecutive ranks hold one model copy,
+spread over the parallel dimensions the generator names (``Generator.replica_dims``).
 
 Ranks come from SLURM (``srun`` starts one task per GPU: SLURM_PROCID, SLURM_NTASKS,
 SLURM_LOCALID). Replicas of size 1 need no communication at all (the item claims coordinate
@@ -8,10 +9,13 @@ rendezvous is the allocation's first node, and the leader broadcasts each item t
 
 from __future__ import annotations
 
+import math
 import os
 import subprocess
 from dataclasses import dataclass
 from typing import Any
+
+from pipeline.distributed import replica_group
 
 
 def first_node() -> str:
@@ -39,7 +43,7 @@ class ReplicaGroup:
     world: int = 1
     replica_size: int = 1
     group: Any = None  # torch.distributed group of this replica (None when replica_size == 1)
-    mesh: Any = None  # DeviceMesh of all ranks, dims ("replica", "tp"): what a split model uses
+    mesh: Any = None  # DeviceMesh of all ranks, dims ("replica", *replica dims): what a split model uses
 
     @property
     def is_leader(self) -> bool:
@@ -50,7 +54,10 @@ class ReplicaGroup:
         return self.rank - self.rank % self.replica_size
 
     @classmethod
-    def from_env(cls, replica_size: int) -> ReplicaGroup:
+    def from_env(cls, dims: dict[str, int]) -> ReplicaGroup:
+        """The replicas of this job's ranks; ``dims``: the parallel dimensions of one model copy
+        (outermost first; empty: one rank per copy)."""
+        replica_size = math.prod(dims.values())
         rank = int(os.environ.get("SLURM_PROCID", 0))
         world = int(os.environ.get("SLURM_NTASKS", 1))
         if world % replica_size:
@@ -67,11 +74,13 @@ class ReplicaGroup:
 
         cuda = torch.cuda.is_available()
         dist.init_process_group("nccl" if cuda else "gloo", rank=rank, world_size=world)
-        # consecutive ranks form a replica: the mesh's inner dim (every rank builds every group)
+        # replicas outermost: consecutive ranks form one (every rank builds every group)
+        names = ("replica", *dims)
         mesh = init_device_mesh(
-            "cuda" if cuda else "cpu", (world // replica_size, replica_size), mesh_dim_names=("replica", "tp")
+            "cuda" if cuda else "cpu", (world // replica_size, *dims.values()), mesh_dim_names=names
         )
-        return cls(rank, world, replica_size, mesh.get_group("tp"), mesh)
+        group = mesh.get_group(names[1]) if len(dims) == 1 else replica_group(mesh)[0]
+        return cls(rank, world, replica_size, group, mesh)
 
     def announce(self, item: str | None) -> None:
         if self.group is not None:

@@ -1,6 +1,6 @@
 """One shard of one stage, as it runs inside a job (a SLURM array task or a local worker process).
 
-The job's ranks form replicas of ``replica_size`` consecutive ranks; the leader of each replica
+The job's ranks form replicas of ``replica_size`` consecutive ranks (the generator's layout); the leader of each replica
 claims items of the shard one at a time (``launchers.claim``: a claim per job run and the item's
 run-wide lock), so a slow item never holds back the others and no other launch works on it at the
 same time, and tells its followers which item to work on. Only leaders write records.
@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from launchers.claim import LazySetup, claim, run_item
 from launchers.replica import ReplicaGroup
+from pipeline.config import replica_dims
 from pipeline.runner import item_state
 
 if TYPE_CHECKING:
@@ -123,8 +124,7 @@ class ShardJob:
         stop = stop or threading.Event()
         store = RunStore(Path(self.run_dir))
         stage = build_stage(spec.stage, self.cfg, store, Manifest.load(store))
-        res = self.cfg.cluster.resources[spec.stage]
-        group = ReplicaGroup.from_env(res.replica_size)
+        group = ReplicaGroup.from_env(replica_dims(self.cfg, spec.stage))
         stage.mesh = group.mesh
         result = ShardResult(spec.stage, spec.index)
         claims = store.root / spec.stage / "claims" / job_run_id()

@@ -28,6 +28,7 @@ from submitit.core.utils import FailedJobError
 
 from launchers.shard import ShardJob, ShardSpec
 from launchers.sharding import balanced_shards
+from pipeline.config import replica_size
 from pipeline.errors import PipelineError
 from pipeline.files import append_jsonl, read_jsonl
 from pipeline.runner import classify, item_state
@@ -73,13 +74,14 @@ def plan_chain(cfg: Config, store: RunStore, manifest: Manifest) -> list[StagePl
         upstream_pending = upstream_pending or bool(pending)
         if pending:
             costs = {i: stage.cost(i) for i in pending}
-            shards = balanced_shards(costs, res.max_shards, min_items=replicas_per_job(res))
+            shards = balanced_shards(costs, res.max_shards, min_items=replicas_per_job(cfg, name))
             plans.append(StagePlan(name, [ShardSpec(name, s.index, s.items, s.cost) for s in shards]))
     return plans
 
 
-def replicas_per_job(res: StageResources) -> int:
-    return res.nodes * res.tasks_per_node // res.replica_size
+def replicas_per_job(cfg: Config, stage: str) -> int:
+    res = cfg.cluster.resources[stage]
+    return res.nodes * res.tasks_per_node // replica_size(cfg, stage)
 
 
 def slurm_mem(mem_gb: float) -> str:
@@ -123,7 +125,7 @@ def executor_for(cfg: Config, store: RunStore, stage: str, dependency: str | Non
         setup=["export OMP_NUM_THREADS=${SLURM_CPUS_PER_TASK:-1}", *res.setup],
         additional_parameters=dict(res.additional_parameters),
     )
-    if res.replica_size > 1:  # a rank that exits ends its step: a replica's ranks never wait on a dead one
+    if replica_size(cfg, stage) > 1:  # a rank that exits ends its step: a replica's ranks never wait on a dead one
         params["srun_args"] = ["--kill-on-bad-exit=1"]
     optional = {
         "gpus_per_node": res.gpus_per_node or None,
@@ -179,7 +181,7 @@ def submit_chain(cfg: Config, store: RunStore, manifest: Manifest) -> list[dict]
                 "folder": str(Path(cfg.cluster.folder) / plan.stage),
                 "dependency": previous,
                 "resources": asdict(res),
-                "replicas": replicas_per_job(res),
+                "replicas": replicas_per_job(cfg, plan.stage),
                 "shards": [
                     {"index": s.index, "job": j.job_id, "items": s.items, "cost": s.cost}
                     for s, j in zip(plan.shards, jobs)

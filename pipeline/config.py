@@ -7,6 +7,7 @@ metadata and are left out of the run key: changing the GPU count keeps finished 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -39,7 +40,8 @@ EXTENSIONS: dict[str, Registry] = {
 @dataclass
 class StageResources:
     """What one shard job of a stage asks SLURM for. A job runs nodes × tasks_per_node ranks; every
-    replica_size consecutive ranks hold one model copy (1 for small models, 8 for MAGI-1 24B)."""
+    ``replica_size(cfg, stage)`` consecutive ranks hold one model copy (the generator's layout for
+    sample, e.g. ``generator.parallel.sp=8`` for MAGI-1 24B over one node; 1 elsewhere)."""
 
     nodes: int = setting(1, check=at_least(1))
     tasks_per_node: int = setting(1, check=at_least(1))  # ranks per node: one per GPU on GPU stages
@@ -47,7 +49,6 @@ class StageResources:
     cpus_per_task: int = setting(1, check=at_least(1))
     mem_gb: float | None = setting(None, check=above(0))  # per node
     timeout_min: int = setting(60, check=at_least(1))
-    replica_size: int = setting(1, check=at_least(1))  # ranks per model copy; divides nodes x tasks_per_node
     max_shards: int = setting(
         1, check=at_least(1)
     )  # job-array tasks for this stage (fewer when fewer items are pending)
@@ -155,10 +156,11 @@ def _relation_problems(cfg: Config) -> list[str]:
     for stage, res in cfg.cluster.resources.items():
         key = f"cluster.resources.{stage}"
         ranks = res.nodes * res.tasks_per_node
-        if ranks % res.replica_size:
+        size = replica_size(cfg, stage)
+        if stage in cfg.stages and ranks % size:
             out.append(
-                f"{key}.replica_size={res.replica_size}: does not divide the job's {ranks} ranks "
-                f"(nodes x tasks_per_node)"
+                f"{key}.tasks_per_node={res.tasks_per_node}: the job's {ranks} rank(s) (nodes={res.nodes} x "
+                f"tasks_per_node) do not divide into model copies of {size} ranks ({describe_layout(cfg)})"
             )
         if res.gpus_per_node and res.gpus_per_node != res.tasks_per_node:
             out.append(
@@ -172,14 +174,13 @@ def _relation_problems(cfg: Config) -> list[str]:
             )
     engine = generator_class(cfg.generator.kind)
     out += engine.settings_problems(cfg.generator)
-    for stage, res in cfg.cluster.resources.items():
-        if res.replica_size == 1 or stage not in cfg.stages:
-            continue
-        key = f"cluster.resources.{stage}.replica_size={res.replica_size}"
-        if stage != "sample":
-            out.append(f"{key}: only sample splits a model across ranks; set 1")
-        else:
-            out += [f"{key}: {why}" for why in engine.layout_problems(cfg.generator, res.replica_size)]
+    if "sample" in cfg.stages:
+        out += engine.layout_problems(cfg.generator)
+        if cfg.cluster.name == "local" and replica_size(cfg, "sample") > 1:
+            out.append(
+                f"{describe_layout(cfg)}: cluster=local runs one rank per worker; a model copy over several "
+                "ranks needs cluster=slurm (or torchrun with the parity harness)"
+            )
     frames = None if out else engine.planned_frames(cfg.generator, cfg.benchmark.mode)
     out += reward_problems(cfg.reward, frames if "score" in cfg.stages else None)
     if "sample" in cfg.stages:
@@ -187,6 +188,26 @@ def _relation_problems(cfg: Config) -> list[str]:
         if not out:
             out += budget_problems(cfg.search, engine.planned_nfe(cfg.generator, cfg.benchmark.mode))
     return out
+
+
+def replica_dims(cfg: Config, stage: str) -> dict[str, int]:
+    """The parallel dimensions of one model copy in a shard job of ``stage``, outermost first: the
+    generator's ``replica_dims`` for sample (the stage that loads a generator), none elsewhere."""
+    if stage != "sample":
+        return {}
+    from pipeline.generators import generator_class
+
+    return generator_class(cfg.generator.kind).replica_dims(cfg.generator)
+
+
+def replica_size(cfg: Config, stage: str) -> int:
+    """Ranks holding one model copy in a shard job of ``stage``."""
+    return math.prod(replica_dims(cfg, stage).values())
+
+
+def describe_layout(cfg: Config) -> str:
+    dims = replica_dims(cfg, "sample")
+    return "generator.parallel " + (" x ".join(f"{d}={n}" for d, n in dims.items()) or "1")
 
 
 def _check_choices(cfg: Config) -> None:

@@ -108,14 +108,11 @@ CASES = [
     ([f"{RES}.cpus_per_task=0"], f"{RES}.cpus_per_task"),
     ([f"{RES}.mem_gb=0"], f"{RES}.mem_gb"),
     ([f"{RES}.timeout_min=0"], f"{RES}.timeout_min"),
-    ([f"{RES}.replica_size=0"], f"{RES}.replica_size"),
-    ([f"{RES}.tasks_per_node=3", f"{RES}.replica_size=2"], f"{RES}.replica_size"),  # divides the ranks
-    ([f"{RES}.tasks_per_node=2", f"{RES}.replica_size=2"], f"{RES}.replica_size"),  # Wan cannot split
-    ([*MAGI, f"{RES}.tasks_per_node=4", f"{RES}.replica_size=4"], f"{RES}.replica_size"),  # 2 KV groups
-    (
-        ["cluster.resources.score.tasks_per_node=2", "cluster.resources.score.replica_size=2"],
-        "cluster.resources.score.replica_size",
-    ),
+    ([*MAGI, "generator.parallel.tp=0"], "generator.parallel.tp"),
+    ([*MAGI, f"{RES}.tasks_per_node=3", "generator.parallel.sp=2"], f"{RES}.tasks_per_node"),  # divides the ranks
+    ([*MAGI, f"{RES}.tasks_per_node=4", "generator.parallel.tp=4"], "generator.parallel.tp"),  # 2 KV groups
+    ([*MAGI, f"{RES}.tasks_per_node=8", "generator.parallel.sp=8"], "generator.parallel.sp"),  # 4 heads
+    ([*MAGI, f"{RES}.tasks_per_node=4", "generator.parallel.cfg=4"], "generator.parallel.cfg"),  # 3 passes
     ([f"{RES}.max_shards=0"], f"{RES}.max_shards"),
     (["tracking.wandb.mode=loud"], "tracking.wandb.mode"),
 ]
@@ -170,3 +167,17 @@ def test_every_checked_field_has_a_case():
         keys |= set(checked(cls, prefix))
     covered = {key for _, key in CASES}
     assert keys - covered == set(), f"checked fields without a bad-value case: {sorted(keys - covered)}"
+
+
+@pytest.mark.parametrize("generator", ["magi1_24b", "magi1_24b_distill"])
+def test_the_24b_presets_spread_one_copy_over_the_slurm_node_and_not_a_local_worker(generator):
+    """The 24B presets state an 8-rank layout: it fits cluster=slurm's sample job (8 ranks per
+    node) unchanged; cluster=local, one rank per worker, refuses it in one line before any work."""
+    from pipeline.config import replica_size, to_config
+
+    paths = [f"generator.{k}=/ckpt/{k}" for k in ("checkpoint", "vae_checkpoint", "t5_checkpoint")]
+    cfg = to_config(compose([f"generator={generator}", *paths, "cluster=slurm"]))
+    assert replica_size(cfg, "sample") == 8 and replica_size(cfg, "score") == 1
+    with pytest.raises(PipelineError) as err:
+        to_config(compose([f"generator={generator}", *paths]))
+    assert str(err.value).count("\n") == 0 and "cluster=local runs one rank per worker" in str(err.value)

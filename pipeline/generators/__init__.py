@@ -44,11 +44,11 @@ def missing_checkpoint_files_for(cfg: GeneratorConfig) -> list[str]:
 def generator_from_config(cfg: GeneratorConfig, device: str, mesh=None) -> Generator:
     """Build the engine named by ``cfg.kind`` from its config dataclass (each engine maps its own
     config fields in a ``from_config`` classmethod). ``mesh``: the DeviceMesh of a multi-rank
-    replica, for an engine that splits across ranks (``splits_across_ranks``)."""
+    replica, for an engine whose ``replica_dims`` spread a model copy over ranks."""
     cls = generator_class(cfg.kind)
     if mesh is None:
         return cls.from_config(cfg, device=device)
-    if not cls.splits_across_ranks:
+    if not cls.replica_dims(cfg):
         raise GeneratorConfigError(f"{cfg.kind} runs whole on every rank; it cannot use a multi-rank replica")
     return cls.from_config(cfg, device=device, mesh=mesh)
 

@@ -132,7 +132,6 @@ class Generator(abc.ABC):
     ones let a guide recompute a step's velocity with grad (guidance through the model)."""
 
     kind: str = "abstract"
-    splits_across_ranks: bool = False  # the ranks of a replica can share one model copy
     steppable: bool = False
     chunk_wise: bool = False
     differentiable_steps: bool = False
@@ -167,8 +166,8 @@ class Generator(abc.ABC):
     # ----------------------------------------------------------------- built from config
     @classmethod
     def from_config(cls, cfg: Any, device: str, mesh: Any = None) -> Generator:
-        """The engine for its config dataclass (``generator.*``) on ``device``; ``mesh``: a
-        multi-rank replica's DeviceMesh (only engines that ``splits_across_ranks`` take one)."""
+        """The engine for its config dataclass (``generator.*``) on ``device``; ``mesh``: the
+        DeviceMesh of a multi-rank replica, dims ``("replica", *replica_dims(cfg))``."""
         raise NotImplementedError(f"{cls.__name__} cannot be built from a config")
 
     @classmethod
@@ -196,9 +195,15 @@ class Generator(abc.ABC):
         return None
 
     @classmethod
-    def layout_problems(cls, cfg: Any, ranks: int) -> list[str]:
-        """What keeps ``ranks`` ranks from sharing one model copy of ``cfg`` (without loading it)."""
-        return [] if ranks == 1 else [f"{cls.kind} runs whole on every rank"]
+    def replica_dims(cls, cfg: Any) -> dict[str, int]:
+        """The parallel dimensions one model copy spreads over, outermost first, with their sizes;
+        their product is the ranks of a replica. Empty: every rank holds a whole copy."""
+        return {}
+
+    @classmethod
+    def layout_problems(cls, cfg: Any) -> list[str]:
+        """What keeps ``replica_dims(cfg)`` from splitting the model of ``cfg`` (without loading it)."""
+        return []
 
     @classmethod
     def planned_steps(cls, cfg: Any) -> int | None:

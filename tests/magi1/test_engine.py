@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
-from pipeline.generators import generator_from_config, missing_checkpoint_files_for
+from pipeline.generators import generator_class, generator_from_config, missing_checkpoint_files_for
 from pipeline.generators.base import GenerationRequest, GeneratorConfigError
 from pipeline.generators.magi1.engine import resolve_magi_config
 from pipeline.generators.magi1.spec import Magi1GeneratorConfig as Magi1Config
@@ -135,7 +135,8 @@ def test_distill_engine_runs(tiny_dir):
 
 
 def test_every_magi1_config_field_is_read(tiny_dir):
-    """No dead flags: from_config + the registry read every Magi1Config field (device: the sample stage)."""
+    """No dead flags: from_config, the registry and the launcher (replica_dims) read every Magi1Config
+    field (device: the sample stage)."""
     read = set()
 
     class Tracking:
@@ -148,6 +149,7 @@ def test_every_magi1_config_field_is_read(tiny_dir):
 
     cfg = Tracking(tiny_cfg(tiny_dir, width=32, height=32))
     missing_checkpoint_files_for(cfg)
+    generator_class("magi1").replica_dims(cfg)
     generator_from_config(cfg, device="cpu")
     fields = {f.name for f in dataclasses.fields(Magi1Config)} - {"device"}
     assert fields <= read, fields - read

@@ -78,10 +78,14 @@ post-normed in fp32; the cross-attention q/k norms run in ``dtype``.
 
 Seams for parallelism (no parallel code inside the model):
 
-* Ulysses / context parallelism: ``layer.self_attention.core_attention`` (``RangeAttention``) is the
-  only place where tokens interact; it receives full-head ``q (N,H,S,hd)``, ``k, v (N,G,S_k,hd)``
-  and per-chunk ranges, so a wrapper can all-to-all sequence shards to head shards around it.
-  ``cross_attention`` is a separate module (each chunk sees only its own caption row).
+* Ulysses / context parallelism: ``model.sequence`` (``WholeSequence``) splits the tokens after the
+  embedding and gathers them before the final linear, per chunk, so a rank may hold a share of each
+  chunk's tokens; ``layer.self_attention.core_attention`` (``BlockCausalAttention``) is the only
+  place where tokens interact and the only user of the KV cache; it receives ``q (N,H,S,hd)``,
+  ``k, v (N,G,S,hd)`` of all tokens and the per-chunk ranges, so a wrapper can all-to-all sequence
+  shards to head shards around it (``ulysses.py``). ``cross_attention`` is a separate module (each
+  chunk sees only its own caption row). The sampler's CFG passes can run on separate ranks
+  (``cfg_parallel.py``).
 * Tensor parallelism (module names are the official ones): column-parallel by heads
   ``self_attention.linear_qkv.{q,qx,k,v}`` and by groups ``self_attention.linear_kv_xattn`` (output is
   per group ``[k_g | v_g]``); row-parallel ``self_attention.linear_proj`` (its input is permuted

@@ -1,10 +1,12 @@
 """Attention kernels behind one module boundary, and the KV cache of finished chunks.
 
-:class:`RangeAttention` is the only place where self-attention scores are computed. It takes
-full-head tensors and per-chunk key ranges, so a sequence-parallel wrapper (Ulysses: all-to-all
-from sequence shards to head shards before, and back after) can replace the module
-``layer.self_attention.core_attention`` without touching the model. :class:`CrossAttention`
-is the same for the caption cross-attention.
+:class:`BlockCausalAttention` is the only place where self-attention scores are computed and the
+only reader and writer of the KV cache. It takes full-sequence tensors (all tokens of the forward,
+any number of heads), so a sequence-parallel wrapper (Ulysses, ``ulysses.py``: all-to-all from
+sequence shards to head shards before, and back after) replaces the module
+``layer.self_attention.core_attention`` without touching the model, and the cache it wraps stays
+head-sharded behind that seam. :class:`CrossAttention` is the caption cross-attention (row-wise,
+so sequence shards need no communication there).
 
 Kernels: ``torch.nn.functional.scaled_dot_product_attention`` per query chunk (block-causal =
 contiguous key range per chunk, full attention inside it), GQA through ``enable_gqa``. If the
@@ -62,6 +64,35 @@ class RangeAttention(nn.Module):
         return out
 
 
+class BlockCausalAttention(nn.Module):
+    """The cached chunks' keys and values joined to the current ones, then :class:`RangeAttention`.
+
+    ``forward(q, k, v, ctx, layer)``: ``q`` ``(N, H, S, hd)``, ``k``/``v`` ``(N, G, S, hd)`` for all
+    ``S = dn * ctx.tok`` tokens of the forward (after q/k-LN and RoPE). ``ctx`` carries the
+    per-forward cache plan (``use_cache``, ``kv_cache``, ``slice_point``, ``tok``,
+    ``update_kv_cache``, ``skip_last_chunk``) and the block-causal ranges (``q_ranges``,
+    ``k_ranges``), as ``MagiDiT.forward`` sets them. With ``update_kv_cache`` the current chunks' K/V
+    land at chunk slots ``slice_point, ...`` (the last one skipped with ``skip_last_chunk``); keys
+    are ``cat(cache[:slice_point * tok], current)``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ranges = RangeAttention()
+
+    def forward(self, q, k, v, ctx, layer: int) -> torch.Tensor:
+        if ctx.use_cache:
+            cache = ctx.kv_cache
+            start = ctx.slice_point * ctx.tok
+            if ctx.update_kv_cache:
+                n = k.shape[2] - (ctx.tok if ctx.skip_last_chunk else 0)
+                cache.write(layer, start, k[:, :, :n], v[:, :, :n])
+            if start > 0:
+                kp, vp = cache.read(layer, start, q.device)
+                k = torch.cat([kp.to(k.dtype), k], dim=2)
+                v = torch.cat([vp.to(v.dtype), v], dim=2)
+        return self.ranges(q, k, v, ctx.q_ranges, ctx.k_ranges)
+
+
 class CrossAttention(nn.Module):
     """Cross-attention of each chunk's queries to the valid caption tokens of its own row.
 
@@ -102,9 +133,9 @@ class KVCache:
 
     def __post_init__(self) -> None:
         if self.num_groups is not None:
-            self._allocate(self.num_groups)
+            self.allocate(self.num_groups)
 
-    def _allocate(self, groups: int) -> None:
+    def allocate(self, groups: int) -> None:
         dev = torch.device("cpu") if self.offload else torch.device(self.device)
         pin = bool(self.offload and torch.cuda.is_available())
         shape = (self.batch, groups, self.capacity_tokens, self.head_dim)
@@ -161,7 +192,7 @@ class KVCache:
         if k.shape[0] != self.batch:
             raise ValueError(f"KV cache batch is {self.batch}, got keys for batch {k.shape[0]}")
         if self.num_groups is None:
-            self._allocate(int(k.shape[1]))
+            self.allocate(int(k.shape[1]))
         self.k[layer][:, :, start:end].copy_(k, non_blocking=True)
         self.v[layer][:, :, start:end].copy_(v, non_blocking=True)
 

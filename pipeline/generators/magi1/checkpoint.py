@@ -220,8 +220,8 @@ def load_dit(
 
     ``model_config`` may be a whole :class:`MagiConfig`; then ``distill``/``fp8`` come from its
     ``engine_config``. ``dtype`` defaults to ``params_dtype``. With ``cache`` the same folder,
-    device and dtype return the same model object for the whole process. ``mesh`` (dims "replica",
-    "tp"): the model is parallelized on the meta device first and each rank reads only its slices
+    device and dtype return the same model object for the whole process. ``mesh`` (dims as
+    ``parallelize.Layout.mesh``): the model is parallelized on the meta device first and each rank reads only its slices
     of the split weights (a 24B rank never holds the whole model); never cached."""
     from safetensors import safe_open
 
@@ -247,7 +247,7 @@ def load_dit(
         if mesh is not None:
             from .parallelize import Layout, local_reads, parallelize
 
-            parallelize(model, Layout(tp=mesh["tp"].size(), replicas=mesh["replica"].size()), mesh)
+            parallelize(model, Layout.of_mesh(mesh), mesh)
             params = dict(model.named_parameters())
         by_shard: dict[str, list[str]] = {}
         for name in params:

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from .attention import CrossAttention, KVCache, RangeAttention
+from .attention import BlockCausalAttention, CrossAttention, KVCache
 from .config import MagiModelConfig
 from .rope import LearnedRope3D, apply_rope
 
@@ -151,7 +151,7 @@ class JointAttention(nn.Module):
         self.q_layernorm_xattn = LayerNorm1p(hd, eps, one_p)
         self.k_layernorm = LayerNorm1p(hd, eps, one_p)
         self.k_layernorm_xattn = LayerNorm1p(hd, eps, one_p)
-        self.core_attention = RangeAttention()  # the Ulysses seam
+        self.core_attention = BlockCausalAttention()  # the Ulysses seam (and the KV cache behind it)
         self.cross_attention = CrossAttention()
 
     def _heads(self, x: torch.Tensor) -> torch.Tensor:
@@ -170,23 +170,12 @@ class JointAttention(nn.Module):
         q = apply_rope(q.transpose(1, 2), ctx.cos, ctx.sin).to(dt)  # (N, H, S, hd)
         k = apply_rope(k.transpose(1, 2), ctx.cos, ctx.sin).to(dt)  # (N, G, S, hd)
         v = self._heads(qkv.v(hn)).transpose(1, 2)  # (N, G, S, hd)
-        if ctx.use_cache:
-            cache = ctx.kv_cache
-            assert cache is not None  # use_cache implies a cache (checked in MagiDiT.forward)
-            start = ctx.slice_point * ctx.tok
-            if ctx.update_kv_cache:
-                n = S - (ctx.tok if ctx.skip_last_chunk else 0)
-                cache.write(self.layer_index, start, k[:, :, :n], v[:, :, :n])
-            if start > 0:
-                kp, vp = cache.read(self.layer_index, start, h.device)
-                k = torch.cat([kp.to(dt), k], dim=2)
-                v = torch.cat([vp.to(dt), v], dim=2)
-        core = self.core_attention(q, k, v, ctx.q_ranges, ctx.k_ranges)  # (N, H, S, hd)
+        core = self.core_attention(q, k, v, ctx, self.layer_index)  # (N, H, S, hd); the Ulysses seam
         heads = core.shape[1]  # H, or this rank's share of them
         core = core.transpose(1, 2).reshape(N, S, heads * self.hd)
 
         # ---- cross-attention to the caption rows of each chunk (no RoPE)
-        dn, tok = ctx.dn, ctx.tok
+        dn, tok = ctx.dn, S // ctx.dn  # tok: this rank's tokens of each chunk (sequence shards)
         qx = self.q_layernorm_xattn(self._heads(qkv.qx(hn)))  # (N, S, H, hd)
         qx = qx.view(N, dn, tok, heads, self.hd).permute(0, 1, 3, 2, 4).reshape(N * dn, heads, tok, self.hd)
         kvx = self.linear_kv_xattn(ctx.y_xattn)  # (R, L, 2*G*hd): per group [k_g | v_g]
@@ -245,7 +234,7 @@ class TransformerLayer(nn.Module):
         g_msa, g_mlp = gates.float().chunk(2, dim=-1)
 
         def gated(y: torch.Tensor, g: torch.Tensor) -> torch.Tensor:  # each token takes its chunk's gate
-            return (y.float().view(N, ctx.dn, ctx.tok, D) * g[:, :, None, :]).view(N, S, D)
+            return (y.float().view(N, ctx.dn, -1, D) * g[:, :, None, :]).view(N, S, D)
 
         a = self.self_attention(h, ctx)
         h = (self.self_attn_post_norm(gated(a, g_msa)) + h.float()).to(dt)
@@ -259,6 +248,19 @@ class TransformerBlock(nn.Module):
         super().__init__()
         self.layers = nn.ModuleList(TransformerLayer(cfg, i) for i in range(cfg.num_layers))
         self.final_layernorm = LayerNorm1p(cfg.hidden_size, cfg.layernorm_epsilon, cfg.apply_layernorm_1p)
+
+
+class WholeSequence(nn.Module):
+    """The sequence seam: every rank holds all tokens of every chunk. Sequence parallelism replaces
+    this module (``ulysses.TokenShards``) to give each rank a share of each chunk's tokens."""
+
+    def split(self, x: torch.Tensor, dn: int, dim: int) -> torch.Tensor:
+        """This rank's tokens of ``x``, whose ``dim`` holds the tokens of ``dn`` chunks in order."""
+        return x
+
+    def gather(self, x: torch.Tensor, dn: int, tok: int, dim: int) -> torch.Tensor:
+        """All ``tok`` tokens of each chunk again, from every rank's :meth:`split` share."""
+        return x
 
 
 class FinalLinear(nn.Module):
@@ -293,7 +295,7 @@ class _Ctx:
     y_xattn: torch.Tensor  # projected caption rows
     y_valid: torch.Tensor  # their valid-token mask
     dn: int  # chunks in this forward
-    tok: int  # tokens per chunk
+    tok: int  # tokens per chunk (all of them; a sequence shard holds fewer)
     q_ranges: list[tuple[int, int]]
     k_ranges: Any
     kv_cache: KVCache | None
@@ -331,6 +333,7 @@ class MagiDiT(nn.Module):
             self.rope = LearnedRope3D(cfg.rope_bands)
             self.videodit_blocks = TransformerBlock(cfg)
             self.final_linear = FinalLinear(cfg)
+        self.sequence = WholeSequence()
         self.requires_grad_(False)
         self.apply_dtype_layout()
         # recompute each block in backward (reward guidance through the model); the parameters
@@ -456,7 +459,9 @@ class MagiDiT(nn.Module):
         ctx = _Ctx()
         ctx.dn, ctx.tok, ctx.slice_point = dn, tok, int(slice_point)
         # ---- RoPE (time positions continue after the cached chunks)
-        ctx.cos, ctx.sin = self.rope(Tp, h, w, t_prev=(fpc // c.t_patch_size) * ctx.slice_point)
+        cos, sin = self.rope(Tp, h, w, t_prev=(fpc // c.t_patch_size) * ctx.slice_point)
+        ctx.cos, ctx.sin = self.sequence.split(cos, dn, 0), self.sequence.split(sin, dn, 0)
+        hid = self.sequence.split(hid, dn, 1)
 
         # ---- conditioning: t embedding (+ distill dt) + adaLN null token
         temb = self.t_embedder(t.to(dev).reshape(-1))
@@ -499,7 +504,7 @@ class MagiDiT(nn.Module):
                 hid = layer(hid, ctx)
         out = self.videodit_blocks.final_layernorm(hid.float())
         out = F.linear(out, self.final_linear.linear.weight.float())
-        return self._unpatchify(out, Tp, h, w)
+        return self._unpatchify(self.sequence.gather(out, dn, tok, 1), Tp, h, w)
 
     @staticmethod
     def _key_ranges(kv_range: IntRanges, N: int, dn: int, tok: int, slice_point: int):

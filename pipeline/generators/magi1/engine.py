@@ -118,7 +118,6 @@ class Magi1Generator(Generator):
 
     kind = "magi1"
     accepts_clips = True
-    splits_across_ranks = True  # tensor parallelism over a replica's ranks (parallelize.py)
     steppable = True
     chunk_wise = True
     differentiable_steps = True  # a guide may recompute the velocity with grad
@@ -205,19 +204,36 @@ class Magi1Generator(Generator):
             return None
 
     @classmethod
-    def layout_problems(cls, cfg: Magi1GeneratorConfig, ranks: int) -> list[str]:
-        """The replica's ranks split the DiT by tensor parallelism (tp = ranks)."""
+    def replica_dims(cls, cfg: Magi1GeneratorConfig) -> dict[str, int]:
+        """``generator.parallel``: cfg x sp x tp ranks per model copy (``parallelize.Layout``)."""
+        from .parallelize import DIMS
+
+        return {d: int(getattr(cfg.parallel, d)) for d in DIMS if int(getattr(cfg.parallel, d)) > 1}
+
+    @classmethod
+    def layout_problems(cls, cfg: Magi1GeneratorConfig) -> list[str]:
+        """What ``generator.parallel`` cannot split in this model, one line per field."""
         from .parallelize import Layout
 
+        layout = Layout(**cls.replica_dims(cfg))
+        if layout.replica_size == 1:
+            return []
         try:
-            model = resolve_magi_config(cfg).model_config
+            magi = resolve_magi_config(cfg)
         except GeneratorConfigError:
             return []  # reported by settings_problems
-        return Layout(tp=ranks).problems(model)
+        r, m = magi.runtime_config, magi.model_config
+        tok = (
+            (r.chunk_width // m.t_patch_size)
+            * (r.video_size_h // 8 // m.patch_size)
+            * (r.video_size_w // 8 // m.patch_size)
+        )
+        return [f"generator.parallel.{why}" for why in layout.problems(m, r.cfg_number, tok)]
 
     @classmethod
     def from_config(cls, cfg: Magi1GeneratorConfig, device: str, mesh=None) -> Magi1Generator:
-        """From its ``Magi1GeneratorConfig``; ``mesh``: a multi-rank replica's DeviceMesh (dim "tp")."""
+        """From its ``Magi1GeneratorConfig``; ``mesh``: a multi-rank replica's DeviceMesh (dims
+        "replica" and those of ``replica_dims``)."""
         return cls(
             resolve_magi_config(cfg),
             mesh=mesh,
@@ -246,9 +262,13 @@ class Magi1Generator(Generator):
     ) -> None:
         import torch
 
+        from .cfg_parallel import CfgSplit
         from .checkpoint import load_dit
+        from .memory import rank_memory
+        from .parallelize import Layout
+        from .replica_work import ReplicaWork
         from .sampler import SamplerSettings
-        from .text import MagiTextEncoder, SpecialTokenOptions
+        from .text import SpecialTokenOptions, SpecialTokens
         from .vae import MagiVAE
 
         self._torch = torch
@@ -265,7 +285,17 @@ class Magi1Generator(Generator):
         self.settings = SamplerSettings.from_magi_config(magi)
         self.special_tokens_path = special_tokens
         self.options = SpecialTokenOptions() if special_tokens else SpecialTokenOptions.none()
-        split = mesh if mesh is not None and mesh["tp"].size() > 1 else None
+        self.layout = Layout.of_mesh(mesh) if mesh is not None else Layout()
+        split = mesh if self.layout.replica_size > 1 else None
+        self.cfg_split = CfgSplit(mesh["cfg"]) if self.layout.cfg > 1 else None
+        self.replica = ReplicaWork(mesh) if split is not None else None  # T5 once, VAE tiles dealt out
+        self.memory = rank_memory(magi, self.layout, self.dtype.itemsize, self.batch_size)
+        if (self.device.type == "cuda" or self.replica is not None) and (self.replica is None or self.replica.is_first):
+            print(f"MAGI-1, {self.layout.replica_size} rank(s) per copy ({self.layout}): {self.memory.describe()}")
+        if self.device.type == "cuda":
+            too_big = self.memory.problem(self.layout, torch.cuda.get_device_properties(self.device).total_memory)
+            if too_big:
+                raise GeneratorLoadError(too_big)
         try:  # split: each rank reads only its slices of the weights
             self.dit = load_dit(checkpoint, magi, device=self.device, dtype=self.dtype, mesh=split)
         except GeneratorLoadError:
@@ -279,8 +309,18 @@ class Magi1Generator(Generator):
             ),
         )
         t5_dev = torch.device("cpu") if r.t5_device == "cpu" or self.device.type == "cpu" else self.device
-        m = magi.model_config
-        self.text = resident(
+        self.special_tokens = SpecialTokens.from_npz(special_tokens) if special_tokens else None
+        self.text = None
+        if self.replica is None or self.replica.is_first:
+            self.text = self._load_text(t5_checkpoint, special_tokens, t5_dev, prompt_cache_size)
+        self.num_generate_calls = 0
+        self.num_model_calls = 0
+
+    def _load_text(self, t5_checkpoint: str, special_tokens: str | None, t5_dev, prompt_cache_size: int):
+        from .text import MagiTextEncoder
+
+        m = self.magi.model_config
+        text = resident(
             ("magi1.t5", str(Path(t5_checkpoint).resolve()), str(special_tokens), str(t5_dev), m.caption_max_length),
             lambda: MagiTextEncoder.from_folder(
                 t5_checkpoint,
@@ -290,13 +330,12 @@ class Magi1Generator(Generator):
                 memory_cache_size=prompt_cache_size,
             ),
         )
-        if self.text.width != m.caption_channels:
+        if text.width != m.caption_channels:
             raise GeneratorLoadError(
-                f"T5 at {t5_checkpoint} outputs {self.text.width}-dim captions but the DiT "
+                f"T5 at {t5_checkpoint} outputs {text.width}-dim captions but the DiT "
                 f"expects caption_channels={m.caption_channels}"
             )
-        self.num_generate_calls = 0
-        self.num_model_calls = 0
+        return text
 
     # ------------------------------------------------------------------ geometry
     @property
@@ -351,9 +390,9 @@ class Magi1Generator(Generator):
             return None
         torch = self._torch
         if condition.ndim == 3:
-            return self.vae.encode(condition[None]).to(torch.float32)
+            return self.vae.encode(condition[None], spread=self.replica).to(torch.float32)
         n = min(V2V_PREFIX_FRAMES, condition.shape[0] // 4 * 4)
-        return self.vae.encode(condition[-n:]).to(torch.float32)
+        return self.vae.encode(condition[-n:], spread=self.replica).to(torch.float32)
 
     def decode(self, latent) -> np.ndarray:
         """uint8 (B, T, H, W, 3) frames of DiT latents (B, 16, t, h, w), the official chunk post-processing."""
@@ -365,7 +404,8 @@ class Magi1Generator(Generator):
 
         self.vae_decodes += int(latent.shape[0])
         with self._torch.no_grad():
-            return latents_to_uint8(self.vae.decode(latent.to(self.vae.device), tiled=True, scaled=True))
+            raw = self.vae.decode(latent.to(self.vae.device), tiled=True, scaled=True, spread=self.replica)
+            return latents_to_uint8(raw)
 
     def decode_pixels(self, latent):
         """As :meth:`decode_frames` but float on the 0..255 scale and differentiable (guidance): the
@@ -378,19 +418,30 @@ class Magi1Generator(Generator):
     def caption_rows(self, prompt: str, num_chunks: int, clean_chunks: int):
         from .text import caption_rows, null_caption_rows
 
-        embs, masks = self.text.encode(prompt)
+        embs, masks = self.encode_prompt(prompt)
         null = self.dit.y_embedder.null_caption_embedding.detach().float().cpu()
         te, tm = caption_rows(
             embs,
             masks,
             num_chunks,
-            special_tokens=self.text.special_tokens,
+            special_tokens=self.special_tokens,
             options=self.options,
             clean_chunks=clean_chunks,
             null_caption_embedding=null,
         )
-        ne, nm = null_caption_rows(null, num_chunks, special_tokens=self.text.special_tokens, options=self.options)
+        ne, nm = null_caption_rows(null, num_chunks, special_tokens=self.special_tokens, options=self.options)
         return te, tm, ne, nm
+
+    def encode_prompt(self, prompt: str):
+        """T5 (embeddings, mask) of ``prompt``; in a multi-rank replica encoded by its first rank."""
+        mine = None
+        if self.text is not None:  # the first rank of a replica, or a replica of one
+            mine = self.text.encode(prompt)
+            if self.replica is None:
+                return mine
+            mine = tuple(t.cpu() for t in mine)
+        assert self.replica is not None  # only a multi-rank replica's other ranks have no T5
+        return self.replica.from_first(mine)
 
     # ------------------------------------------------------------------ generate
     def generate(
@@ -488,6 +539,7 @@ class Magi1Generator(Generator):
             on_step=step_cb,
             on_chunk=chunk_cb,
             device=self.device,
+            cfg_split=self.cfg_split,
         )
         self.num_generate_calls += 1
         self.num_model_calls += res.model_calls

@@ -1,19 +1,27 @@
 """MAGI-1 across the GPUs of a replica, applied from outside the model (torchtitan's way): a
 :class:`Layout` names the parallel dimensions of a job's ranks and builds their DeviceMesh, and
-:func:`parallelize` turns a loaded single-process :class:`~.dit.MagiDiT` into its rank's share.
+:func:`parallelize` turns a single-process :class:`~.dit.MagiDiT` into its rank's share.
 
-Tensor parallelism (``torch.distributed.tensor.parallel``, Megatron's split, which the official
-checkpoint names follow): in every layer q, qx, k, v and the cross-attention K/V are column-wise
-by heads (each rank computes its heads' attention, the KV cache holds its groups only),
-``linear_proj`` is row-wise (one all-reduce), ``linear_fc1`` column-wise with a SwiGLU's gate and
-up halves kept paired, ``linear_fc2`` row-wise (one all-reduce). The rest (embedders, norms,
-adaLN, final linear) is replicated. The model code sees local tensors and views with -1, so it
-needs no parallel branch. Sequence (Ulysses) and CFG parallelism are later dimensions of the
-same Layout.
+The ranks of one job are ``replicas x cfg x sp x tp`` (outermost first, so a replica is
+consecutive ranks and its tensor-parallel ranks are nearest, on one NVLink island):
+
+* **tp** (``torch.distributed.tensor.parallel``, Megatron's split, which the official checkpoint
+  names follow): in every layer q, qx, k, v and the cross-attention K/V are column-wise by heads
+  (each rank computes its heads' attention, the KV cache holds its groups only), ``linear_proj``
+  row-wise (one all-reduce), ``linear_fc1`` column-wise with a SwiGLU's gate and up halves kept
+  paired, ``linear_fc2`` row-wise (one all-reduce). The rest is replicated.
+* **sp** (Ulysses, ``ulysses.py``): each rank holds a share of every chunk's tokens; two
+  all-to-alls per layer around self-attention; the KV cache is head-sharded behind that seam.
+* **cfg** (``cfg_parallel.py``): the CFG passes of a base model's step on separate ranks,
+  combined exactly as in one process; the KV cache the null-caption pass writes is sent to the
+  others.
+
+The model code sees local tensors and views with -1, so it needs no parallel branch.
 """
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -22,27 +30,47 @@ import torch
 
 from .dit import PROJ_PERMUTE_HN
 
-DIMS = ("tp",)  # parallel dimensions inside a replica, outermost first
+# every transformer layer's tensor-parallel plan: column-wise by heads (their KV cache too) or by
+# MLP units, row-wise where the heads / units are summed back (one all-reduce each)
+TP_PLAN = {
+    "self_attention.linear_qkv.q": "column",
+    "self_attention.linear_qkv.qx": "column",
+    "self_attention.linear_qkv.k": "column",
+    "self_attention.linear_qkv.v": "column",
+    "self_attention.linear_kv_xattn": "column",
+    "self_attention.linear_proj": "row",
+    "mlp.linear_fc1": "column",
+    "mlp.linear_fc2": "row",
+}
+DIMS = ("cfg", "sp", "tp")  # parallel dimensions inside a replica, outermost first
+MESH_DIMS = ("replica", *DIMS)
+CFG_PASSES = 3  # a base model's step: text + history, null caption + history, each chunk alone
 
 
 @dataclass(frozen=True)
 class Layout:
-    """Ranks of one job = ``replicas`` x ``tp``; each replica holds one model copy."""
+    """Ranks of one job = ``replicas x cfg x sp x tp``; each replica holds one model copy."""
 
+    cfg: int = 1
+    sp: int = 1
     tp: int = 1
     replicas: int = 1
 
     @property
     def replica_size(self) -> int:
-        return self.tp
+        return self.cfg * self.sp * self.tp
 
     @property
     def world_size(self) -> int:
         return self.replicas * self.replica_size
 
+    def __str__(self) -> str:
+        return ",".join(f"{d}={getattr(self, d)}" for d in DIMS)
+
     @classmethod
     def parse(cls, text: str, world_size: int | None = None) -> Layout:
-        """``"tp=2"`` (keys optional, default 1); with ``world_size`` the replicas fill the rest."""
+        """``"tp=2,sp=2,cfg=3"`` (keys optional, default 1); with ``world_size`` the replicas fill
+        the rest."""
         values: dict[str, int] = {}
         for token in filter(None, (t.strip() for t in text.split(","))):
             key, sep, value = token.partition("=")
@@ -58,29 +86,59 @@ class Layout:
             layout = cls(**values, replicas=world_size // layout.replica_size)
         return layout
 
-    def problems(self, model_cfg: Any) -> list[str]:
-        """What this layout cannot split in the model (one entry per field), before any work."""
+    @classmethod
+    def of_mesh(cls, mesh) -> Layout:
+        """The layout of a mesh whose dims are "replica" and any of :data:`DIMS` (absent = 1)."""
+        names = mesh.mesh_dim_names
+        return cls(**{d: mesh[d].size() for d in DIMS if d in names}, replicas=mesh["replica"].size())
+
+    def problems(self, model_cfg: Any, cfg_number: int = 3, tokens_per_chunk: int | None = None) -> list[str]:
+        """What this layout cannot split in the model (one entry per dimension), before any work.
+        ``cfg_number``: the passes of one step (3 base, 1 distill)."""
         m = model_cfg
         out: list[str] = []
-        t = self.tp
-        if t == 1:
-            return out
-        for name, n in (
-            ("num_attention_heads", m.num_attention_heads),
-            ("num_query_groups", m.num_query_groups),
-            ("ffn_hidden_size", m.ffn_hidden_size),
-        ):
-            if n % t:
-                out.append(f"tp={t}: does not divide the model's {name}={n}")
-        if PROJ_PERMUTE_HN % t:
-            out.append(f"tp={t}: must divide {PROJ_PERMUTE_HN} (MAGI-1's fixed output permutation of the heads)")
+        t, s, c = self.tp, self.sp, self.cfg
+        H, G = m.num_attention_heads, m.num_query_groups
+        if t > 1:
+            for name, n in (
+                ("num_attention_heads", H),
+                ("num_query_groups", G),
+                ("ffn_hidden_size", m.ffn_hidden_size),
+            ):
+                if n % t:
+                    out.append(f"tp={t}: does not divide the model's {name}={n}")
+            if PROJ_PERMUTE_HN % t:
+                out.append(f"tp={t}: must divide {PROJ_PERMUTE_HN} (MAGI-1's fixed output permutation of the heads)")
+        if s > 1 and not out:
+            heads, groups = H // t, G // t
+            if heads % s:
+                out.append(
+                    f"sp={s}: does not divide the {heads} attention heads of a rank (num_attention_heads={H}, tp={t})"
+                )
+            elif groups % s and s % groups:
+                out.append(
+                    f"sp={s}: neither divides nor is a multiple of the {groups} KV groups of a rank "
+                    f"(num_query_groups={G}, tp={t}), so they can be neither split nor replicated"
+                )
+        if c > 1:
+            if cfg_number != CFG_PASSES:
+                out.append(f"cfg={c}: this model makes {cfg_number} pass(es) per step (distilled); set cfg=1")
+            elif c > CFG_PASSES:
+                out.append(f"cfg={c}: a step has {CFG_PASSES} CFG passes to spread; at most cfg={CFG_PASSES}")
+        if s > 1 and tokens_per_chunk is not None and tokens_per_chunk < s:
+            out.append(f"sp={s}: more ranks than the {tokens_per_chunk} tokens of a chunk")
         return out
 
     def mesh(self, device_type: str):
-        """The DeviceMesh of all ranks, dims ("replica", "tp")."""
+        """The DeviceMesh of all ranks, dims ("replica", "cfg", "sp", "tp")."""
         from torch.distributed.device_mesh import init_device_mesh
 
-        return init_device_mesh(device_type, (self.replicas, self.tp), mesh_dim_names=("replica", "tp"))
+        shape = (self.replicas, self.cfg, self.sp, self.tp)
+        return init_device_mesh(device_type, shape, mesh_dim_names=MESH_DIMS)
+
+    def tokens_share(self, tokens_per_chunk: int) -> int:
+        """Tokens of each chunk one rank holds (the sequence shards)."""
+        return math.ceil(tokens_per_chunk / self.sp)
 
 
 def _paired(name: str, model_cfg: Any) -> bool:
@@ -127,32 +185,34 @@ def local_reads(name: str, param: Any, model_cfg: Any) -> list[tuple[slice, ...]
 
 
 def parallelize(model, layout: Layout, mesh) -> Any:
-    """Shard ``model`` over ``mesh["tp"]`` in place: a loaded MagiDiT (the same weights on every
-    rank; each keeps its share), or one on the meta device that ``checkpoint.load_dit`` then fills
-    with each rank's slices only (``local_reads``)."""
+    """Split ``model`` over ``mesh`` in place (dims as :meth:`Layout.mesh`): a loaded MagiDiT (the
+    same weights on every rank; each keeps its share), or one on the meta device that
+    ``checkpoint.load_dit`` then fills with each rank's slices only (``local_reads``). The cfg
+    dimension leaves the model whole (its passes are the sampler's: ``cfg_parallel.CfgSplit``)."""
     problems = layout.problems(model.cfg)
     if problems:
         raise ValueError("; ".join(problems))
-    if layout.tp == 1:
-        return model
+    if layout.tp > 1:
+        _tensor_parallel(model, layout, mesh["tp"])
+    if layout.sp > 1:
+        from .ulysses import TokenShards, UlyssesAttention
+
+        sp = mesh["sp"]
+        model.sequence = TokenShards(sp.get_group(), sp.get_local_rank(), layout.sp)
+        for layer in model.videodit_blocks.layers:
+            attn = layer.self_attention
+            attn.core_attention = UlyssesAttention(attn.core_attention, sp.get_group(), layout.sp)
+    return model
+
+
+def _tensor_parallel(model, layout: Layout, tp) -> None:
     from torch.distributed.tensor.parallel import ColwiseParallel, RowwiseParallel, parallelize_module
 
-    tp = mesh["tp"]
     for layer in model.videodit_blocks.layers:
         if model.cfg.gated_linear_unit and not layer.mlp.linear_fc1.weight.is_meta:
             _pair_halves(layer.mlp.linear_fc1, layout.tp)
-        plan = {
-            "self_attention.linear_qkv.q": ColwiseParallel(),
-            "self_attention.linear_qkv.qx": ColwiseParallel(),
-            "self_attention.linear_qkv.k": ColwiseParallel(),
-            "self_attention.linear_qkv.v": ColwiseParallel(),
-            "self_attention.linear_kv_xattn": ColwiseParallel(),
-            "self_attention.linear_proj": RowwiseParallel(),
-            "mlp.linear_fc1": ColwiseParallel(),
-            "mlp.linear_fc2": RowwiseParallel(),
-        }
-        parallelize_module(layer, tp, plan)
-    return model
+        style = {"column": ColwiseParallel, "row": RowwiseParallel}
+        parallelize_module(layer, tp, {name: style[how]() for name, how in TP_PLAN.items()})
 
 
 def init_distributed() -> tuple[int, int]:

@@ -2,7 +2,7 @@
 
     python -m pipeline.generators.magi1.parity sample --magi-config CONFIG.json --weights DIR \\
         --job JOB.safetensors --out OUT.safetensors [--dtype fp32|bf16] [--special-tokens NPZ]
-    torchrun --nproc-per-node N -m pipeline.generators.magi1.parity sample ... --parallel tp=T
+    torchrun --nproc-per-node N -m pipeline.generators.magi1.parity sample ... --parallel tp=T,sp=S,cfg=C
     python -m pipeline.generators.magi1.parity decode --vae DIR --latent IN.safetensors \\
         --out OUT.safetensors [--dtype bf16|fp32] [--fps 24]
     python -m pipeline.generators.magi1.parity encode --vae DIR --frames IN.safetensors \\
@@ -22,8 +22,8 @@ Special tokens are off unless ``--special-tokens`` is given (then PAD_HQ + PAD_D
 ``OUT`` holds ``latent``: the clean chunks concatenated along time (before VAE decode; v2v starts
 after the prefix, i2v keeps latent frame 0), and metadata ``chunk_frames`` (JSON list).
 
-``--parallel tp=T`` (keys optional, default 1; the ranks of the launch are replicas x T) runs the
-same job on a sharded model (``parallelize.py``; gloo without a GPU); rank 0 writes ``OUT``, with
+``--parallel tp=T,sp=S,cfg=C`` (keys optional, default 1; the ranks of the launch are replicas x C x
+S x T) runs the same job on a split model (``parallelize.py``; gloo without a GPU); rank 0 writes ``OUT``, with
 the same contract as without ``--parallel``.
 
 ``decode``: ``IN`` holds ``latent`` ``(1, 16, T, H, W)`` as the DiT sees it; ``OUT`` gets ``frames``
@@ -96,12 +96,17 @@ def run_sample(
             layout = Layout.parse(parallel, world)
         except ValueError as e:
             raise SystemExit(f"error: {e}") from None
-        problems = layout.problems(cfg.model_config)
+        m = cfg.model_config
+        tok = (r.chunk_width // m.t_patch_size) * (want[3] // m.patch_size) * (want[4] // m.patch_size)
+        problems = layout.problems(cfg.model_config, r.cfg_number, tok)
         if problems:
             raise SystemExit("error: " + "; ".join(problems))
-    mesh = None
-    if parallel is not None and layout.tp > 1:
+    mesh = cfg_split = None
+    if parallel is not None and layout.replica_size > 1:
+        from .cfg_parallel import CfgSplit
+
         mesh = layout.mesh("cuda" if torch.cuda.is_available() else "cpu")
+        cfg_split = CfgSplit(mesh["cfg"]) if layout.cfg > 1 else None
     model = load_dit(weights, cfg, dtype=torch_dtype(dtype), cache=False, mesh=mesh)
     null = model.y_embedder.null_caption_embedding.detach().float().cpu()
     nch = T // r.chunk_width
@@ -122,7 +127,15 @@ def run_sample(
             null_caption_embedding=null,
         )
     res = sample(
-        model, SamplerSettings.from_magi_config(cfg), noise, te, tm, ne, nm, None if prefix is None else prefix.float()
+        model,
+        SamplerSettings.from_magi_config(cfg),
+        noise,
+        te,
+        tm,
+        ne,
+        nm,
+        None if prefix is None else prefix.float(),
+        cfg_split=cfg_split,
     )
     latent = res.latent.float().cpu().contiguous()
     held = sum((p.to_local() if hasattr(p, "to_local") else p).nbytes for p in model.parameters())
@@ -183,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--out", required=True)
     s.add_argument("--dtype", default="fp32", choices=["fp32", "bf16"])
     s.add_argument("--special-tokens", default=None)
-    s.add_argument("--parallel", default=None, help="tp=T: shard the model over the launch's ranks")
+    s.add_argument("--parallel", default=None, help="tp=T,sp=S,cfg=C: split the model over the launch's ranks")
     for name, inp in (("decode", "--latent"), ("encode", "--frames")):
         d = sub.add_parser(name)
         d.add_argument("--vae", required=True)

@@ -34,6 +34,7 @@ from typing import Any
 import torch
 
 from . import schedule as S
+from .cfg_parallel import CfgSplit
 from .config import MagiConfig
 
 __all__ = [
@@ -204,8 +205,10 @@ class SamplingSession:
         prefix: torch.Tensor | None = None,
         *,
         device: torch.device | str | None = None,
+        cfg_split: CfgSplit | None = None,
     ):
         settings.validate()
+        self.cfg_split = cfg_split
         st = self.settings = settings
         self.model = model
         dev = self.device = torch.device(device) if device is not None else next(model.parameters()).device
@@ -306,10 +309,13 @@ class SamplingSession:
                 self.x[row, :, start:] = full[0, :, start:]
 
     # ---------------------------------------------------------------------------------- steps
-    def _fwd(self, xx, tt, yy, drop, mm, kv, *, cache_on, slice_point, update, nearly=False, didx=0):
+    def _fwd(self, xx, tt, yy, drop, mm, kv, *, cache_on, slice_point, update, nearly=False, didx=0, run=True):
+        """One DiT pass; with ``run`` False (CFG parallelism: another rank runs it) only counted."""
         st = self.settings
         self.model_calls += 1
         self.nfe += self.rows
+        if not run:
+            return None
         dt = None
         if st.distill:
             n = st.num_steps
@@ -480,9 +486,16 @@ class SamplingSession:
         chunk alone without history; combined per chunk with ``schedule.cfg_scales``."""
         st, W, tok = self.settings, self.settings.chunk_width, self.tok
         B, C, _, H, Wd = xc.shape
-        v_text = self._fwd(xc, tt, y_text, False, m_text, kv, cache_on=touch, slice_point=slice_point, update=False)
+        # a step recomputed with grad (guidance through the model) runs every pass on every rank,
+        # so each holds the whole gradient
+        split = None if torch.is_grad_enabled() else self.cfg_split
+        run = [split is None or split.runs(i) for i in range(3)]
+        writes = touch and write_cache
+        v_text = self._fwd(
+            xc, tt, y_text, False, m_text, kv, cache_on=touch, slice_point=slice_point, update=False, run=run[0]
+        )
         v_pre = self._fwd(
-            xc, tt, y_null, True, m_null, kv, cache_on=touch, slice_point=slice_point, update=touch and write_cache
+            xc, tt, y_null, True, m_null, kv, cache_on=touch, slice_point=slice_point, update=writes, run=run[1]
         )
         nd = dn - k0
         xu = xc[:, :, k0 * W :].reshape(B, C, nd, W, H, Wd).transpose(1, 2).reshape(B * nd, C, W, H, Wd)
@@ -490,7 +503,11 @@ class SamplingSession:
         yu = y_null.view(B, dn, *y_null.shape[1:])[:, k0:].reshape(B * nd, *y_null.shape[1:])
         mu = m_null.view(B, dn, *m_null.shape[1:])[:, k0:].reshape(B * nd, *m_null.shape[1:])
         kv_alone = torch.tensor([[0, tok]], dtype=torch.int32)
-        v_un = self._fwd(xu, tu, yu, True, mu, kv_alone, cache_on=False, slice_point=0, update=False)
+        v_un = self._fwd(xu, tu, yu, True, mu, kv_alone, cache_on=False, slice_point=0, update=False, run=run[2])
+        if split is not None:
+            v_text, v_pre, v_un = split.share([v_text, v_pre, v_un], [xc.shape, xc.shape, xu.shape], xc.device)
+            if writes and k0:  # the chunk that just became clean: the slot later steps read
+                split.share_cache(self.cache, slice_point * tok, (slice_point + 1) * tok, 1, xc.device)
         v_un = v_un.reshape(B, nd, C, W, H, Wd).transpose(1, 2).reshape(B, C, nd * W, H, Wd)
         parts = []
         for j in range(nd):
@@ -580,6 +597,7 @@ def sample(
     on_step: Callable[[dict], Any | None] | None = None,
     on_chunk: Callable[[dict], Any | None] | None = None,
     device: torch.device | str | None = None,
+    cfg_split: CfgSplit | None = None,
 ) -> SampleResult:
     """Run the chunk-wise sampler to the end (a :class:`SamplingSession` driven step by step). Inputs:
 
@@ -594,9 +612,10 @@ def sample(
     it may return a tensor replacing ``latents``. ``on_chunk(d)`` gets ``chunk``, ``num_chunks``,
     ``latent``, ``latents``, ``step`` when a chunk is finished and may return None, a tensor
     replacing ``latents``, or ``B`` row indices (row b continues from row rows[b]: latents, KV
-    cache and finished chunks)."""
+    cache and finished chunks). ``cfg_split``: the CFG passes spread over ranks
+    (``cfg_parallel.CfgSplit``; every rank gets the same result)."""
     session = SamplingSession(
-        model, settings, noise, text_embs, text_masks, null_embs, null_masks, prefix, device=device
+        model, settings, noise, text_embs, text_masks, null_embs, null_masks, prefix, device=device, cfg_split=cfg_split
     )
     B = session.rows
     while not session.done:

@@ -32,7 +32,7 @@ class Magi1Session:
         self.mode, prefix, noise, (te, tm, ne, nm) = engine.prepare_batch(list(requests))
         self.prefix_frames = 0 if prefix is None else int(prefix.shape[2])
         self.sampling = SamplingSession(
-            engine.dit, engine.settings, noise, te, tm, ne, nm, prefix, device=engine.device
+            engine.dit, engine.settings, noise, te, tm, ne, nm, prefix, device=engine.device, cfg_split=engine.cfg_split
         )
         self.origins = list(range(len(requests)))  # the request each row descends from
         self.frames: list[torch.Tensor] = []  # decoded finished chunks, each (B, f, H, W, 3) uint8

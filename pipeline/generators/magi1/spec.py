@@ -6,11 +6,21 @@ from dataclasses import dataclass
 
 from omegaconf import MISSING
 
-from pipeline.fields import at_least, one_of, setting
+from pipeline.fields import at_least, one_of, operational, setting
 from pipeline.registry import Spec
 
 from ..base import GeneratorConfig
 from .config import VARIANTS as MAGI_VARIANTS
+
+
+@dataclass
+class Magi1Parallel:
+    """How one model copy spreads over the ranks of a replica (``parallelize.Layout``): the
+    replica's ranks are cfg x sp x tp, one per GPU."""
+
+    cfg: int = setting(1, check=at_least(1))  # CFG passes of a base model's step on separate ranks (1-3)
+    sp: int = setting(1, check=at_least(1))  # Ulysses sequence parallelism (the official cp_size)
+    tp: int = setting(1, check=at_least(1))  # tensor parallelism (Megatron column/row split)
 
 
 @dataclass
@@ -31,6 +41,8 @@ class Magi1GeneratorConfig(GeneratorConfig):
     t5_checkpoint: str = MISSING  # folder holding t5-v1_1-xxl/
     vae_checkpoint: str = MISSING  # ViTVAE folder (config.json + weights)
     special_tokens: str | None = None  # special_tokens.npz (PAD_HQ / PAD_DURATION tokens); None = off
+    # ranks per model copy, cfg x sp x tp: the same videos on any layout, so not part of the run key
+    parallel: Magi1Parallel = operational(factory=Magi1Parallel)
 
 
 SPEC = Spec("magi1", Magi1GeneratorConfig, "pipeline.generators.magi1.engine:Magi1Generator")

@@ -211,23 +211,25 @@ class MagiVAE(nn.Module):
 
     # ------------------------------------------------------------------ public API
     @torch.no_grad()
-    def encode(self, frames: Any, tiled: bool = True, scaled: bool = True) -> torch.Tensor:
+    def encode(self, frames: Any, tiled: bool = True, scaled: bool = True, spread=None) -> torch.Tensor:
         x = frames_to_model_input(frames).to(device=self.device, dtype=self.dtype)
         if tiled:
-            z = run_tiled(x, self.encode_tile, encode_plan(x.shape, **self._plan_kwargs()), neighbours="blended")
+            plan = encode_plan(x.shape, **self._plan_kwargs())
+            z = run_tiled(x, self.encode_tile, plan, neighbours="blended", spread=spread)
         else:
             z = self.encode_tile(x)
         if scaled:
             z = z * self.scale_factor
         return z.float()
 
-    def decode(self, latents: torch.Tensor, tiled: bool = True, scaled: bool = True) -> torch.Tensor:
+    def decode(self, latents: torch.Tensor, tiled: bool = True, scaled: bool = True, spread=None) -> torch.Tensor:
         if latents.ndim != 5 or latents.shape[1] != self.config.z_chans:
             raise ValueError(f"latents must be (B,{self.config.z_chans},T,H,W), got {tuple(latents.shape)}")
         z = latents / self.scale_factor if scaled else latents
         z = z.to(device=self.device, dtype=self.dtype)
         if tiled:
-            return run_tiled(z, self.decode_tile, decode_plan(z.shape, **self._plan_kwargs()), neighbours="raw")
+            plan = decode_plan(z.shape, **self._plan_kwargs())
+            return run_tiled(z, self.decode_tile, plan, neighbours="raw", spread=spread)
         return self.decode_tile(z)
 
     @torch.no_grad()

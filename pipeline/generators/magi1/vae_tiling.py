@@ -127,21 +127,27 @@ def run_tiled(
     plan: TilePlan,
     *,
     neighbours: str = "raw",
+    spread=None,
 ) -> torch.Tensor:
     """Apply ``fn`` to every tile of ``x`` (B, C, T, H, W) and stitch the outputs per ``plan``.
 
     ``neighbours``: ``"raw"`` blends with the neighbours' raw outputs (official decode),
-    ``"blended"`` with their already blended outputs (official encode)."""
+    ``"blended"`` with their already blended outputs (official encode). ``spread``: the ranks of
+    a replica (``replica_work.ReplicaWork``) that share the tiles, each computing every
+    ``size``-th and receiving the rest (not differentiable: for decodes without grad)."""
     if neighbours not in ("raw", "blended"):
         raise ValueError(f"neighbours must be 'raw' or 'blended', got {neighbours!r}")
     at, ah, aw = plan.axes
     nt, nh, nw = len(at.starts), len(ah.starts), len(aw.starts)
-    raw: dict[tuple[int, int, int], torch.Tensor] = {}
-    for f, t0 in enumerate(at.starts):
-        for i, h0 in enumerate(ah.starts):
-            for j, w0 in enumerate(aw.starts):
-                tile = x[:, :, t0 : t0 + at.tile, h0 : h0 + ah.tile, w0 : w0 + aw.tile]
-                raw[(f, i, j)] = fn(tile)
+    keys = [(f, i, j) for f in range(nt) for i in range(nh) for j in range(nw)]
+
+    def tile(k: int) -> torch.Tensor:
+        f, i, j = keys[k]
+        t0, h0, w0 = at.starts[f], ah.starts[i], aw.starts[j]
+        return fn(x[:, :, t0 : t0 + at.tile, h0 : h0 + ah.tile, w0 : w0 + aw.tile])
+
+    outputs = [tile(k) for k in range(len(keys))] if spread is None else spread.pieces(len(keys), tile)
+    raw = dict(zip(keys, outputs))
     done: dict[tuple[int, int, int], torch.Tensor] = {}
     kept: dict[tuple[int, int, int], torch.Tensor] = {}
     src = raw if neighbours == "raw" else done
