@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from launchers.claim import LazySetup, run_item
 from launchers.signals import StopOnSignal, signals_blocked, worker_setup, worker_stop
+from pipeline.config import replica_size
 from pipeline.errors import Interrupted, StageError
 from pipeline.runner import classify, item_state
 from pipeline.stages import build_stage
@@ -176,7 +177,8 @@ class ChainOutcome:
 
 
 def run_chain(cfg: Config, store: RunStore, manifest: Manifest) -> ChainOutcome:
-    """Every stage of ``cfg.stages`` in this process (or ``cluster.workers`` processes);
+    """Every stage of ``cfg.stages`` in this process (or ``cluster.workers`` processes, or that many
+    replicas of the generator's ranks, ``launchers.local_replicas``);
     SIGTERM/SIGUSR2 stop it after the item in progress (raises Interrupted)."""
     with StopOnSignal() as stop:
         stages = [build_stage(name, cfg, store, manifest) for name in cfg.stages]
@@ -185,7 +187,12 @@ def run_chain(cfg: Config, store: RunStore, manifest: Manifest) -> ChainOutcome:
         for stage in stages:
             if stop.event.is_set():
                 break
-            if cfg.cluster.workers > 1 and not stage.aggregate:
+            size = replica_size(cfg, stage.name)
+            if size > 1 and not stage.aggregate:
+                from launchers.local_replicas import run_stage_in_replicas
+
+                summary = run_stage_in_replicas(stage, cfg, store, size, stop=stop.event)
+            elif cfg.cluster.workers > 1 and not stage.aggregate:
                 summary = run_stage_in_pool(stage, cfg, store, stop=stop.event)
             else:
                 summary = run_stage(

@@ -2,8 +2,9 @@
 spread over the parallel dimensions the generator names (``Generator.replica_dims``).
 
 Ranks come from SLURM (``srun`` starts one task per GPU: SLURM_PROCID, SLURM_NTASKS,
-SLURM_LOCALID). Replicas of size 1 need no communication at all (the item claims coordinate
-them); larger replicas join one torch.distributed job (NCCL on GPUs, gloo on CPUs) whose
+SLURM_LOCALID) or, on one machine, torchrun's variables (RANK, WORLD_SIZE, LOCAL_RANK: see
+``launchers.local_replicas``). Replicas of size 1 need no communication at all (the item claims
+coordinate them); larger replicas join one torch.distributed job (NCCL on GPUs, gloo on CPUs) whose
 rendezvous is the allocation's first node, and the leader broadcasts each item to its group.
 """
 
@@ -58,8 +59,9 @@ class ReplicaGroup:
         """The replicas of this job's ranks; ``dims``: the parallel dimensions of one model copy
         (outermost first; empty: one rank per copy)."""
         replica_size = math.prod(dims.values())
-        rank = int(os.environ.get("SLURM_PROCID", 0))
-        world = int(os.environ.get("SLURM_NTASKS", 1))
+        # srun's variables in a SLURM job, torchrun's elsewhere (launchers.local_replicas)
+        rank = int(os.environ.get("SLURM_PROCID", os.environ.get("RANK", 0)))
+        world = int(os.environ.get("SLURM_NTASKS", os.environ.get("WORLD_SIZE", 1)))
         if world % replica_size:
             raise RuntimeError(f"{world} ranks cannot form replicas of {replica_size}")
         _bind_local_gpu()
@@ -103,7 +105,7 @@ class ReplicaGroup:
 
 
 def _bind_local_gpu() -> None:
-    local = os.environ.get("SLURM_LOCALID")
+    local = os.environ.get("SLURM_LOCALID", os.environ.get("LOCAL_RANK"))
     if local is None:
         return
     try:

@@ -157,7 +157,7 @@ def _relation_problems(cfg: Config) -> list[str]:
         key = f"cluster.resources.{stage}"
         ranks = res.nodes * res.tasks_per_node
         size = replica_size(cfg, stage)
-        if stage in cfg.stages and ranks % size:
+        if cfg.cluster.name == "slurm" and stage in cfg.stages and ranks % size:
             out.append(
                 f"{key}.tasks_per_node={res.tasks_per_node}: the job's {ranks} rank(s) (nodes={res.nodes} x "
                 f"tasks_per_node) do not divide into model copies of {size} ranks ({describe_layout(cfg)})"
@@ -176,11 +176,6 @@ def _relation_problems(cfg: Config) -> list[str]:
     out += engine.settings_problems(cfg.generator)
     if "sample" in cfg.stages:
         out += engine.layout_problems(cfg.generator)
-        if cfg.cluster.name == "local" and replica_size(cfg, "sample") > 1:
-            out.append(
-                f"{describe_layout(cfg)}: cluster=local runs one rank per worker; a model copy over several "
-                "ranks needs cluster=slurm (or torchrun with the parity harness)"
-            )
     frames = None if out else engine.planned_frames(cfg.generator, cfg.benchmark.mode)
     out += reward_problems(cfg.reward, frames if "score" in cfg.stages else None)
     if "sample" in cfg.stages:

@@ -109,7 +109,7 @@ CASES = [
     ([f"{RES}.mem_gb=0"], f"{RES}.mem_gb"),
     ([f"{RES}.timeout_min=0"], f"{RES}.timeout_min"),
     ([*MAGI, "generator.parallel.tp=0"], "generator.parallel.tp"),
-    ([*MAGI, f"{RES}.tasks_per_node=3", "generator.parallel.sp=2"], f"{RES}.tasks_per_node"),  # divides the ranks
+    ([*MAGI, "cluster=slurm_local", f"{RES}.tasks_per_node=3", "generator.parallel.sp=2"], f"{RES}.tasks_per_node"),
     ([*MAGI, f"{RES}.tasks_per_node=4", "generator.parallel.tp=4"], "generator.parallel.tp"),  # 2 KV groups
     ([*MAGI, f"{RES}.tasks_per_node=8", "generator.parallel.sp=8"], "generator.parallel.sp"),  # 4 heads
     ([*MAGI, f"{RES}.tasks_per_node=4", "generator.parallel.cfg=4"], "generator.parallel.cfg"),  # 3 passes
@@ -170,14 +170,16 @@ def test_every_checked_field_has_a_case():
 
 
 @pytest.mark.parametrize("generator", ["magi1_24b", "magi1_24b_distill"])
-def test_the_24b_presets_spread_one_copy_over_the_slurm_node_and_not_a_local_worker(generator):
+def test_the_24b_presets_spread_one_copy_over_a_slurm_node(generator):
     """The 24B presets state an 8-rank layout: it fits cluster=slurm's sample job (8 ranks per
-    node) unchanged; cluster=local, one rank per worker, refuses it in one line before any work."""
+    node) unchanged, and a node of 6 ranks is refused in one line before any work."""
     from pipeline.config import replica_size, to_config
 
     paths = [f"generator.{k}=/ckpt/{k}" for k in ("checkpoint", "vae_checkpoint", "t5_checkpoint")]
     cfg = to_config(compose([f"generator={generator}", *paths, "cluster=slurm"]))
     assert replica_size(cfg, "sample") == 8 and replica_size(cfg, "score") == 1
+    six = [f"{RES}.tasks_per_node=6", f"{RES}.gpus_per_node=6"]
     with pytest.raises(PipelineError) as err:
-        to_config(compose([f"generator={generator}", *paths]))
-    assert str(err.value).count("\n") == 0 and "cluster=local runs one rank per worker" in str(err.value)
+        to_config(compose([f"generator={generator}", *paths, "cluster=slurm", *six]))
+    assert str(err.value).count("\n") == 0 and f"{RES}.tasks_per_node=6" in str(err.value)
+    assert "model copies of 8 ranks (generator.parallel sp=4 x tp=2)" in str(err.value)
