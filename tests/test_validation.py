@@ -110,7 +110,7 @@ CASES = [
     ([f"{RES}.timeout_min=0"], f"{RES}.timeout_min"),
     ([*MAGI, "generator.parallel.tp=0"], "generator.parallel.tp"),
     ([*MAGI, "cluster=slurm_local", f"{RES}.tasks_per_node=3", "generator.parallel.sp=2"], f"{RES}.tasks_per_node"),
-    ([*MAGI, f"{RES}.tasks_per_node=4", "generator.parallel.tp=4"], "generator.parallel.tp"),  # 2 KV groups
+    ([*MAGI, f"{RES}.tasks_per_node=3", "generator.parallel.tp=3"], "generator.parallel.tp"),  # 4 heads
     ([*MAGI, f"{RES}.tasks_per_node=8", "generator.parallel.sp=8"], "generator.parallel.sp"),  # 4 heads
     ([*MAGI, f"{RES}.tasks_per_node=4", "generator.parallel.cfg=4"], "generator.parallel.cfg"),  # 3 passes
     ([f"{RES}.max_shards=0"], f"{RES}.max_shards"),

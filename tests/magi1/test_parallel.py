@@ -53,6 +53,7 @@ UNEVEN = {"video_size_h": 48, "video_size_w": 48}  # 6x6 latent: 54 tokens per c
         ("tiny_distill", "i2v", {}, "tp=2", 2, 24, {}),
         ("tiny", "i2v", SHAPE_24B, "tp=2", 2, 24, {}),
         ("tiny", "i2v", {}, "tp=1", 2, 24, {}),  # two replicas of one rank each
+        ("tiny", "v2v", SHAPE_24B, "tp=4", 4, 24, {}),  # 2 KV groups over 4 ranks: each repeated twice
         ("tiny", "t2v", {}, "sp=2", 2, 72, {}),
         ("tiny", "i2v", {}, "sp=2", 2, 24, {}),
         ("tiny", "v2v", {}, "sp=2", 2, 24, {}),
@@ -91,24 +92,27 @@ def test_layout_makes_the_single_process_latent(tmp_path, variant, mode, changes
     assert (one - many).abs().max() <= 1e-5 * max(1.0, float(one.abs().max()))
     held = [float(m) for m in re.findall(r"DiT weights held ([\d.]+) MB", res.stdout)]
     assert len(held) == ranks
-    if layout == "tp=2":  # each rank read only its slices: the split linears are most of the weights
+    split = Layout.parse(layout)
+    if split.tp > 1:  # each rank read only its slices: the split linears are most of the weights
         whole = float(re.search(r"DiT weights held ([\d.]+) MB", single.stdout).group(1))
         assert max(held) < 0.8 * whole
-        assert abs(max(held) - weight_bytes(cfg.model_config, Layout(tp=2), 4) / 2**20) <= 0.05  # the estimate
+        assert abs(max(held) - weight_bytes(cfg.model_config, split, 4) / 2**20) <= 0.05  # the estimate
 
 
 def test_a_layout_that_cannot_split_the_model_is_refused():
     tiny = preset("tiny").model_config  # 4 heads, 2 query groups, ffn 128
     assert Layout.parse("tp=2", 4) == Layout(tp=2, replicas=2)
     assert Layout.parse("sp=2,cfg=3", 12) == Layout(cfg=3, sp=2, replicas=2)
-    (message,) = Layout.parse("tp=4").problems(tiny)
-    assert "num_query_groups=2" in message
+    assert Layout(tp=4).problems(tiny) == []  # 2 KV groups over 4 ranks: each repeated twice
+    assert any("num_attention_heads=4" in m for m in Layout(tp=3).problems(tiny))
     assert any("must divide 8" in m for m in Layout(tp=16).problems(preset("24b").model_config))
     (message,) = Layout(sp=8).problems(tiny)
     assert message.startswith("sp=8") and "4 attention heads" in message
     six_groups = dataclasses.replace(tiny, num_attention_heads=12, num_query_groups=6)
     (message,) = Layout(sp=4).problems(six_groups)
     assert message.startswith("sp=4") and "6 KV groups" in message
+    (message,) = Layout(tp=4).problems(six_groups)
+    assert message.startswith("tp=4") and "num_query_groups=6" in message
     (message,) = Layout(cfg=2).problems(tiny, cfg_number=1)
     assert message.startswith("cfg=2") and "distilled" in message
     (message,) = Layout(sp=4).problems(tiny, tokens_per_chunk=3)

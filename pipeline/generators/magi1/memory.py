@@ -79,13 +79,15 @@ def weight_bytes(model_cfg, layout: Layout, dtype_bytes: int) -> float:
     import torch
 
     from .dit import MagiDiT
-    from .parallelize import TP_PLAN
+    from .parallelize import KV_GROUPED, TP_PLAN
 
     dtype = {1: torch.float8_e4m3fn, 2: torch.bfloat16, 4: torch.float32}[dtype_bytes]
     model = MagiDiT(model_cfg, dtype=dtype, device="meta")
     total = 0.0
     for name, p in model.named_parameters():
         parts = layout.tp if any(f".{mod}." in name for mod in TP_PLAN) else 1
+        if any(f".{mod}." in name for mod in KV_GROUPED):  # fewer groups than ranks: one group each
+            parts = min(parts, model_cfg.num_query_groups)
         total += p.numel() * p.element_size() / parts
     return total
 

@@ -9,7 +9,9 @@ consecutive ranks and its tensor-parallel ranks are nearest, on one NVLink islan
   names follow): in every layer q, qx, k, v and the cross-attention K/V are column-wise by heads
   (each rank computes its heads' attention, the KV cache holds its groups only), ``linear_proj``
   row-wise (one all-reduce), ``linear_fc1`` column-wise with a SwiGLU's gate and up halves kept
-  paired, ``linear_fc2`` row-wise (one all-reduce). The rest is replicated.
+  paired, ``linear_fc2`` row-wise (one all-reduce). With fewer KV groups than ranks, k, v and the
+  cross-attention K/V repeat each group so a rank holds the one its query heads use. The rest is
+  replicated.
 * **sp** (Ulysses, ``ulysses.py``): each rank holds a share of every chunk's tokens; two
   all-to-alls per layer around self-attention; the KV cache is head-sharded behind that seam.
 * **cfg** (``cfg_parallel.py``): the CFG passes of a base model's step on separate ranks,
@@ -42,6 +44,9 @@ TP_PLAN = {
     "mlp.linear_fc1": "column",
     "mlp.linear_fc2": "row",
 }
+# the linears whose output rows come in KV groups: with fewer groups than tensor-parallel ranks
+# each group is repeated so every rank holds the one its query heads use
+KV_GROUPED = ("self_attention.linear_qkv.k", "self_attention.linear_qkv.v", "self_attention.linear_kv_xattn")
 DIMS = ("cfg", "sp", "tp")  # parallel dimensions inside a replica, outermost first
 MESH_DIMS = ("replica", *DIMS)
 CFG_PASSES = 3  # a base model's step: text + history, null caption + history, each chunk alone
@@ -100,17 +105,18 @@ class Layout:
         t, s, c = self.tp, self.sp, self.cfg
         H, G = m.num_attention_heads, m.num_query_groups
         if t > 1:
-            for name, n in (
-                ("num_attention_heads", H),
-                ("num_query_groups", G),
-                ("ffn_hidden_size", m.ffn_hidden_size),
-            ):
+            for name, n in (("num_attention_heads", H), ("ffn_hidden_size", m.ffn_hidden_size)):
                 if n % t:
                     out.append(f"tp={t}: does not divide the model's {name}={n}")
+            if G % t and t % G:
+                out.append(
+                    f"tp={t}: neither divides nor is a multiple of the model's num_query_groups={G}, so the "
+                    "KV groups can be neither split nor replicated"
+                )
             if PROJ_PERMUTE_HN % t:
                 out.append(f"tp={t}: must divide {PROJ_PERMUTE_HN} (MAGI-1's fixed output permutation of the heads)")
         if s > 1 and not out:
-            heads, groups = H // t, G // t
+            heads, groups = H // t, max(1, G // t)
             if heads % s:
                 out.append(
                     f"sp={s}: does not divide the {heads} attention heads of a rank (num_attention_heads={H}, tp={t})"
@@ -164,6 +170,15 @@ def _pair_halves(linear: torch.nn.Linear, parts: int) -> None:
     linear.weight.data = torch.cat([w[a:b] for r in range(parts) for a, b in _rows_of(r, parts, w.shape[0], True)])
 
 
+def _repeat_groups(linear: torch.nn.Linear, groups: int, times: int) -> None:
+    """Each KV group's rows ``times`` times in a row (on the meta device too), so a column-wise
+    split over ``groups * times`` ranks gives rank r the group of its query heads, r // times."""
+    w = linear.weight
+    grown = w.view(groups, -1, w.shape[1]).repeat_interleave(times, dim=0).reshape(-1, w.shape[1])
+    linear.weight = torch.nn.Parameter(grown, requires_grad=False)
+    linear.out_features = grown.shape[0]
+
+
 def local_reads(name: str, param: Any, model_cfg: Any) -> list[tuple[slice, ...]] | None:
     """What this rank reads of checkpoint tensor ``name`` for its shard of ``param`` (a DTensor
     parameter of a model parallelized on the meta device): index tuples whose pieces, concatenated
@@ -180,6 +195,11 @@ def local_reads(name: str, param: Any, model_cfg: Any) -> list[tuple[slice, ...]
     mesh = param.device_mesh
     rank, parts = mesh.get_local_rank(), mesh.size()
     dim, size = placement.dim, param.shape[placement.dim]
+    groups = model_cfg.num_query_groups
+    if groups < parts and name.rsplit(".", 1)[0].endswith(KV_GROUPED):  # replicated: this rank's group
+        rows = size // parts
+        group = rank // (parts // groups)
+        return [(slice(group * rows, (group + 1) * rows),)]
     ranges = _rows_of(rank, parts, size, dim == 0 and _paired(name, model_cfg))
     return [tuple([slice(None)] * dim + [slice(a, b)]) for a, b in ranges]
 
@@ -208,9 +228,13 @@ def parallelize(model, layout: Layout, mesh) -> Any:
 def _tensor_parallel(model, layout: Layout, tp) -> None:
     from torch.distributed.tensor.parallel import ColwiseParallel, RowwiseParallel, parallelize_module
 
+    groups = model.cfg.num_query_groups
     for layer in model.videodit_blocks.layers:
         if model.cfg.gated_linear_unit and not layer.mlp.linear_fc1.weight.is_meta:
             _pair_halves(layer.mlp.linear_fc1, layout.tp)
+        if groups < layout.tp:
+            for name in KV_GROUPED:
+                _repeat_groups(layer.get_submodule(name), groups, layout.tp // groups)
         style = {"column": ColwiseParallel, "row": RowwiseParallel}
         parallelize_module(layer, tp, {name: style[how]() for name, how in TP_PLAN.items()})
 
