@@ -55,6 +55,11 @@ def compose(overrides: list[str]):
 
 @pytest.fixture
 def demo_overrides(tiny_models, small_dataset, tmp_path) -> list[str]:
+    return demo_args(tiny_models, small_dataset, tmp_path)
+
+
+def demo_args(tiny_models, small_dataset, tmp_path) -> list[str]:
+    """The demo on the tiny models and the small dataset, its runs under ``tmp_path / "runs"``."""
     return [
         "+experiment=demo",
         f"run_root={tmp_path / 'runs'}",

@@ -79,7 +79,7 @@ def format_result(result) -> str:
     c = result.components
     lines = [
         f"Physics-IQ score: {result.score:.2f}",
-        f"  fps {result.fps:g}, {c.n_scenarios} scenarios; per-view (Verified-style) score {result.score_view:.2f}",
+        f"  fps {result.fps:g}, {c.n_scenarios} scenarios; Physics-IQ score, Verified formula {result.score_view:.2f}",
         f"  {'metric':<28}{'model':>10}{'physical variance':>20}",
         f"  {'Spatiotemporal IoU':<28}{c.spatiotemporal_iou:>10.4f}{c.var_spatiotemporal_iou:>20.4f}",
         f"  {'Spatial IoU':<28}{c.spatial_iou:>10.4f}{c.var_spatial_iou:>20.5f}",
