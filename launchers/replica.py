@@ -81,8 +81,7 @@ class ReplicaGroup:
         mesh = init_device_mesh(
             "cuda" if cuda else "cpu", (world // replica_size, *dims.values()), mesh_dim_names=names
         )
-        group = mesh.get_group(names[1]) if len(dims) == 1 else replica_group(mesh)[0]
-        return cls(rank, world, replica_size, group, mesh)
+        return cls(rank, world, replica_size, replica_group(mesh)[0], mesh)
 
     def announce(self, item: str | None) -> None:
         if self.group is not None:

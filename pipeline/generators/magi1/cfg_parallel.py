@@ -39,13 +39,15 @@ class CfgSplit:
 
     def share(self, outputs: Sequence[torch.Tensor | None], shapes: Sequence[tuple[int, ...]], device) -> list:
         """Every pass's output on every rank: ``outputs[i]`` is this rank's result of pass i (None
-        where another rank ran it), ``shapes[i]`` its shape (float32)."""
-        from torch.distributed.nn.functional import broadcast
+        where another rank ran it), ``shapes[i]`` its shape (float32). Not differentiable: a step
+        with grad runs every pass on every rank (``sampler._cfg_velocity``)."""
+        import torch.distributed as dist
 
         out = []
         for i, (mine, shape) in enumerate(zip(outputs, shapes)):
-            buf = mine if mine is not None else torch.empty(shape, dtype=torch.float32, device=device)
-            out.append(broadcast(buf.contiguous(), self._src(i), group=self.group))
+            buf = mine.contiguous() if mine is not None else torch.empty(shape, dtype=torch.float32, device=device)
+            dist.broadcast(buf, self._src(i), group=self.group)
+            out.append(buf)
         return out
 
     def share_cache(self, cache, start: int, end: int, writer: int, device) -> None:

@@ -213,6 +213,7 @@ class Magi1Generator(Generator):
     @classmethod
     def layout_problems(cls, cfg: Magi1GeneratorConfig) -> list[str]:
         """What ``generator.parallel`` cannot split in this model, one line per field."""
+        from .memory import tokens_per_chunk
         from .parallelize import Layout
 
         layout = Layout(**cls.replica_dims(cfg))
@@ -222,13 +223,8 @@ class Magi1Generator(Generator):
             magi = resolve_magi_config(cfg)
         except GeneratorConfigError:
             return []  # reported by settings_problems
-        r, m = magi.runtime_config, magi.model_config
-        tok = (
-            (r.chunk_width // m.t_patch_size)
-            * (r.video_size_h // 8 // m.patch_size)
-            * (r.video_size_w // 8 // m.patch_size)
-        )
-        return [f"generator.parallel.{why}" for why in layout.problems(m, r.cfg_number, tok)]
+        problems = layout.problems(magi.model_config, magi.runtime_config.cfg_number, tokens_per_chunk(magi))
+        return [f"generator.parallel.{why}" for why in problems]
 
     @classmethod
     def from_config(cls, cfg: Magi1GeneratorConfig, device: str, mesh=None) -> Magi1Generator:

@@ -61,6 +61,7 @@ class RankMemory:
 
 
 def tokens_per_chunk(magi: MagiConfig) -> int:
+    """DiT tokens of one chunk at the configured video size (VAE: 8x spatial)."""
     r, m = magi.runtime_config, magi.model_config
     h, w = r.video_size_h // 8, r.video_size_w // 8
     return (r.chunk_width // m.t_patch_size) * (h // m.patch_size) * (w // m.patch_size)

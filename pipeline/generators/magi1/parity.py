@@ -89,6 +89,7 @@ def run_sample(
         )
     rank = 0
     if parallel is not None:
+        from .memory import tokens_per_chunk
         from .parallelize import Layout, init_distributed
 
         rank, world = init_distributed()
@@ -96,9 +97,7 @@ def run_sample(
             layout = Layout.parse(parallel, world)
         except ValueError as e:
             raise SystemExit(f"error: {e}") from None
-        m = cfg.model_config
-        tok = (r.chunk_width // m.t_patch_size) * (want[3] // m.patch_size) * (want[4] // m.patch_size)
-        problems = layout.problems(cfg.model_config, r.cfg_number, tok)
+        problems = layout.problems(cfg.model_config, r.cfg_number, tokens_per_chunk(cfg))
         if problems:
             raise SystemExit("error: " + "; ".join(problems))
     mesh = cfg_split = None

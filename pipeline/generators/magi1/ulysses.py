@@ -70,7 +70,7 @@ class TokenShards(nn.Module):
         x = x.movedim(dim, 0)
         t = x.shape[0] // dn
         with record_function(EXCHANGE):
-            parts = funcol.wait_tensor(funcol.all_gather_tensor(x.contiguous(), 0, self.group))  # rank order
+            parts = funcol.wait_tensor(funcol.all_gather_single(x.contiguous(), 0, self.group))  # rank order
         whole = parts.reshape(self.size, dn, t, *x.shape[1:]).transpose(0, 1)  # (dn, sp, t, ...)
         whole = whole.reshape(dn, self.size * t, *x.shape[1:])[:, :tok]
         return whole.reshape(dn * tok, *x.shape[1:]).movedim(0, dim).contiguous()
