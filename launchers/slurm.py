@@ -41,6 +41,10 @@ if TYPE_CHECKING:
     from pipeline.store import RunStore
 
 SUBMISSIONS = "submissions.jsonl"
+# The jobs this process submitted for a sweep, by (sweep, stage entry): a later point of the same
+# sweep whose stage has the same entry (pipeline.stage_cache) and no other pending items depends on
+# them instead of queuing the same work twice.
+SWEEP_JOBS: dict[tuple[str, str], dict] = {}
 
 
 @dataclass
@@ -155,10 +159,16 @@ def submit_chain(cfg: Config, store: RunStore, manifest: Manifest) -> list[dict]
         )
     plans = plan_chain(cfg, store, manifest)
     job_fn = ShardJob(cfg, str(store.root), grace_s=max(10.0, cfg.cluster.signal_delay_s - 30))
-    submitted: list[dict] = []
+    submitted: list[dict] = []  # by this chain: cancelled if a later stage is refused
+    shared: list[dict] = []  # by an earlier point of the sweep
     previous = None
     for plan in plans:
         res = cfg.cluster.resources[plan.stage]
+        earlier = sweep_job(cfg, store, plan)
+        if earlier is not None:
+            shared.append({**earlier, "time": time.time(), "shared_from": earlier["run"]})
+            previous = earlier["job_id"]
+            continue
         try:
             ex = executor_for(cfg, store, plan.stage, f"afterany:{previous}" if previous else None)
             with contextlib.redirect_stderr(io.StringIO()):  # submitit echoes sbatch's stderr
@@ -190,12 +200,36 @@ def submit_chain(cfg: Config, store: RunStore, manifest: Manifest) -> list[dict]
         )
         previous = master
     try:
-        for entry in submitted:
-            append_jsonl(store.root / cfg.cluster.folder / SUBMISSIONS, entry)
+        for entry in sorted(submitted + shared, key=lambda e: cfg.stages.index(e["stage"])):
+            append_jsonl(store.root / cfg.cluster.folder / SUBMISSIONS, {k: v for k, v in entry.items() if k != "run"})
     except BaseException:
         cancel(submitted)  # jobs nobody could see in status or resume must not run
         raise
-    return submitted
+    if cfg.sweep is not None:
+        for entry in submitted:
+            SWEEP_JOBS[(cfg.sweep, str((store.root / entry["stage"]).resolve()))] = {**entry, "run": str(store.root)}
+    return sorted(submitted + shared, key=lambda e: cfg.stages.index(e["stage"]))
+
+
+def sweep_job(cfg: Config, store: RunStore, plan: StagePlan) -> dict | None:
+    """The job an earlier point of this sweep submitted for the same stage entry, when it covers
+    every item this plan would submit and the scheduler still holds it."""
+    from launchers.guard import LIVE_STATES
+    from launchers.slurm_state import job_states, state_of
+
+    if cfg.sweep is None:
+        return None
+    earlier = SWEEP_JOBS.get((cfg.sweep, str((store.root / plan.stage).resolve())))
+    if earlier is None:
+        return None
+    covered = {i for shard in earlier["shards"] for i in shard["items"]}
+    if not set(plan.items) <= covered:
+        return None
+    jobs = [shard["job"] for shard in earlier["shards"]]
+    states = job_states(jobs)
+    if not any(state_of(states, j) in LIVE_STATES for j in jobs):
+        return None  # it ran: what it left undone is this plan's to submit
+    return earlier
 
 
 class SubmissionRefused(PipelineError):
@@ -259,9 +293,10 @@ def format_submissions(run_dir: Path, submitted: list[dict]) -> str:
     for e in submitted:
         counts = sorted(len(sh["items"]) for sh in e["shards"])
         per = str(counts[0]) if counts[0] == counts[-1] else f"{counts[0]}-{counts[-1]}"
+        shared = f", shared with the sweep's run {e['shared_from']}" if e.get("shared_from") else ""
         lines.append(
             f"{e['stage']}: job {e['job_id']} ({len(e['shards'])} shard(s) x {e.get('replicas', 1)} "
-            f"replica(s), {per} item(s) per shard)"
+            f"replica(s), {per} item(s) per shard{shared})"
         )
     if not submitted:
         lines.append("nothing to do: every stage is done")

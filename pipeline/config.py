@@ -96,6 +96,9 @@ class TrackingConfig:
 class Config:
     name: str = "default"  # experiment name: the first level of the run folder
     run_root: str = operational("runs")
+    # the sweep this run is a point of (pipeline/sweeps.py); a multirun without one is named
+    # <name>-<date>-<time>
+    sweep: str | None = operational(None)
     stages: list[str] = operational(factory=lambda: list(STAGE_ORDER))
     # Each of these is the schema of the registry entry its group's YAML chooses (EXTENSIONS).
     benchmark: Any = MISSING
@@ -151,8 +154,10 @@ def _relation_problems(cfg: Config) -> list[str]:
     """Values that are each in their domain but do not fit together (or the engine)."""
     from pipeline.generators import generator_class
     from pipeline.rewards import reward_problems
+    from pipeline.stage_cache import check_experiment_name
+    from pipeline.sweeps import name_problems
 
-    out = []
+    out = check_experiment_name(cfg.name) + name_problems(cfg.sweep)
     for stage, res in cfg.cluster.resources.items():
         key = f"cluster.resources.{stage}"
         ranks = res.nodes * res.tasks_per_node

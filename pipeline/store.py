@@ -7,6 +7,7 @@ Layout::
       <stage>/items/<item_id>.json   one record per item
       <stage>/outputs/...            videos, images, tables
       <stage>/logs/
+    <run_root>/cache/<stage>/<stage_key>/   what <stage> links to (``pipeline.stage_cache``)
 
 A record names its outputs relative to the run folder and carries a digest of their content and
 the digests of the upstream records it was computed from, so a stage knows when its work is still
@@ -82,7 +83,14 @@ class RunStore:
                 raise PipelineError(f"{run_json} belongs to run key {previous.get('run_key')}, not {key}")
         else:
             atomic_write_text(run_json, json.dumps(meta, indent=2, default=str))
+        store.link_stages(cfg)
         return store
+
+    def link_stages(self, cfg: Config) -> None:
+        """The run's stages as links to their per-stage cache entries (``pipeline.stage_cache``)."""
+        from pipeline.stage_cache import link_stages
+
+        link_stages(self, cfg)
 
     def save_config(self, composed_yaml: str, resolved_yaml: str) -> None:
         """The config this launch runs with (resources as last used); by the folder's writer."""
@@ -93,7 +101,19 @@ class RunStore:
         return self.root / stage / "outputs"
 
     def rel(self, path: Path) -> str:
-        return str(Path(path).resolve().relative_to(self.root.resolve()))
+        """``path`` relative to the run folder, through the stage links (not resolved: a stage's
+        folder is a link into the cache, and the record must name it as the run sees it)."""
+        rel = os.path.relpath(os.path.abspath(path), os.path.abspath(self.root))
+        if rel.startswith(".."):
+            raise ValueError(f"{path} is not inside the run folder {self.root}")
+        return rel
+
+    @property
+    def cache(self) -> Path:
+        """The stage caches of the run root this folder is in (``<run_root>/<name>/<key>``)."""
+        from pipeline.stage_cache import CACHE_DIR
+
+        return self.root.parent.parent / CACHE_DIR
 
     def path(self, rel: str) -> Path:
         return self.root / rel

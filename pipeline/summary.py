@@ -13,10 +13,10 @@ def summary_text(store) -> str | None:
     evaluation = store.read("evaluate", ALL)
     if record is None or not record.done or evaluation is None:
         return None
-    return format_summary(record.data["summary"], evaluation.data, store.root)
+    return format_summary(record.data["summary"], evaluation.data, store.root, record.data.get("wandb_sync"))
 
 
-def format_summary(summary: dict, evaluation: dict, run_dir) -> str:
+def format_summary(summary: dict, evaluation: dict, run_dir, wandb_sync: str | None = None) -> str:
     lines = [
         f"experiment: {summary['experiment']}  (run key {summary['run_key']})",
         f"items: {summary['items']}  candidates per item: {summary['candidates_per_item']}",
@@ -55,4 +55,6 @@ def format_summary(summary: dict, evaluation: dict, run_dir) -> str:
         f"Physics-IQ score: {summary['physics_iq_score']:.2f} (Original)",
         f"run: {run_dir}",
     ]
+    if wandb_sync:
+        lines.append(f"wandb (offline), to publish: {wandb_sync}")
     return "\n".join(lines) + "\n"

@@ -66,6 +66,27 @@ def test_chain_produces_score_tables_and_wandb_run(finished_run, capsys):
         assert rec["data"]["resize"] == "crop"
 
 
+def test_wandb_run_is_filed_by_strategy_with_scores_and_media(finished_run):
+    """Offline wandb: job_type = strategy, the Verified components in the summary, the items
+    table's condition images and chosen videos staged inside the run folder, and the summary's
+    last line the exact command that publishes it."""
+    run_dir, _, _ = finished_run
+    report = records(run_dir, "report")["all"]["data"]
+    logged = report["wandb"]
+    assert logged["job_type"] == "best_of_n" and logged["id"] == f"demo-{run_dir.name}"
+    assert logged["group"] in (None, "")  # a run outside a sweep has no group
+    summary = report["summary"]
+    assert {"verified/physiq", "verified/spatial_iou", "verified/mse", "compute/nfe"} <= set(summary)
+    assert summary["verified/physiq"] == pytest.approx(summary["physics_iq_score_per_view"], abs=1e-9)
+    staged = list((run_dir / "wandb" / "data").rglob("*"))
+    with_magic = [p.read_bytes()[:12] for p in staged if p.is_file()]
+    assert sum(b"ftyp" in head for head in with_magic) == 6  # one chosen video per item
+    assert sum(head.startswith(b"\x89PNG") for head in with_magic) >= 6  # the conditions (and plots)
+    last = (run_dir / "results" / "summary.txt").read_text().splitlines()[-1]
+    assert last == f"wandb (offline), to publish: wandb sync {logged['dir']}"
+    assert Path(logged["dir"]).is_dir() and Path(logged["dir"]).is_relative_to(run_dir)
+
+
 def test_compute_is_counted_per_item_and_summed_in_the_summary(finished_run):
 
     run_dir, _, _ = finished_run

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -85,3 +86,9 @@ def test_multirun_makes_one_run_per_point(tmp_path, small_dataset, tiny_models):
     counts = sorted(len(list(r.glob("sample/outputs/*/*.mp4"))) for r in runs)
     assert counts == [3, 6]  # 3 items (one scenario, three views) x n candidates
     assert res.stdout.count("Physics-IQ score: ") == 2
+    # one sweep, named after the experiment and the time, lists both points in launch order
+    (sweep,) = (tmp_path / "sweeps").glob("demo-*.jsonl")
+    points = [json.loads(line) for line in sweep.read_text().splitlines()]
+    assert [p["overrides"][1] for p in points] == ["search.n=1", "search.n=2"]
+    assert sorted(p["run"] for p in points) == [f"demo/{r.name}" for r in runs]
+    assert all(f"sweep: {sweep.stem}" in (r / "config.yaml").read_text() for r in runs)

@@ -11,6 +11,8 @@ COMMANDS = {  # command -> (module, what it does)
     "run": ("run", "run the chain of stages (Hydra: +experiment=NAME key=value, -m for sweeps)"),
     "resume": ("resume", "finish a run folder: only what is missing or failed"),
     "status": ("status", "per stage and shard: done, running, failed, pending"),
+    "compare": ("compare", "finished runs or a sweep side by side: table, best-of-N curve, plots, page"),
+    "cache": ("cache", "the per-stage caches: list them, prune what no run folder uses"),
     "score-videos": ("score_videos", "the reward of any videos, into a CSV"),
     "evaluate-folder": ("evaluate_folder", "the Physics-IQ score of a folder of generations"),
     "synthetic-data": ("synthetic_data", "write the synthetic Physics-IQ dataset of the demo"),

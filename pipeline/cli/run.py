@@ -13,6 +13,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
+from pipeline import sweeps
 from pipeline.cli.command import CONF_DIR, exit_status, one_line
 from pipeline.config import register_configs, to_config
 from pipeline.errors import Interrupted, PipelineError
@@ -30,15 +31,32 @@ def run(cfg: DictConfig) -> Path:
     launch = launcher(typed.cluster.name)
     manifest = Manifest.from_benchmark(typed)
     store = RunStore.for_config(typed)
+    overrides, multirun = _hydra_task()
+    if typed.sweep is None and multirun:
+        typed.sweep = cfg.sweep = sweeps.default_name(typed.name)
     with exclusive_launch(store, typed.cluster.folder, "python -m pipeline run"):
         store.save_config(OmegaConf.to_yaml(cfg), OmegaConf.to_yaml(cfg, resolve=True))
         manifest.save(store)
+        if typed.sweep is not None:
+            sweeps.record_point(typed.run_root, typed.sweep, store.root, overrides)
         _log_to(store.root / "logs" / "run.log")
         outcome = launch(typed, store, manifest)
     print(outcome.report())
     if not outcome.ok:
         raise PipelineError(f"some items failed or were blocked; details in {store.root}/<stage>/items/")
     return store.root
+
+
+def _hydra_task() -> tuple[list[str], bool]:
+    """This point's command-line overrides and whether it is one of a multirun (none outside
+    Hydra's decorator, e.g. a test composing the config itself)."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if not HydraConfig.initialized():
+        return [], False
+    hydra_cfg = HydraConfig.get()
+    return list(hydra_cfg.overrides.task), hydra_cfg.mode == RunMode.MULTIRUN
 
 
 class QuietFileHandler(logging.FileHandler):

@@ -10,6 +10,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
+from pipeline.fields import result_fields
 from pipeline.store import Record, RunStore
 
 if TYPE_CHECKING:
@@ -50,6 +51,12 @@ class Stage(ABC, Generic[S]):
     @classmethod
     def sections_of(cls, root: Config) -> S:
         return cls.sections(**{f.name: getattr(root, f.name) for f in dataclasses.fields(cls.sections)})
+
+    @classmethod
+    def key_fields(cls, sections: S) -> Any:
+        """What the stage's work depends on in its sections, for its cache key
+        (``pipeline.stage_cache``): every result-affecting field unless a stage knows better."""
+        return result_fields(sections)
 
     # ---- what to do -------------------------------------------------------------------------
     def items(self) -> list[str]:

@@ -12,7 +12,7 @@ import pandas as pd
 from pipeline.compute import totals
 from pipeline.fields import operational
 from pipeline.files import atomic_write_bytes, atomic_write_text
-from pipeline.report_page import plot_surprises, render_html
+from pipeline.report_page import ItemMedia, plot_surprises, render_run_page
 from pipeline.search import num_candidates
 from pipeline.stages.base import ALL, Output, Stage
 from pipeline.summary import format_summary
@@ -21,7 +21,9 @@ METRICS = ("spatiotemporal_iou", "spatial_iou", "weighted_spatial_iou", "mse")
 
 
 if TYPE_CHECKING:
+    from pipeline.benchmarks.physicsiq.spec import PhysicsIQConfig
     from pipeline.config import TrackingConfig
+    from pipeline.generators.base import GeneratorConfig
     from pipeline.search.base import SearchConfig
 
 
@@ -38,6 +40,9 @@ class ReportSections:
     search: SearchConfig
     report: ReportConfig
     tracking: TrackingConfig
+    sweep: str | None  # the wandb group
+    benchmark: PhysicsIQConfig  # the ground truth the page shows beside each item
+    generator: GeneratorConfig
 
 
 class Report(Stage[ReportSections]):
@@ -80,6 +85,29 @@ class Report(Stage[ReportSections]):
             )
         return pd.DataFrame(rows)
 
+    def media(self) -> dict[str, ItemMedia]:
+        """Per item, the files its row of the page shows: the condition image, the candidates with
+        their surprises, the submitted video and the ground truth (take 1 at the run's fps)."""
+        from pipeline.benchmarks.physicsiq.layout import PhysicsIQDataset
+
+        try:
+            dataset = PhysicsIQDataset(self.cfg.benchmark.root, self.cfg.benchmark.descriptions)
+            truth = {it.item_id: dataset.testing_clip(it, self.cfg.generator.fps, 1) for it in dataset.items}
+        except Exception:  # a page without the ground truth is still a page
+            truth = {}
+        out = {}
+        for item in self.manifest.ids():
+            condition = self.store.require("prepare", item).outputs.get("condition")
+            scored = self.store.require("score", item).data["candidates"]
+            conformed = self.store.read("conform", item)
+            out[item] = ItemMedia(
+                condition=self.store.path(condition) if condition and condition.endswith(".png") else None,
+                candidates=[(self.store.path(c["video"]), c["surprise"], c["seed"]) for c in scored],
+                submitted=self.store.path(conformed.outputs["video"]) if conformed and conformed.done else None,
+                ground_truth=truth.get(item) if truth.get(item) and truth[item].is_file() else None,
+            )
+        return out
+
     def compute_totals(self) -> dict[str, float]:
         """``compute/...`` over the records that stand (what made the results, attempt by attempt)."""
         entries = {
@@ -93,14 +121,18 @@ class Report(Stage[ReportSections]):
         return totals(entries)
 
     def run(self, item_id: str) -> Output:
+        from omegaconf import OmegaConf
+
+        from pipeline.tracking import WandbRun, log_to_wandb, sync_command
+
         results = self.store.root / "results"
         report = self.store.outputs_dir(self.name)
         table = self.items_table()
-        evaluation = self.store.require("evaluate", ALL).data
+        evaluated = self.store.require("evaluate", ALL)
+        evaluation = evaluated.data
         summary = summarize(self.cfg, self.store.root.name, table, evaluation)
+        summary.update(verified_components(self.store.path(evaluated.outputs["csv"])))
         summary.update(self.compute_totals())
-        buf = io.BytesIO()
-        table.to_parquet(buf, index=False)
         files = {
             "items_parquet": results / "items.parquet",
             "items_csv": results / "items.csv",
@@ -108,40 +140,36 @@ class Report(Stage[ReportSections]):
             "summary_txt": results / "summary.txt",
             "html": report / "index.html",
         }
-        atomic_write_bytes(files["items_parquet"], buf.getvalue())
-        atomic_write_text(files["items_csv"], table.to_csv(index=False))
-        atomic_write_text(files["summary_json"], json.dumps(summary, indent=2))
-        text = format_summary(summary, evaluation, self.store.root)
-        atomic_write_text(files["summary_txt"], text)
         images = {}
         if self.cfg.report.plots:
             images["surprise_per_item"] = plot_surprises(table, report / "surprise_per_item.png")
-            images.update(
-                {
-                    k: self.store.path(v)
-                    for k, v in self.store.require("evaluate", ALL).outputs.items()
-                    if v.endswith(".png")
-                }
-            )
-        atomic_write_text(files["html"], render_html(summary, table, images, report))
-        from omegaconf import OmegaConf
-
-        from pipeline.tracking import log_to_wandb
-
+            images.update({k: self.store.path(v) for k, v in evaluated.outputs.items() if v.endswith(".png")})
+        media = self.media()
+        atomic_write_text(files["html"], render_run_page(summary, evaluation, table, media, images, report))
         resolved = cast(dict, OmegaConf.to_container(OmegaConf.load(self.store.root / "resolved.yaml")))
-        wandb_dir = log_to_wandb(
-            self.cfg.tracking.wandb,
-            self.store.root,
-            self.cfg.name,
-            self.store.root.name,
-            resolved,
-            table,
-            summary,
-            images,
-        )
+        who = WandbRun(self.cfg.name, self.store.root.name, self.cfg.sweep, self.cfg.search.name)
+        logged = log_to_wandb(self.cfg.tracking.wandb, self.store.root, who, resolved, table, media, summary, images)
+        buf = io.BytesIO()
+        table.to_parquet(buf, index=False)
+        atomic_write_bytes(files["items_parquet"], buf.getvalue())
+        atomic_write_text(files["items_csv"], table.to_csv(index=False))
+        atomic_write_text(files["summary_json"], json.dumps(summary, indent=2))
+        sync = sync_command(logged, self.cfg.tracking.wandb.mode)
+        atomic_write_text(files["summary_txt"], format_summary(summary, evaluation, self.store.root, sync))
         return Output(
-            outputs={k: self.store.rel(v) for k, v in files.items()}, data={"summary": summary, "wandb_dir": wandb_dir}
+            outputs={k: self.store.rel(v) for k, v in files.items()},
+            data={"summary": summary, "wandb": logged, "wandb_sync": sync},
         )
+
+
+def verified_components(results_csv) -> dict[str, float]:
+    """``verified/<field>`` (percent) of the run's results table: the Verified formula's score and
+    components, as the leaderboard reports them."""
+    from pipeline.benchmarks.physicsiq.iq_score import read_results_csv
+    from pipeline.benchmarks.physicsiq.verified import FIELDS, run_scores
+
+    scores = run_scores(read_results_csv(results_csv))
+    return {f"verified/{name}": 100 * scores[name] for name in FIELDS}
 
 
 def summarize(cfg, run_key: str, table: pd.DataFrame, evaluation: dict) -> dict:

@@ -12,11 +12,15 @@ is made whole or redone whole. Score and select then treat every strategy's cand
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pipeline.compute import measured
 from pipeline.conditions import load_condition
+from pipeline.fields import result_fields
+from pipeline.files import json_digest
 from pipeline.search import STRATEGIES, candidate_seeds
+from pipeline.stage_cache import CandidatePool, link_or_copy
 from pipeline.stages.base import Output, Stage
 from pipeline.store import Record
 from pipeline.video_io import check_video, probe_video, write_video
@@ -26,6 +30,9 @@ if TYPE_CHECKING:
     from pipeline.generators.base import GeneratorConfig
     from pipeline.rewards.base import RewardConfig
     from pipeline.search.base import SearchConfig
+
+
+POOLED_COUNTERS = ("nfe", "vae_decodes", "seconds")  # per candidate, kept with a pooled candidate
 
 
 @dataclass(frozen=True)
@@ -46,6 +53,35 @@ class Sample(Stage[SampleSections]):
     @property
     def strategy(self):
         return STRATEGIES.of(self.cfg.search)
+
+    @classmethod
+    def key_fields(cls, sections: SampleSections) -> dict:
+        """The reward shapes candidates only when a strategy scores inside sampling: a best-of-N
+        run with another reward shares this stage's work."""
+        fields = result_fields(sections)
+        if not STRATEGIES.of(sections.search).in_loop:
+            fields.pop("reward")
+        return fields
+
+    def pool_video(self, item_id: str, seed: int) -> Path | None:
+        """Where the independent candidate of ``seed`` from this item's condition is pooled: by
+        the generator's settings (and benchmark mode) and the condition's digest, not by N
+        (None while the item has no condition)."""
+        prep = self.store.read("prepare", item_id)
+        if prep is None or not prep.done:
+            return None
+        fields = result_fields(self.cfg)
+        key = json_digest({"generator": fields["generator"], "mode": self.cfg.benchmark.mode})[:16]
+        return CandidatePool(self.store.cache).path(key, prep.digest, seed)
+
+    def _pooled(self, item_id: str, seed: int) -> dict | None:
+        """The sidecar (frames, what making it cost) of the pooled candidate of ``seed``, if the
+        pool holds a sound one."""
+        video = self.pool_video(item_id, seed)
+        meta = None if video is None else CandidatePool.lookup(video)
+        if meta is None or meta.get("fps") != self.cfg.generator.fps or not self._valid(video, meta.get("frames")):
+            return None
+        return meta
 
     def preflight(self) -> None:
         from pipeline.errors import StageError
@@ -100,10 +136,7 @@ class Sample(Stage[SampleSections]):
         frames = generator_class(g.kind).planned_frames(g, self.cfg.benchmark.mode) or g.num_frames
         if self.strategy.in_loop:  # made whole: every candidate
             return float(self.strategy.num_candidates(self.cfg.search) * frames)
-        seeds = candidate_seeds(self.cfg.search)
-        known = self._recorded_frames(item_id)
-        todo = sum(not self._valid(self.candidate_path(item_id, k, s), known.get(k)) for k, s in enumerate(seeds))
-        return float(todo * frames)
+        return float(len(self._todo(item_id)[0]) * frames)
 
     def _request(self, item_id: str):
         """The item's prompt and condition (image or v2v clip) as a request (seed set per candidate)."""
@@ -114,8 +147,9 @@ class Sample(Stage[SampleSections]):
         condition = load_condition(self.store.path(prep.outputs["condition"]), self.generator)
         return GenerationRequest(prompt=item.prompt, condition=condition, seed=0)
 
-    def _todo(self, item_id: str) -> tuple[list[tuple[int, int]], dict[int, int]]:
-        """Best-of-N candidates (k, seed) to make, and the recorded frame counts of the others."""
+    def _todo(self, item_id: str) -> tuple[list[tuple[int, int]], dict[int, int], dict[int, dict]]:
+        """Best-of-N candidates (k, seed) to generate, the recorded frame counts of the ones
+        this stage holds, and the pool's sidecars of the ones to take from the pool."""
         from pipeline.runner import upstream_digests
 
         seeds = candidate_seeds(self.cfg.search)
@@ -124,12 +158,16 @@ class Sample(Stage[SampleSections]):
         # a record built from another condition means every file on disk is stale.
         stale = previous is not None and previous.inputs != upstream_digests(self, item_id)
         known = {} if stale else self._recorded_frames(item_id)
-        todo = [
-            (k, s)
-            for k, s in enumerate(seeds)
-            if stale or not self._valid(self.candidate_path(item_id, k, s), known.get(k))
-        ]
-        return todo, known
+        todo, pooled = [], {}
+        for k, s in enumerate(seeds):
+            if not stale and self._valid(self.candidate_path(item_id, k, s), known.get(k)):
+                continue
+            meta = self._pooled(item_id, s)
+            if meta is None:
+                todo.append((k, s))
+            else:
+                pooled[k] = meta
+        return todo, known, pooled
 
     def _batches(self, request, todo: list[tuple[int, int]]):
         """(candidates, their videos) batch by batch, as the generator makes them."""
@@ -154,14 +192,20 @@ class Sample(Stage[SampleSections]):
         if self.strategy.in_loop:
             return self._search(item_id, request)
         seeds = candidate_seeds(self.cfg.search)
-        todo, known = self._todo(item_id)
-        g = self.generator
+        todo, known, pooled = self._todo(item_id)
+        for k, meta in pooled.items():  # made before, for another N or by another run
+            video = self.pool_video(item_id, seeds[k])
+            assert video is not None  # _todo found it
+            link_or_copy(video, self.candidate_path(item_id, k, seeds[k]))
+            known[k] = int(meta["frames"])
+        g, fps = self.generator, self.cfg.generator.fps
         with measured({"nfe": lambda: g.nfe, "vae_decodes": lambda: g.vae_decodes}) as compute:
             for chunk, videos in self._batches(request, todo):
                 for (k, s), frames in zip(chunk, videos):
-                    write_video(self.candidate_path(item_id, k, s), frames, self.cfg.generator.fps)
+                    write_video(self.candidate_path(item_id, k, s), frames, fps)
                     known[k] = len(frames)
                     self.generated += 1
+        compute = self._with_pooled(item_id, compute, todo, pooled, known)
         for k, s in enumerate(seeds):  # reused files: their frame count as they are
             if k not in known:
                 known[k] = probe_video(self.candidate_path(item_id, k, s)).num_frames
@@ -172,9 +216,26 @@ class Sample(Stage[SampleSections]):
                 "seeds": seeds,
                 "frames": [known[k] for k in range(len(seeds))],
                 "fps": self.cfg.generator.fps,
-                "compute": {**compute, "candidates_made": len(todo)},  # this attempt's (reused files: 0)
+                "compute": compute,
             },
         )
+
+    def _with_pooled(self, item_id: str, compute: dict, todo: list, pooled: dict[int, dict], known: dict) -> dict:
+        """Pool what this attempt made, and count what the pooled candidates it took cost when they
+        were made: a run's NFEs are its N candidates' whatever run made them. Files this stage
+        already held cost nothing (as before the pool)."""
+        made = {name: compute[name] / len(todo) for name in POOLED_COUNTERS} if todo else {}
+        for k, s in todo:
+            video = self.pool_video(item_id, s)
+            if video is not None:
+                meta = {"frames": known[k], "fps": self.cfg.generator.fps, "seed": s, "compute": made}
+                CandidatePool.put(video, self.candidate_path(item_id, k, s), meta)
+        out = {**compute, "candidates_made": len(todo), "candidates_pooled": len(pooled)}
+        for meta in pooled.values():
+            for name in POOLED_COUNTERS:
+                total = round(out[name] + meta.get("compute", {}).get(name, 0), 3)
+                out[name] = int(total) if name != "seconds" and float(total).is_integer() else total
+        return out
 
     def _search(self, item_id: str, request) -> Output:
         """A strategy with the reward inside sampling: its final candidates, all made now."""

@@ -142,6 +142,25 @@ def test_multirun_submits_one_sharded_run_per_point(base_args):
         subprocess.run(["scancel", *all_jobs])
 
 
+def test_sweep_points_share_the_jobs_of_their_common_stages(base_args):
+    """Two rewards over one set of videos: the second point depends on the first point's prepare
+    and sample jobs instead of queuing its own, and every video is generated once."""
+    out = cli("run", "-m", *base_args, "reward.stride=2,4", "sweep=strides").stdout
+    (first, first_jobs), (second, second_jobs) = (submitted("run: " + b) for b in out.split("run: ")[1:])
+    assert second_jobs["prepare"] == first_jobs["prepare"] and second_jobs["sample"] == first_jobs["sample"]
+    assert second_jobs["score"] != first_jobs["score"]
+    assert out.count("shared with the sweep's run") == 2
+    jobs = sorted(set(first_jobs.values()) | set(second_jobs.values()))
+    wait_until(lambda: queue_empty(jobs), 300, "the sweep's jobs")
+    for run in (first, second):
+        assert (run / "results" / "summary.json").exists()
+    assert (first / "sample").resolve() == (second / "sample").resolve()
+    starts = [sum(e["event"] == "start" for e in a) for a in attempts(first, "sample").values()]
+    assert starts == [1, 1, 1]  # each item generated once
+    points = (first.parent.parent / "sweeps" / "strides.jsonl").read_text().splitlines()
+    assert [json.loads(p)["run"] for p in points] == [f"demo/{first.name}", f"demo/{second.name}"]
+
+
 def test_a_two_rank_replica_makes_the_videos_of_one_rank(base_args, tiny_models, tmp_path):
     """Two ranks in one job: as two single-rank replicas claiming items, or as one two-rank replica
     sharing a sequence-parallel MAGI-1 (generator.parallel.sp=2, gloo rendezvous; the follower runs each item with the leader
