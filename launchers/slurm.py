@@ -164,7 +164,9 @@ def submit_chain(cfg: Config, store: RunStore, manifest: Manifest) -> list[dict]
     previous = None
     for plan in plans:
         res = cfg.cluster.resources[plan.stage]
-        earlier = sweep_job(cfg, store, plan)
+        # shared only while this chain submitted nothing of its own: a stage after one submitted
+        # anew must wait on that job, not on the earlier point's
+        earlier = sweep_job(cfg, store, plan) if not submitted else None
         if earlier is not None:
             shared.append({**earlier, "time": time.time(), "shared_from": earlier["run"]})
             previous = earlier["job_id"]

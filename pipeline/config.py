@@ -144,6 +144,8 @@ def to_config(cfg: DictConfig) -> Config:
                 f"schema_{name}); got {type(node).__name__} with keys {sorted(cfg[section])}"
             )
     _check_choices(obj)
+    if obj.benchmark.prompts == "op":  # the original descriptions: the same run as no prompt set named
+        obj.benchmark.prompts = None
     bad = problems(obj) or _relation_problems(obj)
     if bad:
         raise ConfigError("; ".join(bad))

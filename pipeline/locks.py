@@ -43,11 +43,12 @@ class FileLock:
         self.path = Path(path)
         self._fd: int | None = None
 
-    def acquire(self, **about: Any) -> bool:
+    def acquire(self, wait: bool = False, **about: Any) -> bool:
+        """Take the lock (False: someone holds it; ``wait=True`` blocks until they let go)."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
             return False

@@ -8,7 +8,6 @@ import html
 import math
 import os
 from collections.abc import Iterable, Sequence
-from pathlib import Path
 from typing import Any
 
 STYLE = """
@@ -117,7 +116,3 @@ def numeric_cell(value: Any, digits: int = 2) -> tuple[str, Any]:
 
 def text_cell(value: Any) -> tuple[str, Any]:
     return esc(value), str(value)
-
-
-def exists_or_none(path: Path | None) -> Path | None:
-    return path if path is not None and Path(path).exists() else None

@@ -24,6 +24,7 @@ class ItemMedia:
 
     condition: Path | None = None
     candidates: list[tuple[Path, float, int]] = field(default_factory=list)  # (video, surprise, seed)
+    chosen: Path | None = None  # the candidate select took (lineages of a search may share a seed)
     submitted: Path | None = None  # the conformed video the benchmark scored
     ground_truth: Path | None = None
 
@@ -73,10 +74,17 @@ def render_run_page(
         return pp.relative(path, page_dir)
 
     title = f"{summary['experiment']} · {summary['run_key']}"
+    verified_board = summary.get("board") == "verified"
     headline = pp.cards(
         [
-            ("Physics-IQ score (Original)", pp.number(summary["physics_iq_score"])),
-            ("Physics-IQ score, Verified formula", pp.number(summary["physics_iq_score_per_view"])),
+            (
+                "Original formula, Verified ground truth" if verified_board else "Physics-IQ score (Original)",
+                pp.number(summary["physics_iq_score"]),
+            ),
+            (
+                "Physics-IQ Verified score" if verified_board else "Physics-IQ score, Verified formula",
+                pp.number(summary["physics_iq_score_per_view"]),
+            ),
             ("items", str(summary["items"])),
             ("candidates per item", str(summary["candidates_per_item"])),
             ("chosen surprise (mean)", pp.number(summary["surprise/chosen_mean"], 4)),
@@ -110,8 +118,7 @@ def render_run_page(
     for r in table.to_dict("records"):
         m = media.get(r["item_id"], ItemMedia())
         cands = "".join(
-            pp.video(link(v), f"seed {seed}: {pp.number(s, 4)}", chosen=seed == r["chosen_seed"])
-            for v, s, seed in m.candidates
+            pp.video(link(v), f"seed {seed}: {pp.number(s, 4)}", chosen=v == m.chosen) for v, s, seed in m.candidates
         )
         rows.append(
             [

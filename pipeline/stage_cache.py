@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pipeline.files import atomic_path, atomic_write_text, file_digest, json_digest
+from pipeline.locks import FileLock
 
 if TYPE_CHECKING:
     from pipeline.config import Config
@@ -62,9 +63,26 @@ def cache_root(run_root: str | os.PathLike) -> Path:
 
 def link_stages(store: RunStore, cfg: Config) -> dict[str, str]:
     """Point the run folder's cached stages at their entries (made if new; a link to another
-    entry is replaced, a plain folder from before the caches kept). Returns the keys."""
+    entry is replaced; a folder from before the caches is left as it is). Returns the keys."""
     keys = stage_keys(cfg)
-    root = cache_root(cfg.run_root)
+    root = store.cache  # beside the run folder's experiment, wherever the command runs from
+    with cache_lock(root, "link"):
+        _link(store, cfg, keys, root)
+    return keys
+
+
+def cache_lock(root: Path, what: str) -> FileLock:
+    """Linking and pruning exclude each other: a prune never sees an entry made but not yet linked."""
+    lock = FileLock(root / ".lock")
+    lock.acquire(wait=True, command=what)
+    return lock
+
+
+def _link(store: RunStore, cfg: Config, keys: dict[str, str], root: Path) -> None:
+    if any((store.root / name).is_dir() and not (store.root / name).is_symlink() for name in CACHED):
+        # a run folder from before the caches stays whole: a stage linked into a shared entry
+        # downstream of its own plain folders would share records built from other inputs
+        return
     for name in CACHED:
         entry = root / name / keys[name]
         entry.mkdir(parents=True, exist_ok=True)
@@ -73,8 +91,6 @@ def link_stages(store: RunStore, cfg: Config) -> dict[str, str]:
             source = _key_source(_stage_class(name), cfg, keys)
             atomic_write_text(meta, json.dumps({"key": keys[name], **source}, indent=1, default=str))
         link = store.root / name
-        if link.is_dir() and not link.is_symlink():
-            continue  # a run folder from before the caches
         target = os.path.relpath(entry, store.root)
         if link.is_symlink() and os.readlink(link) == target:
             continue
@@ -82,7 +98,6 @@ def link_stages(store: RunStore, cfg: Config) -> dict[str, str]:
         tmp.unlink(missing_ok=True)
         os.symlink(target, tmp)
         os.replace(tmp, link)  # atomic: a reader sees the old entry or the new one
-    return keys
 
 
 def _stage_class(name: str) -> Any:
@@ -99,13 +114,6 @@ class Entry:
     items: int  # records done
     bytes: int
     runs: list[Path]  # run folders linking to it
-
-    @property
-    def fields(self) -> dict[str, Any]:
-        try:
-            return json.loads((self.path / ENTRY_FILE).read_text()).get("fields", {})
-        except (OSError, json.JSONDecodeError):
-            return {}
 
 
 def run_folders(run_root: Path) -> Iterator[Path]:
@@ -144,15 +152,16 @@ def prune(run_root: str | os.PathLike, dry_run: bool = False) -> tuple[list[Entr
     """Remove the entries no run folder links to, and the pooled candidates no remaining entry
     holds (a pooled video's other hard links are the entries' copies). Returns what was (or
     would be) removed."""
-    gone = [e for e in entries(run_root) if not e.runs]
-    pool = CandidatePool(cache_root(run_root))
-    leaving = Counter(_inode(f) for e in gone for f in e.path.rglob("*.mp4") if f.is_file() and not f.is_symlink())
-    orphans = [v for v in pool.videos() if v.stat().st_nlink - leaving[_inode(v)] <= 1]
-    if not dry_run:
-        for e in gone:
-            shutil.rmtree(e.path)
-        for video in orphans:
-            pool.remove(video)
+    with cache_lock(cache_root(run_root), "prune"):
+        gone = [e for e in entries(run_root) if not e.runs]
+        pool = CandidatePool(cache_root(run_root))
+        leaving = Counter(_inode(f) for e in gone for f in e.path.rglob("*.mp4") if f.is_file() and not f.is_symlink())
+        orphans = [v for v in pool.videos() if v.stat().st_nlink - leaving[_inode(v)] <= 1]
+        if not dry_run:
+            for e in gone:
+                shutil.rmtree(e.path)
+            for video in orphans:
+                pool.remove(video)
     return gone, orphans
 
 
@@ -178,6 +187,14 @@ class CandidatePool:
     @staticmethod
     def _sidecar(video: Path) -> Path:
         return video.with_suffix(".json")
+
+    @classmethod
+    def sidecar(cls, video: Path) -> dict[str, Any] | None:
+        """The sidecar as written, unchecked (None when there is none)."""
+        try:
+            return json.loads(cls._sidecar(video).read_text())
+        except (OSError, json.JSONDecodeError):
+            return None
 
     @classmethod
     def lookup(cls, video: Path) -> dict[str, Any] | None:
@@ -225,6 +242,8 @@ def check_experiment_name(name: str) -> list[str]:
     from pipeline.sweeps import SWEEPS_DIR
 
     reserved = {CACHE_DIR: "the stage caches", SWEEPS_DIR: "the sweeps"}
+    if "/" in name or name in ("", ".", ".."):
+        return [f"name={name!r}: one folder name (no '/'): runs are <run_root>/<name>/<run_key>"]
     if name in reserved:
         return [f"name={name!r}: the run root's {name}/ folder holds {reserved[name]}; choose another name"]
     return []

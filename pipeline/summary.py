@@ -48,13 +48,24 @@ def format_summary(summary: dict, evaluation: dict, run_dir, wandb_sync: str | N
             + f"; {seconds}; "
             f"peak memory {summary.get('compute/peak_memory_mb', 0):.0f} MB"
         )
-    lines += [
-        # the Verified board's formula (mean over samples of clipped ratios); it is the Verified score
-        # when benchmark.root is the Verified ground truth
-        f"Physics-IQ score, Verified formula: {summary['physics_iq_score_per_view']:.2f}",
-        f"Physics-IQ score: {summary['physics_iq_score']:.2f} (Original)",
-        f"run: {run_dir}",
-    ]
+    lines += [*score_lines(summary), f"run: {run_dir}"]
     if wandb_sync:
         lines.append(f"wandb (offline), to publish: {wandb_sync}")
     return "\n".join(lines) + "\n"
+
+
+def score_lines(summary: dict) -> list[str]:
+    """Both scores, each named by its formula and, for the board's own one, the board: on the
+    Verified ground truth the Verified formula is the Verified score; the Original formula on it
+    is no Original-board number (and the other way round)."""
+    original, per_sample = summary["physics_iq_score"], summary["physics_iq_score_per_view"]
+    if summary.get("board") == "verified":
+        return [
+            f"Physics-IQ score, Original formula on the Verified ground truth: {original:.2f} (not an Original-board number)",
+            f"Physics-IQ Verified score: {per_sample:.2f}",
+        ]
+    return [
+        # the Verified board's formula (mean over samples of clipped ratios) on the Original ground truth
+        f"Physics-IQ score, Verified formula: {per_sample:.2f}",
+        f"Physics-IQ score: {original:.2f} (Original)",
+    ]

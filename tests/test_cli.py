@@ -92,3 +92,32 @@ def test_multirun_makes_one_run_per_point(tmp_path, small_dataset, tiny_models):
     assert [p["overrides"][1] for p in points] == ["search.n=1", "search.n=2"]
     assert sorted(p["run"] for p in points) == [f"demo/{r.name}" for r in runs]
     assert all(f"sweep: {sweep.stem}" in (r / "config.yaml").read_text() for r in runs)
+
+
+def test_every_sweep_file_makes_valid_points(small_dataset, tiny_models):
+    """Each conf/sweeps file names its sweep and sweeps keys of the config: every point of its grid
+    composes and validates like a run would (the demo's groups, one value per key at a time)."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from pipeline.config import register_configs, to_config
+
+    register_configs()
+    files = sorted((ROOT / "conf" / "sweeps").glob("*.yaml"))
+    assert files
+    base = [
+        "+experiment=demo",
+        f"benchmark.root={small_dataset}",
+        f"generator.checkpoint={tiny_models['wan_i2v']}",
+        f"reward.checkpoint={tiny_models['vjepa2']}",
+    ]
+    for path in files:
+        with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+            cfg = compose("config", overrides=[*base, f"+sweeps={path.stem}"], return_hydra_config=True)
+            params = OmegaConf.to_container(cfg.hydra.sweeper.params)
+            assert cfg.sweep == path.stem and params, path
+            for key, values in params.items():
+                for value in str(values).split(","):
+                    point = compose("config", overrides=[*base, f"+sweeps={path.stem}", f"{key}={value}"])
+                    assert OmegaConf.select(point, key) is not None
+                    to_config(point)

@@ -20,7 +20,8 @@ def two_runs(tiny_models, small_dataset, tmp_path_factory):
     from tests.conftest import demo_args
 
     tmp = tmp_path_factory.mktemp("compare")
-    args = [*demo_args(tiny_models, small_dataset, tmp), "benchmark.max_scenarios=1", "tracking.progress=false"]
+    base = [a for a in demo_args(tiny_models, small_dataset, tmp) if a != "tracking=disabled"]
+    args = [*base, "tracking=offline", "benchmark.max_scenarios=1", "tracking.progress=false"]
     small = run(compose([*args, "search.n=2", "sweep=growth"]))
     big = run(compose([*args, "search.n=4", "sweep=growth"]))
     return small, big, tmp
@@ -81,6 +82,12 @@ def test_n1_curve_point_is_one_candidate_per_item(two_runs):
     curve = bon_curve(pool, draws=5, seed=3)
     assert list(curve["n"]) == [1] * 5 + [2] * 5 + [4]
     assert curve["physics_iq_original"].between(0, 100).all()
+
+
+def test_sweep_points_are_one_wandb_group(two_runs):
+    for run_dir in two_runs[:2]:
+        logged = json.loads((run_dir / "report" / "items" / "all.json").read_text())["data"]["wandb"]
+        assert (logged["group"], logged["job_type"]) == ("growth", "best_of_n")
 
 
 def test_compare_a_sweep_by_name(two_runs, capsys):

@@ -103,6 +103,35 @@ def test_run_folder_from_before_the_caches_still_reads(args, tmp_path):
         assert {i: r["started"] for i, r in records(legacy, stage).items()} == started[stage]
 
 
+def test_a_partly_old_run_folder_links_nothing(args, tmp_path):
+    """Plain prepare and sample folders (a run from before the caches that stopped after sample):
+    the later stages stay plain too, never shared entries downstream of private inputs."""
+    first = run(compose([*args, "stages=[prepare,sample]"]))
+    old_root = tmp_path / "old_runs"
+    legacy = old_root / first.parent.name / first.name
+    shutil.copytree(first, legacy, symlinks=False)
+    again = run(compose([*[a for a in args if not a.startswith("run_root=")], f"run_root={old_root}"]))
+    assert again == legacy
+    for stage in CACHED:
+        assert (legacy / stage).is_dir() and not (legacy / stage).is_symlink(), stage
+    assert not (old_root / "cache" / "score").exists()
+
+
+def test_candidates_are_numbered_in_index_order():
+    from pipeline.stages.score import candidate_order
+
+    outputs = {f"cand{k:02d}": f"v{k}" for k in (0, 11, 100, 2)}
+    assert [name for name, _ in candidate_order(outputs)] == ["cand00", "cand02", "cand11", "cand100"]
+
+
+def test_experiment_names_are_one_folder(args):
+    from pipeline.config import to_config
+    from pipeline.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="one folder name"):
+        to_config(compose([*args, "name=abl/reward"]))
+
+
 def test_cache_lists_and_prunes_what_no_run_uses(args, capsys):
     small = run(compose([*args, "search.n=2"]))
     grown = run(compose([*args, "search.n=3"]))

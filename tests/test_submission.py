@@ -51,6 +51,11 @@ def test_two_runs_make_a_package_the_checks_accept(two_runs, capsys):
     printed = capsys.readouterr().out
     assert "Physics-IQ Verified" in printed and "Physics-IQ Original" in printed
     assert "terms.terms_accepted" in printed and "public_info.organization" not in printed
+    assert (
+        f"submission id: acme__wan-i2v__{yaml.safe_load((out / 'submission.yaml').read_text())['public_info']['date']}"
+        in printed
+    )
+    assert "not Verified-board numbers" in printed  # the demo's ground truth is the Original one
     card = yaml.safe_load((out / "submission.yaml").read_text())
     info = card["public_info"]
     assert info["input_type"] == "i2v" and info["bon_sampling"] == 2 and info["descriptions"] == "op"
@@ -96,3 +101,12 @@ def test_a_broken_package_is_refused_with_every_offender_named(two_runs, capsys)
     )
     assert "more than one frame rate" in err and files[3].name in err
     assert np.all([line.startswith("  ") for line in err.splitlines()[1:]])  # one offender per line
+
+    # a submission id off the leaderboard's pattern names the card fields that make it so
+    card = yaml.safe_load((good / "submission.yaml").read_text())
+    card["public_info"].update(organization="ACME Labs", model="wan_i2v")
+    (good / "submission.yaml").write_text(yaml.safe_dump(card))
+    assert main([f"check={good}", "expected=6"]) == 2
+    err = capsys.readouterr().err
+    assert "submission id 'ACME Labs__wan_i2v__" in err
+    assert "organization='ACME Labs' (must match [a-z0-9]+)" in err and "model='wan_i2v'" in err and "date=" not in err

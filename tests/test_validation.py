@@ -89,6 +89,7 @@ CASES = [
     ([*MAGI, "generator.dtype=int8"], "generator.dtype"),
     (["benchmark.max_scenarios=0"], "benchmark.max_scenarios"),
     (["benchmark.mode=t2v"], "benchmark.mode"),
+    (["benchmark.board=leaderboard"], "benchmark.board"),
     (["benchmark.fps=-1"], "benchmark.fps"),
     (["benchmark.name=vbench"], "benchmark.name"),
     (["prepare.resize=squash"], "prepare.resize"),

@@ -17,7 +17,9 @@ class BenchmarkConfig:
         None, check=at_least(1)
     )  # first N scenarios, all views (smoke runs); None = all
     mode: str = setting("i2v", check=one_of("i2v", "v2v"))  # i2v: condition on an image | v2v: on a conditioning clip
-    prompts: str | None = None  # prompt-variant file (see prompts/README.md); None = the dataset's own
+    # the prompt set: a prompt-variant file (see prompts/README.md), or a set the benchmark ships
+    # ("op", "bpp" for Physics-IQ); None = the dataset's own descriptions
+    prompts: str | None = None
     # fps of the evaluation. `python -m pipeline evaluate-folder` reads it (None = the generations'
     # fps); in a run it must be None or equal generator.fps, so it never changes results.
     fps: float | None = operational(None, check=above(0))

@@ -48,6 +48,7 @@ def resume(run_dir: Path, overrides: list[str], retry_failed: bool = False) -> O
         )
     launch = launcher(cfg.cluster.name)
     store = RunStore(run_dir)
+    store.link_stages(cfg)  # an entry pruned meanwhile is made again (empty: its work is redone)
     manifest = Manifest.load(store)
     if retry_failed:  # grant items that used up their attempts a fresh budget
         spent = [

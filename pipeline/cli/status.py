@@ -78,14 +78,17 @@ def render(run_dir: Path) -> str:
         lines.append(f"{name:<10}" + "".join(f"{counts.get(k, 0):>10}" for k in order) + f"   {job}")
         for shard in sub["shards"] if sub else []:
             done = sum(states.get(i) == "done" for i in shard["items"])
-            log = Path(cfg.cluster.folder) / name / shard["job"] / f"{shard['job']}_0_log.err"
+            # a job shared with an earlier point of a sweep logs in that point's run folder
+            shared = sub.get("shared_from") if sub else None
+            base = Path(shared or run_dir)
+            log = base / cfg.cluster.folder / name / shard["job"] / f"{shard['job']}_0_log.err"
             job_state = state_of(slurm, shard["job"])
             lines.append(
                 f"  shard {shard['index']:<3} {shard['job']:<12} {job_state:<11}"
-                f" {done}/{len(shard['items'])} done   log: {log}"
+                f" {done}/{len(shard['items'])} done   log: {log if shared else log.relative_to(run_dir)}"
             )
             if job_state in ("FAILED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL") and done < len(shard["items"]):
-                lines.append(f"      last error: {last_error_line(run_dir / log)}")
+                lines.append(f"      last error: {last_error_line(log)}")
         for item, state in states.items():
             if state in ("failed", "exhausted"):
                 rec = store.read(name, item)

@@ -2,13 +2,15 @@
 
 Writes into ``out``: ``compare.csv`` and ``compare.parquet`` (one row per run: the settings that
 differ, the scores, the compute), ``bon_curve.csv`` (every bootstrap draw) and
-``bon_curve_summary.csv`` when a best-of-N run with N >= 2 is among them, the plots and
-``index.html``.
+``bon_curve_summary.csv`` when a best-of-N run with N >= 2 is among them, ``aggregate.json`` when
+the runs are repeats of one setting (they differ only in seeds: the leaderboard's mean ± std over
+runs), the plots and ``index.html``.
 """
 
 from __future__ import annotations
 
 import io
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +23,7 @@ from pipeline.files import atomic_write_bytes, atomic_write_text
 from .bon_curve import bon_curve, curve_summary, evaluate_candidates
 from .page import render_compare_page
 from .plots import plot_bon_curve, plot_categories, plot_score_vs_compute, plot_surprise_vs_score
+from .repeats import describe_repeats, repeat_aggregate
 from .runs import FinishedRun, comparison_table, differing, read_run
 
 
@@ -30,6 +33,7 @@ class Comparison:
     files: dict[str, Path] = field(default_factory=dict)
     curve: pd.DataFrame | None = None  # the curve's summary per N
     curve_source: str | None = None
+    repeats: dict[str, float] | None = None  # the aggregate, when the runs differ only in seeds
 
     def text(self) -> str:
         shown = self.table.drop(columns=[c for c in self.table.columns if "/" in c])
@@ -42,6 +46,8 @@ class Comparison:
                     f"   Verified formula {r['physics_iq_verified_formula_mean']:.2f} ± "
                     f"{r['physics_iq_verified_formula_std']:.2f}   ({int(r['draws'])} draw(s))"
                 )
+        if self.repeats is not None:
+            lines += describe_repeats(self.repeats)
         lines.append(f"page: {self.files['html']}")
         return "\n".join(lines)
 
@@ -81,6 +87,10 @@ def compare(
     table.to_parquet(buf, index=False)
     result.files["parquet"] = out / "compare.parquet"
     atomic_write_bytes(result.files["parquet"], buf.getvalue())
+    result.repeats = repeat_aggregate(runs, settings)
+    if result.repeats is not None:
+        result.files["aggregate"] = out / "aggregate.json"
+        atomic_write_text(result.files["aggregate"], json.dumps(result.repeats, indent=2))
     pool_run = pick_pool_run(runs, bon_run)
     images: dict[str, Path] = {}
     if pool_run is not None:
@@ -99,7 +109,8 @@ def compare(
         images["surprise vs Physics-IQ"] = plot_surprise_vs_score(runs, labels, out / "surprise_vs_score.png")
         images["score vs compute"] = plot_score_vs_compute(table, out / "score_vs_compute.png")
     result.files.update({f"plot:{k}": v for k, v in images.items()})
-    page = render_compare_page(title, table, runs, settings, images, result.curve, result.curve_source, out)
+    repeats = describe_repeats(result.repeats) if result.repeats is not None else None
+    page = render_compare_page(title, table, runs, settings, images, result.curve, result.curve_source, out, repeats)
     result.files["html"] = out / "index.html"
     atomic_write_text(result.files["html"], page)
     return result

@@ -89,7 +89,14 @@ def evaluate_candidates(run: FinishedRun, out: Path, workers: int = 1) -> Candid
             )
             atomic_write_text(stamp, json.dumps({"sources": sources, "conform": _conform(cfg)}))
         tables.append(read_results_csv(results / f"{name}.csv"))
-    scored = {i: store.require("score", i).data["candidates"][:size] for i in samples}
+    scored = {}
+    for item_id, sample in samples.items():
+        record = store.require("score", item_id)
+        if record.inputs.get("sample") != sample.digest:
+            raise PipelineError(
+                f"run={run.run_dir}: the score of item {item_id} is not of its candidates (resume the run)"
+            )
+        scored[item_id] = record.data["candidates"][:size]
     return CandidatePool(tables, {it.item_id: (it.scenario, it.view) for it in manifest.items}, scored)
 
 
@@ -113,19 +120,21 @@ def chosen_table(pool: CandidatePool, choice: dict[str, int]) -> pd.DataFrame:
     return out
 
 
-def choose(pool: CandidatePool, n: int, rng: np.random.Generator) -> dict[str, int]:
-    """For each item, n of its candidates at random, and the one select would take of them."""
+def choose(pool: CandidatePool, n: int, rng: np.random.Generator) -> tuple[dict[str, int], int]:
+    """For each item, n of its candidates at random, and the one select would take of them; an
+    item none of whose picked candidates has a finite surprise submits its first picked one (a
+    submission needs a video), counted in the second value."""
     from pipeline.stages.select import argmin_surprise
 
-    choice = {}
+    choice, unscored = {}, 0
     for item, candidates in pool.scored.items():
         picked = sorted(rng.choice(pool.size, size=n, replace=False).tolist())
         try:
             best, _ = argmin_surprise([candidates[k] for k in picked])
-        except ValueError as exc:
-            raise PipelineError(f"item {item}, candidates {picked}: {exc}") from None
-        choice[item] = candidates.index(best)
-    return choice
+            choice[item] = int(best["name"].removeprefix("cand"))
+        except ValueError:
+            choice[item], unscored = picked[0], unscored + 1
+    return choice, unscored
 
 
 def bon_curve(pool: CandidatePool, draws: int = 100, seed: int = 0) -> pd.DataFrame:
@@ -137,11 +146,13 @@ def bon_curve(pool: CandidatePool, draws: int = 100, seed: int = 0) -> pd.DataFr
     rows = []
     for n in curve_sizes(pool.size):
         for d in range(draws if n < pool.size else 1):
-            table = chosen_table(pool, choose(pool, n, np.random.default_rng([seed, n, d])))
+            choice, unscored = choose(pool, n, np.random.default_rng([seed, n, d]))
+            table = chosen_table(pool, choice)
             rows.append(
                 {
                     "n": n,
                     "draw": d,
+                    "items_without_a_finite_surprise": unscored,
                     "physics_iq_original": physics_iq_score(table).score,
                     "physics_iq_verified_formula": 100 * run_scores(table)["physiq"],
                 }

@@ -22,6 +22,7 @@ def render_compare_page(
     curve: pd.DataFrame | None,
     curve_source: str | None,
     page_dir: Path,
+    repeats: list[str] | None = None,
 ) -> str:
     headers = [
         "#",
@@ -66,7 +67,10 @@ def render_compare_page(
             ("best Physics-IQ (Verified formula)", pp.number(table["physics_iq_verified_formula"].max())),
         ]
     )
-    body = [f"<h1>{pp.esc(title)}</h1>", headline, "<h2>runs</h2>", pp.table(headers, rows)]
+    body = [f"<h1>{pp.esc(title)}</h1>", headline]
+    if repeats:
+        body.append("<h2>repeated runs</h2><pre>" + pp.esc("\n".join(repeats)) + "</pre>")
+    body += ["<h2>runs</h2>", pp.table(headers, rows)]
     if curve is not None:
         body.append(f"<h2>best-of-N curve</h2><div class=muted>from the candidates of {pp.esc(curve_source)}</div>")
         body.append(

@@ -103,6 +103,7 @@ class Report(Stage[ReportSections]):
             out[item] = ItemMedia(
                 condition=self.store.path(condition) if condition and condition.endswith(".png") else None,
                 candidates=[(self.store.path(c["video"]), c["surprise"], c["seed"]) for c in scored],
+                chosen=self.store.path(self.store.require("select", item).data["video"]),
                 submitted=self.store.path(conformed.outputs["video"]) if conformed and conformed.done else None,
                 ground_truth=truth.get(item) if truth.get(item) and truth[item].is_file() else None,
             )
@@ -146,16 +147,19 @@ class Report(Stage[ReportSections]):
             images.update({k: self.store.path(v) for k, v in evaluated.outputs.items() if v.endswith(".png")})
         media = self.media()
         atomic_write_text(files["html"], render_run_page(summary, evaluation, table, media, images, report))
-        resolved = cast(dict, OmegaConf.to_container(OmegaConf.load(self.store.root / "resolved.yaml")))
-        who = WandbRun(self.cfg.name, self.store.root.name, self.cfg.sweep, self.cfg.search.name)
-        logged = log_to_wandb(self.cfg.tracking.wandb, self.store.root, who, resolved, table, media, summary, images)
         buf = io.BytesIO()
         table.to_parquet(buf, index=False)
         atomic_write_bytes(files["items_parquet"], buf.getvalue())
         atomic_write_text(files["items_csv"], table.to_csv(index=False))
         atomic_write_text(files["summary_json"], json.dumps(summary, indent=2))
+        atomic_write_text(files["summary_txt"], format_summary(summary, evaluation, self.store.root))
+        # wandb last: the results stand on disk even when logging fails (the item is then redone)
+        resolved = cast(dict, OmegaConf.to_container(OmegaConf.load(self.store.root / "resolved.yaml")))
+        who = WandbRun(self.cfg.name, self.store.root.name, self.cfg.sweep, self.cfg.search.name)
+        logged = log_to_wandb(self.cfg.tracking.wandb, self.store.root, who, resolved, table, media, summary, images)
         sync = sync_command(logged, self.cfg.tracking.wandb.mode)
-        atomic_write_text(files["summary_txt"], format_summary(summary, evaluation, self.store.root, sync))
+        if sync:
+            atomic_write_text(files["summary_txt"], format_summary(summary, evaluation, self.store.root, sync))
         return Output(
             outputs={k: self.store.rel(v) for k, v in files.items()},
             data={"summary": summary, "wandb": logged, "wandb_sync": sync},
@@ -180,6 +184,7 @@ def summarize(cfg, run_key: str, table: pd.DataFrame, evaluation: dict) -> dict:
         "candidates_per_item": num_candidates(cfg.search),
         "physics_iq_score": evaluation["score"],
         "physics_iq_score_per_view": evaluation["per_view_score"],
+        "board": cfg.benchmark.board,  # whose ground truth the scores are against
         **{f"component/{k}": v for k, v in evaluation["components"].items()},
         "surprise/chosen_mean": float(table["chosen_surprise"].mean()),
         "surprise/all_mean": float(table["mean_surprise"].mean()),

@@ -11,6 +11,7 @@ is made whole or redone whole. Score and select then treat every strategy's cand
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -32,7 +33,18 @@ if TYPE_CHECKING:
     from pipeline.search.base import SearchConfig
 
 
-POOLED_COUNTERS = ("nfe", "vae_decodes", "seconds")  # per candidate, kept with a pooled candidate
+COUNTERS = ("nfe", "vae_decodes")  # per candidate, kept with a pooled candidate
+
+
+def charge(compute: dict, accounts: list[dict]) -> dict:
+    """``compute`` plus what the candidates this attempt did not make cost when they were made:
+    a run's NFEs are its N candidates', whichever attempt or run made them."""
+    out = dict(compute)
+    for account in accounts:
+        for name in COUNTERS:
+            total = round(out[name] + account.get(name, 0), 3)
+            out[name] = int(total) if float(total).is_integer() else total
+    return out
 
 
 @dataclass(frozen=True)
@@ -74,10 +86,12 @@ class Sample(Stage[SampleSections]):
         key = json_digest({"generator": fields["generator"], "mode": self.cfg.benchmark.mode})[:16]
         return CandidatePool(self.store.cache).path(key, prep.digest, seed)
 
-    def _pooled(self, item_id: str, seed: int) -> dict | None:
+    def _pooled(self, item_id: str, seed: int, verify: bool = True) -> dict | None:
         """The sidecar (frames, what making it cost) of the pooled candidate of ``seed``, if the
-        pool holds a sound one."""
+        pool holds a sound one (``verify=False``: if it holds one at all, unhashed, for planning)."""
         video = self.pool_video(item_id, seed)
+        if video is not None and not verify:
+            return CandidatePool.sidecar(video)
         meta = None if video is None else CandidatePool.lookup(video)
         if meta is None or meta.get("fps") != self.cfg.generator.fps or not self._valid(video, meta.get("frames")):
             return None
@@ -136,7 +150,7 @@ class Sample(Stage[SampleSections]):
         frames = generator_class(g.kind).planned_frames(g, self.cfg.benchmark.mode) or g.num_frames
         if self.strategy.in_loop:  # made whole: every candidate
             return float(self.strategy.num_candidates(self.cfg.search) * frames)
-        return float(len(self._todo(item_id)[0]) * frames)
+        return float(len(self._todo(item_id, verify_pool=False)[0]) * frames)
 
     def _request(self, item_id: str):
         """The item's prompt and condition (image or v2v clip) as a request (seed set per candidate)."""
@@ -147,7 +161,9 @@ class Sample(Stage[SampleSections]):
         condition = load_condition(self.store.path(prep.outputs["condition"]), self.generator)
         return GenerationRequest(prompt=item.prompt, condition=condition, seed=0)
 
-    def _todo(self, item_id: str) -> tuple[list[tuple[int, int]], dict[int, int], dict[int, dict]]:
+    def _todo(
+        self, item_id: str, verify_pool: bool = True
+    ) -> tuple[list[tuple[int, int]], dict[int, int], dict[int, dict]]:
         """Best-of-N candidates (k, seed) to generate, the recorded frame counts of the ones
         this stage holds, and the pool's sidecars of the ones to take from the pool."""
         from pipeline.runner import upstream_digests
@@ -162,7 +178,7 @@ class Sample(Stage[SampleSections]):
         for k, s in enumerate(seeds):
             if not stale and self._valid(self.candidate_path(item_id, k, s), known.get(k)):
                 continue
-            meta = self._pooled(item_id, s)
+            meta = self._pooled(item_id, s, verify=verify_pool)
             if meta is None:
                 todo.append((k, s))
             else:
@@ -170,21 +186,42 @@ class Sample(Stage[SampleSections]):
         return todo, known, pooled
 
     def _batches(self, request, todo: list[tuple[int, int]]):
-        """(candidates, their videos) batch by batch, as the generator makes them."""
+        """(candidates, their videos, what making them cost per candidate) batch by batch."""
+        g = self.generator
         batch = max(1, self.cfg.generator.batch_size)
         for start in range(0, len(todo), batch):
             chunk = todo[start : start + batch]
-            yield chunk, self.generator.generate([replace(request, seed=s) for _, s in chunk])
+            before = {name: getattr(g, name) for name in COUNTERS}
+            videos = g.generate([replace(request, seed=s) for _, s in chunk])
+            yield chunk, videos, {name: (getattr(g, name) - before[name]) / len(chunk) for name in COUNTERS}
+
+    def _agreed(self, todo: list[tuple[int, int]] | None) -> list[tuple[int, int]]:
+        """The leader's list of candidates to generate, on every rank of a multi-rank replica:
+        what a rank finds on disk can differ (another run may pool a candidate between two
+        reads), and ranks that generate different candidates never meet in the collectives."""
+        if self.mesh is None:
+            assert todo is not None
+            return todo
+        import torch.distributed as dist
+
+        from pipeline.distributed import replica_group
+
+        group, ranks = replica_group(self.mesh)
+        if len(ranks) == 1:
+            assert todo is not None
+            return todo
+        box: list = [todo]
+        dist.broadcast_object_list(box, src=ranks[0], group=group)
+        return [(int(k), int(s)) for k, s in box[0]]
 
     def follow(self, item_id: str) -> None:
         """A non-leader rank of a replica whose ranks share the model: the leader's generations
-        again (the same candidates: it reads the disk before the leader writes any, as the first
-        generation needs every rank), nothing written."""
+        again (the leader's list of candidates), nothing written."""
         request = self._request(item_id)
         if self.strategy.in_loop:
             self.strategy.run(self.cfg.search, self.generator, request, self.scorer)
             return
-        for _ in self._batches(request, self._todo(item_id)[0]):
+        for _ in self._batches(request, self._agreed(None)):
             pass
 
     def run(self, item_id: str) -> Output:
@@ -193,19 +230,24 @@ class Sample(Stage[SampleSections]):
             return self._search(item_id, request)
         seeds = candidate_seeds(self.cfg.search)
         todo, known, pooled = self._todo(item_id)
+        todo = self._agreed(todo)
         for k, meta in pooled.items():  # made before, for another N or by another run
             video = self.pool_video(item_id, seeds[k])
             assert video is not None  # _todo found it
             link_or_copy(video, self.candidate_path(item_id, k, seeds[k]))
             known[k] = int(meta["frames"])
+        charged = [meta.get("compute", {}) for meta in pooled.values()]
+        held = [k for k in range(len(seeds)) if k not in pooled and k not in dict(todo)]
+        charged += [self._held_cost(item_id, k, seeds[k]) for k in held]
         g, fps = self.generator, self.cfg.generator.fps
         with measured({"nfe": lambda: g.nfe, "vae_decodes": lambda: g.vae_decodes}) as compute:
-            for chunk, videos in self._batches(request, todo):
+            for chunk, videos, share in self._batches(request, todo):
                 for (k, s), frames in zip(chunk, videos):
                     write_video(self.candidate_path(item_id, k, s), frames, fps)
                     known[k] = len(frames)
                     self.generated += 1
-        compute = self._with_pooled(item_id, compute, todo, pooled, known)
+                    # pooled as made: a crash later in the item keeps it, with what it cost
+                    self._pool(item_id, k, s, known[k], share)
         for k, s in enumerate(seeds):  # reused files: their frame count as they are
             if k not in known:
                 known[k] = probe_video(self.candidate_path(item_id, k, s)).num_frames
@@ -216,26 +258,25 @@ class Sample(Stage[SampleSections]):
                 "seeds": seeds,
                 "frames": [known[k] for k in range(len(seeds))],
                 "fps": self.cfg.generator.fps,
-                "compute": compute,
+                "compute": charge({**compute, "candidates_made": len(todo), "candidates_pooled": len(pooled)}, charged),
             },
         )
 
-    def _with_pooled(self, item_id: str, compute: dict, todo: list, pooled: dict[int, dict], known: dict) -> dict:
-        """Pool what this attempt made, and count what the pooled candidates it took cost when they
-        were made: a run's NFEs are its N candidates' whatever run made them. Files this stage
-        already held cost nothing (as before the pool)."""
-        made = {name: compute[name] / len(todo) for name in POOLED_COUNTERS} if todo else {}
-        for k, s in todo:
-            video = self.pool_video(item_id, s)
-            if video is not None:
-                meta = {"frames": known[k], "fps": self.cfg.generator.fps, "seed": s, "compute": made}
-                CandidatePool.put(video, self.candidate_path(item_id, k, s), meta)
-        out = {**compute, "candidates_made": len(todo), "candidates_pooled": len(pooled)}
-        for meta in pooled.values():
-            for name in POOLED_COUNTERS:
-                total = round(out[name] + meta.get("compute", {}).get(name, 0), 3)
-                out[name] = int(total) if name != "seconds" and float(total).is_integer() else total
-        return out
+    def _pool(self, item_id: str, k: int, seed: int, frames: int, compute: dict) -> None:
+        video = self.pool_video(item_id, seed)
+        if video is not None:
+            meta = {"frames": frames, "fps": self.cfg.generator.fps, "seed": seed, "compute": compute}
+            CandidatePool.put(video, self.candidate_path(item_id, k, seed), meta)
+
+    def _held_cost(self, item_id: str, k: int, seed: int) -> dict:
+        """What a candidate this stage already holds cost when it was made: its pooled sidecar's
+        account when the pool holds this very file (an attempt that crashed after making it)."""
+        video = self.pool_video(item_id, seed)
+        meta = None if video is None else CandidatePool.sidecar(video)
+        path = self.candidate_path(item_id, k, seed)
+        if video is None or meta is None or not video.exists() or not os.path.samefile(video, path):
+            return {}
+        return meta.get("compute", {})
 
     def _search(self, item_id: str, request) -> Output:
         """A strategy with the reward inside sampling: its final candidates, all made now."""

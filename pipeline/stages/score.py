@@ -24,6 +24,12 @@ class ScoreSections:
     reward: RewardConfig
 
 
+def candidate_order(outputs: dict[str, str]) -> list[tuple[str, str]]:
+    """The sample record's candidates in index order (``cand07`` < ``cand100``; by name alone
+    ``cand100`` would come before ``cand11`` and meet the wrong seed)."""
+    return sorted(outputs.items(), key=lambda kv: int(kv[0].removeprefix("cand")))
+
+
 class Score(Stage[ScoreSections]):
     name = "score"
     sections = ScoreSections
@@ -52,7 +58,7 @@ class Score(Stage[ScoreSections]):
         candidates = []
         scorer = self.scorer
         with measured({"reward_forwards": lambda: scorer.forwards}) as compute:
-            for (name, rel), seed in zip(sorted(sample.outputs.items()), sample.data["seeds"]):
+            for (name, rel), seed in zip(candidate_order(sample.outputs), sample.data["seeds"]):
                 digest = file_digest(self.store.path(rel))
                 entry = known.get(digest)
                 if entry is None:

@@ -6,12 +6,15 @@
 * each 5.000 ± 0.001 s long (container duration), of the card's resolution, and one frame rate
   per run within 0.01 of the card's ``fps``;
 * ``descriptions.csv`` with the columns ``scenario``, ``description``, ``generated_video_name``
-  listing every file of every run.
+  listing every file of every run;
+* the submission id ``<organization>__<model>__<date>`` matching the leaderboard's pattern, once
+  the organization (a person's field) is filled.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -23,6 +26,27 @@ from pipeline.video_io import VideoError, probe_video
 EXPECTED_FILES = 198
 FPS_TOL = 0.01
 DESCRIPTION_COLUMNS = ("scenario", "description", "generated_video_name")
+SUBMISSION_ID = re.compile(r"^[a-z0-9]+__[a-z0-9.-]+__\d{4}-\d{2}-\d{2}$")
+ID_PARTS = (("organization", r"[a-z0-9]+"), ("model", r"[a-z0-9.-]+"), ("date", r"\d{4}-\d{2}-\d{2}"))
+
+
+def submission_id(card: dict) -> str | None:
+    """``<organization>__<model>__<date>`` of the card's public_info (None until all are filled)."""
+    parts = [str(card.get(name) or "") for name, _ in ID_PARTS]
+    return "__".join(parts) if all(parts) else None
+
+
+def submission_id_problems(card: dict, where: Path) -> list[str]:
+    """The card fields that keep the submission id off the leaderboard's pattern, each named."""
+    ident = submission_id(card)
+    if ident is None or SUBMISSION_ID.match(ident):
+        return []
+    bad = [
+        f"{name}={card.get(name)!r} (must match {pattern})"
+        for name, pattern in ID_PARTS
+        if not re.fullmatch(pattern, str(card.get(name)))
+    ]
+    return [f"{where}: submission id {ident!r} does not match {SUBMISSION_ID.pattern}: " + "; ".join(bad)]
 
 
 def package_problems(root: str | Path, expected: int = EXPECTED_FILES) -> list[str]:
@@ -36,6 +60,7 @@ def package_problems(root: str | Path, expected: int = EXPECTED_FILES) -> list[s
     if out:
         return out
     card = (yaml.safe_load(card_path.read_text()) or {}).get("public_info", {})
+    out += submission_id_problems(card, card_path)
     fps, resolution = card.get("fps"), str(card.get("resolution") or "")
     runs = sorted(p for p in runs_dir.iterdir() if p.is_dir())
     if not runs:

@@ -16,7 +16,7 @@ import yaml
 from pipeline.errors import PipelineError
 
 from .card import card, person_fields
-from .checks import DESCRIPTION_COLUMNS, package_problems
+from .checks import DESCRIPTION_COLUMNS, package_problems, submission_id
 
 
 @dataclass
@@ -60,23 +60,28 @@ def read_run(run_dir: str | Path, descriptions: str | None) -> RunPart:
             {"scenario": item.scenario, "description": item.prompt, "generated_video_name": item.submission_name}
         )
         seconds += float(sampled.data.get("compute", {}).get("seconds", 0.0))
-    if cfg.benchmark.prompts is not None and descriptions is None:
+    shipped = {None: "op", "op": "op", "bpp": "bpp"}
+    if descriptions is None and cfg.benchmark.prompts in shipped:
+        descriptions = shipped[cfg.benchmark.prompts]
+    if cfg.benchmark.prompts not in shipped and descriptions is None:
         raise PipelineError(
             f"run={run_dir} used benchmark.prompts={cfg.benchmark.prompts}: say which prompt set it is "
             "(descriptions=bpp for the best-practice prompts, descriptions=op for the original ones)"
         )
     info = probe_video(videos[0])
     facts = {
-        "model": f"{cfg.generator.kind}-{getattr(cfg.generator, 'variant', '')}".strip("-"),
+        # the submission id's model part: lower case, digits, '.' and '-' (checks.SUBMISSION_ID)
+        "model": slug(f"{cfg.generator.kind}-{getattr(cfg.generator, 'variant', '')}".strip("-")),
         "mode": cfg.benchmark.mode,
         "fps": cfg.generator.fps,
         "resolution": f"{info.width}x{info.height}",
         "candidates": num_candidates(cfg.search),
         "selection": f"{cfg.search.name}, chosen by {cfg.reward.name}",
-        "descriptions": descriptions or "op",
+        "descriptions": descriptions,
         "gpus_per_copy": replica_size(cfg, "sample"),
         "seconds_per_video": round(seconds / max(len(videos), 1), 1),
         "expected": _dataset_size(cfg),
+        "board": cfg.benchmark.board,
     }
     table = read_results_csv(store.path(evaluated.outputs["csv"]))
     return RunPart(run_dir, videos, rows, run_scores(table), float(evaluated.data["score"]), facts)
@@ -93,7 +98,7 @@ def slug(text: str) -> str:
     return re.sub(r"[^a-z0-9.-]+", "-", text.lower()).strip("-") or "model"
 
 
-SHARED = ("model", "mode", "fps", "resolution", "candidates", "descriptions", "expected")
+SHARED = ("model", "mode", "fps", "resolution", "candidates", "descriptions", "expected", "board")
 
 
 def write_package(
@@ -158,6 +163,17 @@ def summary(out: Path, the_card: dict[str, Any], parts: list[RunPart]) -> str:
             f"Physics-IQ Original {p.original:.2f}"
         )
     lines.append(describe(agg))
+    ident = submission_id(the_card["public_info"])
+    lines.append(
+        f"submission id: {ident}"
+        if ident
+        else "submission id: <organization>__<model>__<date> once organization is filled"
+    )
+    if parts[0].facts.get("board") != "verified":
+        lines.append(
+            "note: these runs were scored on the Original ground truth (benchmark.board=original): the reported "
+            "scores are the Verified formula on it, not Verified-board numbers (run with benchmark=physicsiq_verified)"
+        )
     todo = person_fields(the_card)
     if todo:
         lines.append("before uploading, a person fills in submission.yaml: " + ", ".join(todo))

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from pipeline.errors import ConfigError, PipelineError
 
 if TYPE_CHECKING:
+    from pipeline.benchmarks.physicsiq.layout import PhysicsIQDataset
     from pipeline.config import Config
     from pipeline.items import Item
 
@@ -64,6 +65,26 @@ class PhysicsIQBenchmark:
         self.mode = b.mode
         self.fps = g.fps
         self.prompts = b.prompts
+        self.shipped_prompts = self._shipped_prompts(b)
+
+    @staticmethod
+    def _shipped_prompts(b) -> PhysicsIQDataset | None:
+        """The dataset read with a prompt set it ships (``bpp``) as its descriptions; None for the
+        original descriptions (``op`` or unset) and for a prompt-variant file."""
+        from pipeline.benchmarks.physicsiq.layout import DatasetError, PhysicsIQDataset
+        from pipeline.benchmarks.physicsiq.spec import PROMPT_SETS
+
+        if b.prompts not in PROMPT_SETS:
+            return None
+        path = Path(b.root) / PROMPT_SETS[b.prompts]
+        if not path.is_file():
+            raise ConfigError(
+                f"benchmark.prompts={b.prompts}: the dataset has no {PROMPT_SETS[b.prompts]} ({path} is missing)"
+            )
+        try:
+            return PhysicsIQDataset(b.root, path)
+        except DatasetError as exc:
+            raise ConfigError(f"benchmark.prompts={b.prompts}: {exc}") from None
 
     @staticmethod
     def check_frames(cfg: Config) -> None:
@@ -96,7 +117,13 @@ class PhysicsIQBenchmark:
             keep = set(self.dataset.scenarios[: self.max_scenarios])
             chosen = [it for it in chosen if it.scenario in keep]
         prompts = {it.item_id: it.description for it in chosen}
-        if self.prompts is not None:
+        if self.shipped_prompts is not None:
+            shipped = {it.item_id: it.description for it in self.shipped_prompts.items}
+            missing = [it.item_id for it in chosen if not shipped.get(it.item_id)]
+            if missing:
+                raise ConfigError(f"benchmark.prompts={self.prompts}: no prompt for item(s) {', '.join(missing[:10])}")
+            prompts = {it.item_id: shipped[it.item_id] for it in chosen}
+        elif self.prompts not in (None, "op"):
             try:
                 prompts = load_prompt_variants(self.prompts, chosen)
             except PromptVariantError as exc:

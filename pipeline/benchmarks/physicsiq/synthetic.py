@@ -28,6 +28,7 @@ from pipeline.files import atomic_path
 
 from .layout import VIEWS, PhysicsIQDataset, fps_folder
 from .resample import resample_video
+from .spec import PROMPT_SETS
 
 FPS = 30
 COND_S, TEST_S = 3, 5
@@ -36,6 +37,7 @@ WORLD = (320.0, 180.0)  # world units; a view maps them onto the output pixels
 FLOOR_Y = 150.0
 G = 420.0  # world units / s^2
 STATIC = "Static shot with no camera movement."
+BPP_PREFIX = "A locked-off camera films a realistic, evenly lit scene."
 
 # view -> (world point at the image centre, zoom): three cameras on the same scene
 CAMERAS = {
@@ -289,7 +291,7 @@ def _expected_files(root: Path, params: SyntheticParams) -> list[Path]:
         ds = PhysicsIQDataset(root)
     except Exception:
         return [root / "descriptions.csv"]
-    paths = ds.required_paths()
+    paths = [*ds.required_paths(), root / PROMPT_SETS["bpp"]]
     for it in ds.items:
         for take in (1, 2):
             paths.append(ds.full_video(it, FPS, take))
@@ -352,6 +354,11 @@ def generate(out: str | os.PathLike, params: SyntheticParams = SyntheticParams()
                 )
     rows.sort(key=lambda r: r["scenario"])
     pd.DataFrame(rows).to_csv(root / "descriptions.csv", index=False)
+    # the best-practice prompt set where the Verified dataset ships it (benchmark.prompts=bpp); its
+    # sentences are this dataset's own, in the shipped file's layout
+    bpp = root / PROMPT_SETS["bpp"]
+    bpp.parent.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame([{**r, "description": f"{BPP_PREFIX} {r['description']}"} for r in rows]).to_csv(bpp, index=False)
     (root / "synthetic.json").write_text(json.dumps(asdict(params), indent=2))
     return root
 
