@@ -102,3 +102,15 @@ def result_fields(obj: Any) -> Any:
     if isinstance(obj, dict):
         return {k: result_fields(v) for k, v in sorted(obj.items())}
     return obj
+
+
+def dotted(tree: Any, prefix: str = "") -> dict[str, Any]:
+    """A nested mapping (a config as plain data) as ``{"section.key": value}``; the schema tags
+    of ``result_fields`` (``__type__``) are left out."""
+    if not isinstance(tree, dict):
+        return {prefix.rstrip("."): tree}
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        if key != "__type__":
+            out.update(dotted(value, f"{prefix}{key}."))
+    return out

@@ -8,14 +8,13 @@ and playing in the page; the table sorts by any column.
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
 from pipeline import page_parts as pp
-from pipeline.files import atomic_write_bytes
+from pipeline.plotting import figure, save_png
 
 
 @dataclass
@@ -30,24 +29,14 @@ class ItemMedia:
 
 
 def plot_surprises(table: pd.DataFrame, path):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(max(4, 0.5 * len(table)), 3.2))
+    fig, ax = figure(max(4, 0.5 * len(table)), 3.2)
     for x, row in enumerate(table.itertuples()):
         ax.scatter([x] * len(row.surprises), row.surprises, s=14, color="0.6")
         ax.scatter([x], [row.chosen_surprise], s=40, color="tab:red", marker="*")
     ax.set_xticks(range(len(table)), table["item_id"], rotation=90, fontsize=7)
     ax.set_ylabel("V-JEPA 2 surprise")
     ax.set_title("candidates (grey) and the chosen one (red) per item")
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
-    atomic_write_bytes(path, buf.getvalue())
-    return path
+    return save_png(fig, path)
 
 
 COMPONENTS = (

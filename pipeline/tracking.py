@@ -17,6 +17,8 @@ from typing import Any
 
 import pandas as pd
 
+from pipeline.fields import dotted
+
 
 @dataclass
 class WandbRun:
@@ -29,17 +31,7 @@ class WandbRun:
 
 
 def flat_config(config: dict[str, Any], run_key: str) -> dict[str, Any]:
-    out: dict[str, Any] = {"run_key": run_key}
-
-    def walk(node: Any, prefix: str) -> None:
-        if isinstance(node, dict):
-            for k, v in node.items():
-                walk(v, f"{prefix}{k}.")
-        else:
-            out[prefix.rstrip(".")] = node
-
-    walk(config, "")
-    return out
+    return {"run_key": run_key, **dotted(config)}
 
 
 def log_to_wandb(

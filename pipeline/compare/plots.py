@@ -4,37 +4,18 @@ against compute."""
 
 from __future__ import annotations
 
-import io
 from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
 
-from pipeline.files import atomic_write_bytes
+from pipeline.plotting import figure, save_png
 
 from .runs import FinishedRun
 
 
-def _figure(width: float = 6.0, height: float = 3.6):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt, *plt.subplots(figsize=(width, height))
-
-
-def _save(plt, fig, path: Path) -> Path:
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
-    atomic_write_bytes(path, buf.getvalue())
-    return path
-
-
 def plot_bon_curve(summary: pd.DataFrame, label: str, path: Path) -> Path:
-    plt, fig, ax = _figure()
+    fig, ax = figure()
     for col, name in (("physics_iq_original", "Original"), ("physics_iq_verified_formula", "Verified formula")):
         ax.errorbar(summary["n"], summary[f"{col}_mean"], yerr=summary[f"{col}_std"], marker="o", capsize=3, label=name)
     ax.set_xscale("log", base=2)
@@ -44,12 +25,12 @@ def plot_bon_curve(summary: pd.DataFrame, label: str, path: Path) -> Path:
     draws = int(summary["draws"].max())
     ax.set_title(f"best-of-N from one pool ({label}); bars: std over {draws} draws", fontsize=9)
     ax.legend(fontsize=8)
-    return _save(plt, fig, path)
+    return save_png(fig, path)
 
 
 def plot_categories(runs: Sequence[FinishedRun], labels: Sequence[str], path: Path) -> Path:
     cats = sorted({c["category"] for run in runs for c in run.evaluation["per_category"]})
-    plt, fig, ax = _figure(max(6.0, 1.2 * len(cats) * max(1, len(runs)) / 2), 3.8)
+    fig, ax = figure(max(6.0, 1.2 * len(cats) * max(1, len(runs)) / 2), 3.8)
     width = 0.8 / len(runs)
     for r, (run, label) in enumerate(zip(runs, labels)):
         by_cat = {c["category"]: c.get("score_view", float("nan")) for c in run.evaluation["per_category"]}
@@ -59,11 +40,11 @@ def plot_categories(runs: Sequence[FinishedRun], labels: Sequence[str], path: Pa
     ax.set_ylabel("Physics-IQ score (Verified formula)")
     ax.set_title("per category, per run", fontsize=9)
     ax.legend(fontsize=7)
-    return _save(plt, fig, path)
+    return save_png(fig, path)
 
 
 def plot_surprise_vs_score(runs: Sequence[FinishedRun], labels: Sequence[str], path: Path) -> Path:
-    plt, fig, ax = _figure()
+    fig, ax = figure()
     for run, label in zip(runs, labels):
         samples = run.samples.set_index(["scenario", "view"])["score"]
         xs = run.items["chosen_surprise"]
@@ -73,11 +54,11 @@ def plot_surprise_vs_score(runs: Sequence[FinishedRun], labels: Sequence[str], p
     ax.set_ylabel("per-sample Physics-IQ score")
     ax.set_title("surprise against Physics-IQ, per item", fontsize=9)
     ax.legend(fontsize=7)
-    return _save(plt, fig, path)
+    return save_png(fig, path)
 
 
 def plot_score_vs_compute(table: pd.DataFrame, path: Path) -> Path:
-    plt, fig, ax = _figure()
+    fig, ax = figure()
     x = "nfe" if table["nfe"].gt(0).any() else "seconds"
     ax.scatter(table[x], table["physics_iq_original"], label="Original")
     ax.scatter(table[x], table["physics_iq_verified_formula"], marker="s", label="Verified formula")
@@ -93,4 +74,4 @@ def plot_score_vs_compute(table: pd.DataFrame, path: Path) -> Path:
     ax.set_ylabel("Physics-IQ score")
     ax.set_title("score against compute (labels: row of the table)", fontsize=9)
     ax.legend(fontsize=8)
-    return _save(plt, fig, path)
+    return save_png(fig, path)

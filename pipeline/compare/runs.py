@@ -40,7 +40,7 @@ def read_run(run_dir: str | Path) -> FinishedRun:
     from pipeline.benchmarks.physicsiq.iq_score import read_results_csv, view_score_table
     from pipeline.benchmarks.physicsiq.verified import run_scores
     from pipeline.config import load_run_config
-    from pipeline.fields import result_fields
+    from pipeline.fields import dotted, result_fields
     from pipeline.stages.base import ALL
     from pipeline.store import RunStore
 
@@ -55,24 +55,13 @@ def read_run(run_dir: str | Path) -> FinishedRun:
     return FinishedRun(
         run_dir=run_dir,
         cfg=cfg,
-        settings=flatten(result_fields(cfg)),
+        settings=dotted(result_fields(cfg)),
         summary=json.loads((results / "summary.json").read_text()),
         items=pd.read_parquet(results / "items.parquet"),
         evaluation=evaluated.data,
         verified=run_scores(table),
         samples=view_score_table(table),
     )
-
-
-def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(tree, dict):
-        out: dict[str, Any] = {}
-        for key, value in tree.items():
-            if key == "__type__":
-                continue
-            out.update(flatten(value, f"{prefix}{key}."))
-        return out
-    return {prefix.rstrip("."): tree}
 
 
 def differing(runs: Sequence[FinishedRun]) -> list[str]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, replace
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -82,9 +83,13 @@ class Sample(Stage[SampleSections]):
         prep = self.store.read("prepare", item_id)
         if prep is None or not prep.done:
             return None
-        fields = result_fields(self.cfg)
-        key = json_digest({"generator": fields["generator"], "mode": self.cfg.benchmark.mode})[:16]
-        return CandidatePool(self.store.cache).path(key, prep.digest, seed)
+        return CandidatePool(self.store.cache).path(self._pool_key, prep.digest, seed)
+
+    @cached_property
+    def _pool_key(self) -> str:
+        """The generator's result fields and the benchmark mode: what a candidate of a seed is made by."""
+        generator = result_fields(self.cfg.generator)
+        return json_digest({"generator": generator, "mode": self.cfg.benchmark.mode})[:16]
 
     def _pooled(self, item_id: str, seed: int, verify: bool = True) -> dict | None:
         """The sidecar (frames, what making it cost) of the pooled candidate of ``seed``, if the
