@@ -14,7 +14,7 @@ from pipeline import config as config_module
 from pipeline.cli.run import run
 from pipeline.generators.wan.spec import WanI2VGeneratorConfig
 from pipeline.stages import STAGES
-from tests.conftest import compose
+from tests.conftest import compose, demo_args
 
 pytestmark = pytest.mark.slow
 
@@ -289,3 +289,45 @@ def _untrack() -> None:
         else:
             cls.__getattribute__ = original
     _ORIGINAL.clear()
+
+
+def test_geophys_best_of_n_through_the_chain(tiny_models, small_dataset, tmp_path):
+    """reward=geophys on the Wan demo: every candidate keeps its five statistics, its surprise is
+    its fused rank among the item's candidates, and select keeps the lowest."""
+    from pipeline.rewards.fusion import rank_fuse
+    from pipeline.rewards.geophys.trajectory import STATISTICS
+
+    args = [a for a in demo_args(tiny_models, small_dataset, tmp_path) if not a.startswith("reward.checkpoint=")]
+    geophys = ["reward=geophys_tiny", f"reward.checkpoint={tiny_models['dinov2']}", "search.n=3"]
+    run_dir = run(compose([*args, *geophys, "benchmark.max_scenarios=1"]))
+    scored, chosen = records(run_dir, "score"), records(run_dir, "select")
+    assert len(scored) == 3
+    for item, rec in scored.items():
+        candidates = rec["data"]["candidates"]
+        stats = [c["statistics"] for c in candidates]
+        assert [c["surprise"] for c in candidates] == pytest.approx(
+            rank_fuse([[s[k] for s in stats] for k in STATISTICS])
+        )
+        assert chosen[item]["data"]["surprise"] == min(c["surprise"] for c in candidates)
+        assert rec["data"]["compute"]["reward_forwards"] == sum(c["frames_used"] for c in candidates)
+
+
+def test_ensemble_beam_search_on_magi1(tiny_models, small_dataset, tmp_path):
+    """reward=ensemble (V-JEPA 2 + GeoPhys) inside beam search: both members score the videos so
+    far at every boundary, and the rescored final candidates rank as the loop ranked them."""
+    chain = [a for a in magi_chain(tiny_models, small_dataset, tmp_path) if not a.startswith("reward.checkpoint=")]
+    members = (
+        f"reward.members=[{{name: vjepa2_surprise, variant: tiny, checkpoint: {tiny_models['vjepa2']}}},"
+        f"{{name: geophys, checkpoint: {tiny_models['dinov2']}, image_size: 32}}]"
+    )
+    beam = ["search=beam", "search.beams=1", "search.children=2"]
+    run_dir = run(compose(["generator=magi1_tiny", "reward=ensemble_tiny", members, *beam, *chain]))
+    sampled, scored = records(run_dir, "sample"), records(run_dir, "score")
+    for item, rec in sampled.items():
+        search = rec["data"]["search"]
+        assert [e["decided"] for e in search["trace"]][:2] == [True, True]
+        rescored = [c["surprise"] for c in scored[item]["data"]["candidates"]]
+        assert all(len(c["members"]) == 2 for c in scored[item]["data"]["candidates"])
+        # two candidates, two members: each member ranks them 0 and 1 (or ties them at 0.5)
+        assert set(rescored) <= {0.0, 0.5, 1.0} and set(search["surprises"]) <= {0.0, 0.5, 1.0}
+        assert sum(rescored) == pytest.approx(1.0) and rec["data"]["compute"]["reward_forwards"] > 0

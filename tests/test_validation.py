@@ -65,6 +65,23 @@ CASES = [
     (["reward.context_frames=3"], "reward.context_frames"),  # a whole number of tubelets
     (["reward.window_size=15"], "reward.window_size"),  # a whole number of tubelets
     (["reward.window_size=64", "reward.context_frames=8"], "reward.window_size"),  # longer than a video
+    (["reward=geophys_tiny", "reward.pooling=max"], "reward.pooling"),
+    (["reward=geophys_tiny", "reward.image_size=0"], "reward.image_size"),
+    (["reward=geophys_tiny", "reward.max_frames=3"], "reward.max_frames"),
+    (["reward=geophys_tiny", "reward.batch_frames=0"], "reward.batch_frames"),
+    (["reward=geophys_tiny", "search=guidance"], "reward.name"),  # a rank has no gradient
+    (["reward=ensemble_tiny", "search=guidance"], "reward.name"),
+    (["reward=ensemble_tiny", "reward.members=[{name: geophys}]"], "reward.members"),  # one is no ensemble
+    (["reward=ensemble_tiny", "reward.members=[{name: geophys, layer: x}, {name: geophys}]"], "reward.members[0]"),
+    (
+        [
+            *MAGI,
+            "search=beam",
+            "reward=ensemble_tiny",
+            "reward.members=[{name: geophys, max_frames: 8}, {name: geophys}]",
+        ],
+        "reward.members[0].max_frames",
+    ),  # the video so far
     (["generator.kind=foo"], "generator.kind"),
     (["generator.width=0"], "generator.width"),
     (["generator.height=-16"], "generator.height"),
@@ -136,6 +153,8 @@ def test_bad_value_is_one_line_naming_the_key_before_any_work(overrides, tmp_pat
     extra = magi_paths if bad[:1] == MAGI else []
     if any(b.startswith("search=") for b in bad):  # the demo experiment sets best-of-N's search.n
         base = [b for b in base if not b.startswith("+experiment=")]
+    if any(b.startswith("reward=") for b in bad):  # another reward: the tiny V-JEPA 2 path is not its
+        base = [b for b in base if not b.startswith("reward.checkpoint=")]
     with pytest.raises(PipelineError) as err:
         run(compose([*base, *extra, *bad]))
     message = str(err.value)

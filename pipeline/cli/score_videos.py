@@ -1,6 +1,9 @@
 """``python -m pipeline score-videos videos=[a.mp4,b.mp4] reward.variant=vitg reward.checkpoint=PATH output=scores.csv``
 
-V-JEPA 2 surprise of arbitrary videos, outside a run. ``videos`` is a list, a folder (its video
+The reward (V-JEPA 2 surprise by default, or any ``reward=NAME``) of arbitrary videos, outside a
+run. A relative verifier (``reward=geophys_*``, an ensemble) ranks the videos given against each
+other, as the candidates of one item: its ``surprise`` is the fused rank, its raw values are in
+``statistics``. ``videos`` is a list, a folder (its video
 files, sorted) or a glob. The reward settings come from the same config group and schema as
 ``python -m pipeline run`` (conf/reward/, ``reward=GROUP_OPTION``, ``reward.KEY=VALUE``), so a typo
 in a key fails the same way. One CSV row per video, in order, with the scoring settings; a video that does
@@ -48,6 +51,7 @@ COLUMNS = (
     "num_windows",
     "window_surprises",
     "frames_used",
+    "statistics",
     "video_num_frames",
     "video_fps",
     *SETTING_COLUMNS,
@@ -102,16 +106,25 @@ def rows(scorer, videos: list[Path]) -> list[dict]:
             if isinstance(res, ScoreFailure):
                 row.update(surprise=None, error=res.error)
             else:
+                record = res.record()
+                windows = record.get("windows")
                 row.update(
-                    surprise=res.surprise,
+                    surprise=record["surprise"],
                     error="",
-                    num_windows=len(res.window_surprises),
-                    window_surprises=json.dumps(res.window_surprises),
-                    frames_used=res.num_frames_used,
+                    num_windows=None if windows is None else len(windows),
+                    window_surprises=None if windows is None else json.dumps(windows),
+                    frames_used=record.get("frames_used"),
                     video_num_frames=res.settings.get("video_num_frames"),
                     video_fps=res.settings.get("video_fps"),
+                    record=record,
                 )
+                if "statistics" in record:
+                    row["statistics"] = json.dumps(record["statistics"])
             out.append(row)
+    if getattr(scorer, "relative", False):
+        scored = [r for r in out if not r["error"]]
+        for r, fused in zip(scored, scorer.fuse([r["record"] for r in scored])):
+            r["surprise"] = fused
     return out
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 from omegaconf import MISSING
 
@@ -13,6 +13,8 @@ from pipeline.fields import device_name, operational
 
 @dataclass
 class RewardConfig:
+    # guidance follows the gradient of the surprise; a reward that ranks candidates has none
+    differentiable: ClassVar[bool] = True
     name: str = MISSING  # the registry entry (pipeline/rewards/<folder>/spec.py)
     device: str = operational("auto", check=device_name)
 

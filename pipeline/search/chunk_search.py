@@ -52,12 +52,15 @@ def needs_chunk_sessions(name: str, generator_class: type) -> list[str]:
 
 
 def needs_whole_windows(name: str, reward_cfg: Any) -> list[str]:
-    if getattr(reward_cfg, "max_frames", None) is not None:
-        return [
-            f"reward.max_frames={reward_cfg.max_frames}: search.name={name} scores the video so far, "
-            "which a uniform subsample of the final video cannot; set reward.max_frames=null"
-        ]
-    return []
+    sections = [("reward", vars(reward_cfg))]
+    members = getattr(reward_cfg, "members", None) or []  # an ensemble's verifiers
+    sections += [(f"reward.members[{i}]", m) for i, m in enumerate(members) if isinstance(m, dict)]
+    return [
+        f"{key}.max_frames={fields['max_frames']}: search.name={name} scores the video so far, "
+        f"which a uniform subsample of the final video cannot; set {key}.max_frames=null"
+        for key, fields in sections
+        if fields.get("max_frames") is not None
+    ]
 
 
 def chunk_search(generator, request, seeds: Sequence[int], scorer, decide: Decide, base_seed: int) -> Found:

@@ -1,5 +1,8 @@
 """score: the reward (V-JEPA 2 surprise by default) of every candidate.
 
+A relative verifier (GeoPhys, an ensemble) scores each candidate on its own, then ranks the
+candidates of the item against each other: its surprise is the fused rank.
+
 A candidate keeps its score while its video's content digest and the scoring settings are
 unchanged, so regenerating one candidate rescores only that one.
 """
@@ -65,6 +68,8 @@ class Score(Stage[ScoreSections]):
                     entry = self._score(self.store.path(rel))
                     self.scored += 1
                 candidates.append({**entry, "name": name, "seed": seed, "video": rel, "sha256": digest})
+        if getattr(scorer, "relative", False):
+            fuse_item(scorer, candidates)
         return Output(data={"candidates": candidates, "compute": compute})
 
     def _score(self, path) -> dict:
@@ -76,9 +81,12 @@ class Score(Stage[ScoreSections]):
             result = self.scorer.score_video(path)
         except NonFiniteSurpriseError as exc:
             return {"surprise": None, "error": str(exc), "settings": self.scorer.settings}
-        return {
-            "surprise": result.surprise,
-            "windows": result.window_surprises,
-            "frames_used": result.num_frames_used,
-            "settings": self.scorer.settings,
-        }
+        return {**result.record(), "settings": self.scorer.settings}
+
+
+def fuse_item(scorer, candidates: list[dict]) -> None:
+    """Set the surprise of every scored candidate of an item from its rank among the others
+    (a relative verifier, e.g. GeoPhys: its records hold raw statistics, kept alongside)."""
+    scored = [c for c in candidates if not c.get("error")]
+    for c, fused in zip(scored, scorer.fuse(scored)):
+        c["surprise"] = fused

@@ -11,6 +11,7 @@ from pathlib import Path
 
 
 def make_tiny_models(out: str | Path = "checkpoints/tiny") -> dict[str, Path]:
+    from .dinov2 import make_tiny_dinov2
     from .magi1 import make_tiny_magi1
     from .vjepa2 import make_tiny_vjepa2
     from .wan import make_tiny_wan_i2v
@@ -20,4 +21,5 @@ def make_tiny_models(out: str | Path = "checkpoints/tiny") -> dict[str, Path]:
         "wan_i2v": Path(make_tiny_wan_i2v(out / "wan_i2v")),
         "vjepa2": Path(make_tiny_vjepa2(out / "vjepa2")),
         "magi1": Path(make_tiny_magi1(out / "magi1")),
+        "dinov2": Path(make_tiny_dinov2(out / "dinov2")),
     }

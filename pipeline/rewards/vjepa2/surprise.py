@@ -48,6 +48,10 @@ class SurpriseResult:
         """WMReward's "similarity", 1 − surprise (higher = better)."""
         return 1.0 - self.surprise
 
+    def record(self) -> dict[str, Any]:
+        """What the score stage keeps of a candidate."""
+        return {"surprise": self.surprise, "windows": self.window_surprises, "frames_used": self.num_frames_used}
+
 
 class SurpriseScorer:
     def __init__(

@@ -30,6 +30,12 @@ class Guidance(Strategy):
             kind = getattr(generator_class, "kind", generator_class.__name__)
             return [f"search.name=guidance: needs a generator that can be driven step by step; {kind} cannot"]
         out = []
+        if not getattr(type(reward_cfg), "differentiable", True):
+            out.append(
+                f"reward.name={reward_cfg.name}: search.name=guidance follows the gradient of the reward, and "
+                f"{reward_cfg.name} ranks candidates, which has none; use it with best_of_n, beam or smc, or "
+                "guide with a differentiable reward (vjepa2_surprise)"
+            )
         if cfg.gradient == "model" and not getattr(generator_class, "differentiable_steps", False):
             out.append(
                 f"search.gradient=model: {generator_class.kind} guidance takes the gradient through the "
