@@ -25,10 +25,13 @@ def setting(
     factory: Any = dataclasses.MISSING,
     check: Check | None = None,
     run_key: bool = True,
+    key_default: bool = True,
 ) -> Any:
     """A config field with an optional domain ``check`` (None values are not checked: they mean
-    "unset" wherever a field is Optional). ``run_key=False``: see ``operational``."""
-    metadata = {"run_key": run_key, "check": check}
+    "unset" wherever a field is Optional). ``run_key=False``: see ``operational``.
+    ``key_default=False``: the run key leaves the field out while it holds its default, so a field
+    added to a schema after runs were made keeps their keys (and their caches)."""
+    metadata = {"run_key": run_key, "check": check, "key_default": key_default}
     if factory is not dataclasses.MISSING:
         return field(default_factory=factory, metadata=metadata)
     return field(default=default, metadata=metadata)
@@ -93,6 +96,7 @@ def result_fields(obj: Any) -> Any:
             f.name: result_fields(getattr(obj, f.name))
             for f in dataclasses.fields(obj)
             if f.metadata.get("run_key", True)
+            and (f.metadata.get("key_default", True) or getattr(obj, f.name) != f.default)
         }
         # a schema renamed after runs were made keeps their keys by naming its old self
         out["__type__"] = getattr(type(obj), "run_key_type", type(obj).__name__)

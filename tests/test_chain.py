@@ -331,3 +331,27 @@ def test_ensemble_beam_search_on_magi1(tiny_models, small_dataset, tmp_path):
         # two candidates, two members: each member ranks them 0 and 1 (or ties them at 0.5)
         assert set(rescored) <= {0.0, 0.5, 1.0} and set(search["surprises"]) <= {0.0, 0.5, 1.0}
         assert sum(rescored) == pytest.approx(1.0) and rec["data"]["compute"]["reward_forwards"] > 0
+
+
+def test_wan22_two_experts_with_an_adapter_and_guidance(tiny_models, small_dataset, tmp_path):
+    """generator=wan22_tiny (two experts) with the tiny velocity adapter, guided by the reward:
+    every step runs one expert and its adapter, the guide acts before every scheduler step."""
+    args = demo_args(tiny_models, small_dataset, tmp_path)
+    args = [a for a in args if not a.startswith(("generator.checkpoint=", "+experiment="))]
+    wan22 = [
+        "generator=wan22_tiny",
+        f"generator.checkpoint={tiny_models['wan22_i2v']}",
+        f"generator.adapter={tiny_models['wan_adapter']}",
+        "generator.guidance_scale=1.0",  # one pass per step
+    ]
+    guidance = ["search=guidance", "search.n=2", "search.scale=0.1", "search.frequency=2"]
+    run_dir = run(compose([*args, *wan22, *guidance, "benchmark.max_scenarios=1"]))
+    sampled, scored, chosen = (records(run_dir, s) for s in ("sample", "score", "select"))
+    for item, rec in sampled.items():
+        search, compute = rec["data"]["search"], rec["data"]["compute"]
+        assert search["strategy"] == "guidance" and len(rec["outputs"]) == 2
+        assert [e["guided_step"] for e in search["trace"]] == [0, 2]
+        assert compute["nfe"] == 2 * 4 and compute["reward_backwards"] > 0
+        rescored = [c["surprise"] for c in scored[item]["data"]["candidates"]]
+        assert rescored == pytest.approx(search["surprises"], abs=0.05)
+        assert chosen[item]["data"]["surprise"] == min(rescored)

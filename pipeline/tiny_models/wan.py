@@ -6,11 +6,14 @@ components are all tiny (a few hundred KB of weights), and saves it with
 I2V diffusers checkpoints (``WanImageToVideoPipeline.from_pretrained(path)``)
 is exercised.  Nothing is downloaded: the tokenizer is trained locally.
 
-Two layouts are supported:
+Three layouts are supported:
 
 * default (``with_image_encoder=False``): Wan 2.2-A14B-I2V style -- the image
   condition enters only through the VAE-encoded first frame concatenated to
   the noisy latents (transformer ``image_dim=None``, no CLIP components);
+* ``two_experts=True``: Wan 2.2-A14B-I2V's two transformers, a high-noise ``transformer`` and a
+  low-noise ``transformer_2`` that the pipeline switches between at ``boundary_ratio`` (0.9, as
+  the A14B folders record) of the training timesteps;
 * ``with_image_encoder=True``: Wan 2.1-I2V style -- additionally a tiny
   ``CLIPVisionModel`` + ``CLIPImageProcessor`` whose penultimate hidden states
   feed the transformer's image cross-attention (``image_dim`` set).
@@ -74,13 +77,19 @@ TINY_CONFIG: dict[str, Any] = {
 # tokenized because the byte-level alphabet is always part of the vocabulary.
 
 
-def _expected_params(seed: int, with_image_encoder: bool) -> dict[str, Any]:
-    return {
+BOUNDARY_RATIO = 0.9  # Wan2.2-I2V-A14B-Diffusers/model_index.json
+
+
+def _expected_params(seed: int, with_image_encoder: bool, two_experts: bool = False) -> dict[str, Any]:
+    params = {
         "tiny_version": TINY_VERSION,
         "seed": int(seed),
         "with_image_encoder": bool(with_image_encoder),
         "config": TINY_CONFIG,
     }
+    if two_experts:  # absent otherwise: folders made before the option stay complete
+        params["two_experts"] = True
+    return params
 
 
 def _is_complete(out_dir: Path, params: dict[str, Any]) -> bool:
@@ -95,7 +104,7 @@ def _is_complete(out_dir: Path, params: dict[str, Any]) -> bool:
     return not missing_checkpoint_files(out_dir)
 
 
-def _build_pipeline(seed: int, with_image_encoder: bool):
+def _build_pipeline(seed: int, with_image_encoder: bool, two_experts: bool = False):
     import torch
     from diffusers import (
         AutoencoderKLWan,
@@ -147,19 +156,24 @@ def _build_pipeline(seed: int, with_image_encoder: bool):
 
     xcfg = dict(cfg["transformer"])
     xcfg["patch_size"] = tuple(xcfg["patch_size"])
-    torch.manual_seed(seed + 3)
-    transformer = WanTransformer3DModel(
-        in_channels=2 * z_dim + 4,  # noisy latents + 4 mask channels + condition latents
-        out_channels=z_dim,
-        text_dim=tcfg["d_model"],
-        cross_attn_norm=True,
-        qk_norm="rms_norm_across_heads",
-        image_dim=image_dim,
-        added_kv_proj_dim=(xcfg["num_attention_heads"] * xcfg["attention_head_dim"]) if image_dim else None,
-        **xcfg,
-    ).eval()  # type: ignore[attr-defined]  # a torch Module; diffusers' annotations hide it
+
+    def transformer(seed_offset: int):
+        torch.manual_seed(seed + seed_offset)
+        return WanTransformer3DModel(
+            in_channels=2 * z_dim + 4,  # noisy latents + 4 mask channels + condition latents
+            out_channels=z_dim,
+            text_dim=tcfg["d_model"],
+            cross_attn_norm=True,
+            qk_norm="rms_norm_across_heads",
+            image_dim=image_dim,
+            added_kv_proj_dim=(xcfg["num_attention_heads"] * xcfg["attention_head_dim"]) if image_dim else None,
+            **xcfg,
+        ).eval()  # type: ignore[attr-defined]  # a torch Module; diffusers' annotations hide it
 
     scheduler = FlowMatchEulerDiscreteScheduler(shift=cfg["scheduler"]["shift"])
+    experts: dict[str, Any] = {"transformer": transformer(3)}
+    if two_experts:
+        experts.update(transformer_2=transformer(4), boundary_ratio=BOUNDARY_RATIO)
 
     return WanImageToVideoPipeline(
         tokenizer=tokenizer,
@@ -168,11 +182,13 @@ def _build_pipeline(seed: int, with_image_encoder: bool):
         scheduler=scheduler,
         image_processor=image_processor,
         image_encoder=image_encoder,
-        transformer=transformer,
+        **experts,
     )
 
 
-def make_tiny_wan_i2v(out_dir: str | os.PathLike, seed: int = 0, with_image_encoder: bool = False) -> Path:
+def make_tiny_wan_i2v(
+    out_dir: str | os.PathLike, seed: int = 0, with_image_encoder: bool = False, two_experts: bool = False
+) -> Path:
     """Build and save a tiny random ``WanImageToVideoPipeline`` into ``out_dir``.
 
     Idempotent: if ``out_dir`` already holds a complete folder built with the same
@@ -180,10 +196,10 @@ def make_tiny_wan_i2v(out_dir: str | os.PathLike, seed: int = 0, with_image_enco
     is written to a temporary sibling and renamed into place, so a crash never
     leaves a half-written folder that looks complete.  Returns ``out_dir``.
     """
-    params = _expected_params(seed, with_image_encoder)
+    params = _expected_params(seed, with_image_encoder, two_experts)
 
     def build(tmp: Path) -> None:
-        _build_pipeline(seed, with_image_encoder).save_pretrained(tmp, safe_serialization=True)
+        _build_pipeline(seed, with_image_encoder, two_experts).save_pretrained(tmp, safe_serialization=True)
         (tmp / TINY_MARKER).write_text(json.dumps(params, indent=2, sort_keys=True))
 
     return build_folder(out_dir, build, lambda out: _is_complete(out, params))

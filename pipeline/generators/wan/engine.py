@@ -119,6 +119,9 @@ def missing_checkpoint_files(path: str | os.PathLike) -> list[str]:
             missing.append(f"model_index.json entry '{name}'")
     if not present & set(_TRANSFORMERS):
         missing.append("model_index.json entry 'transformer'")
+    elif index.get("boundary_ratio") is not None and not set(_TRANSFORMERS) <= present:
+        # Wan 2.2 A14B switches experts at the boundary: one missing expert is half a model
+        missing.append(f"model_index.json entry '{sorted(set(_TRANSFORMERS) - present)[0]}' (two-expert layout)")
     for name in sorted(present):
         missing.extend(_component_missing(root, name))
     return missing
@@ -175,9 +178,19 @@ class WanI2VGenerator(Generator):
     @classmethod
     def settings_problems(cls, cfg: WanI2VGeneratorConfig) -> list[str]:
         """What is wrong with a ``WanI2VGeneratorConfig`` before any weight is read (one entry per key)."""
+        from ..adapter import adapter_folder_problems
+
         out = []
         if dtype_name(cfg.dtype) is None:
             out.append(f"generator.dtype={cfg.dtype!r} is not one of {list(CANONICAL)}")
+        index = _read_json(Path(cfg.checkpoint) / "model_index.json")
+        if cfg.guidance_scale_2 is not None and index and index.get("boundary_ratio") is None:
+            out.append(
+                f"generator.guidance_scale_2={cfg.guidance_scale_2}: {cfg.checkpoint} has one transformer "
+                "(no boundary_ratio in model_index.json); the low-noise expert's scale is for Wan 2.2 A14B"
+            )
+        if cfg.adapter is not None:
+            out += adapter_folder_problems(cfg.adapter)
         return out + geometry_problems(cfg.checkpoint, cfg.width, cfg.height, cfg.num_frames)
 
     @classmethod
@@ -211,6 +224,9 @@ class WanI2VGenerator(Generator):
             batch_size=cfg.batch_size,
             device=device,
             dtype=cfg.dtype,
+            guidance_scale_2=cfg.guidance_scale_2,
+            adapter=cfg.adapter,
+            adapter_scale=cfg.adapter_scale,
         )
 
     def __init__(
@@ -230,6 +246,8 @@ class WanI2VGenerator(Generator):
         guidance_scale_2: float | None = None,
         max_sequence_length: int = 512,
         prompt_cache_size: int = 128,
+        adapter: str | os.PathLike | None = None,
+        adapter_scale: float = 1.0,
     ) -> None:
         self.path = Path(path)
         # ---- settings that do not depend on the checkpoint
@@ -300,10 +318,19 @@ class WanI2VGenerator(Generator):
             raise GeneratorLoadError(f"failed to load Wan I2V pipeline from '{self.path}': {e}") from e
         pipe.set_progress_bar_config(disable=True)
         self.pipe = pipe
-        for name in ("transformer", "transformer_2"):  # Wan 2.2 has a second, low-noise expert
-            module = getattr(pipe, name, None)
-            if module is not None:
-                module.register_forward_pre_hook(self._count_pass, with_kwargs=True)
+        self.adapter = None
+        if adapter is not None:
+            from ..adapter import load_adapter
+
+            self.adapter = load_adapter(adapter, self.device, self.torch_dtype)
+        self.experts = [n for n in ("transformer", "transformer_2") if getattr(pipe, n, None) is not None]
+        for name in self.experts:  # Wan 2.2 A14B has a second, low-noise expert
+            module = getattr(pipe, name)
+            module.register_forward_pre_hook(self._count_pass, with_kwargs=True)
+            if self.adapter is not None:
+                from ..adapter import attach_adapter
+
+                attach_adapter(module, self.adapter, float(adapter_scale))
 
     def _count_pass(self, module, args, kwargs) -> None:
         """Every transformer forward adds its rows to ``nfe`` (CFG's unconditional pass included)."""
