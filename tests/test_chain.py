@@ -355,3 +355,20 @@ def test_wan22_two_experts_with_an_adapter_and_guidance(tiny_models, small_datas
         rescored = [c["surprise"] for c in scored[item]["data"]["candidates"]]
         assert rescored == pytest.approx(search["surprises"], abs=0.05)
         assert chosen[item]["data"]["surprise"] == min(rescored)
+
+
+def test_cogvideox_chain_records_what_conform_trims(tiny_models, small_dataset, tmp_path):
+    """generator=cogvideox_tiny (the 5B I2V layout: 49 frames at 8 fps) through the whole chain:
+    conform drops the condition frame, keeps 5 s (40 frames) and records the 8 it trims."""
+    args = demo_args(tiny_models, small_dataset, tmp_path)
+    args = [a for a in args if not a.startswith(("generator.checkpoint=", "+experiment="))]
+    cog = ["generator=cogvideox_tiny", f"generator.checkpoint={tiny_models['cogvideox_i2v']}", "search.n=2"]
+    run_dir = run(compose([*args, *cog, "benchmark.max_scenarios=1"]))
+    sampled, conformed = records(run_dir, "sample"), records(run_dir, "conform")
+    summary = json.loads((run_dir / "results" / "summary.json").read_text())
+    assert summary["items"] == 3 and 0.0 <= summary["physics_iq_score"] <= 100.0
+    for item, rec in conformed.items():
+        assert sampled[item]["data"]["frames"] == [49, 49]
+        assert rec["data"]["generated_frames"] == 49 and rec["data"]["frames"] == 40
+        assert rec["data"]["trimmed_frames"] == 8 and rec["data"]["dropped_first_frame"] is True
+        assert sampled[item]["data"]["compute"]["nfe"] == 2 * 4 * 2  # candidates x steps x CFG

@@ -79,8 +79,8 @@ def test_registries_find_every_entry_by_its_spec():
     found = {section: registry.names() for section, registry in EXTENSIONS.items()}
     assert found == {
         "benchmark": ["physicsiq"],
-        "generator": ["magi1", "wan_i2v"],
-        "reward": ["vjepa2_surprise"],
+        "generator": ["cogvideox", "magi1", "wan_i2v"],
+        "reward": ["ensemble", "geophys", "vjepa2_surprise"],
         "search": ["beam", "best_of_n", "guidance", "smc"],
     }
     for registry in EXTENSIONS.values():
@@ -106,7 +106,9 @@ def test_an_unknown_name_is_a_config_error_naming_the_choices():
     from pipeline.errors import ConfigError
     from pipeline.rewards import REWARDS
 
-    with pytest.raises(ConfigError, match=r"reward.name='nope' is not one of \['vjepa2_surprise'\]"):
+    with pytest.raises(
+        ConfigError, match=r"reward.name='nope' is not one of \['ensemble', 'geophys', 'vjepa2_surprise'\]"
+    ):
         REWARDS.implementation("nope")
 
 

@@ -183,6 +183,12 @@ class Generator(abc.ABC):
         return []
 
     @classmethod
+    def takes_images(cls, cfg: Any) -> bool:
+        """Whether the model of ``cfg`` is conditioned on an image (False: text only, e.g. a
+        text-to-video checkpoint), known without loading it."""
+        return True
+
+    @classmethod
     def planned_frames(cls, cfg: Any, mode: str) -> int | None:
         """Frames each candidate will have for ``mode`` (i2v | v2v | t2v), known without loading
         the model; None when it cannot be told yet (the check then happens after generation)."""

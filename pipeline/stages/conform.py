@@ -46,13 +46,21 @@ class Conform(Stage[ConformSections]):
 
         item = self.manifest.get(item_id)
         chosen = self.store.require("select", item_id).data
-        frames, _ = read_video(self.store.path(chosen["video"]))
-        fps = self.cfg.generator.fps
-        frames = conform_frames(frames, fps, drop_first=self.cfg.conform.drop_first_frame)
+        generated, _ = read_video(self.store.path(chosen["video"]))
+        fps, drop = self.cfg.generator.fps, self.cfg.conform.drop_first_frame
+        frames = conform_frames(generated, fps, drop_first=drop)
         path = write_submission_video(submission_dir(self.store) / item.submission_name, frames, fps)
         return Output(
             outputs={"video": self.store.rel(path)},
-            data={"frames": len(frames), "fps": fps, "dropped_first_frame": self.cfg.conform.drop_first_frame},
+            data={
+                "frames": len(frames),
+                "fps": fps,
+                "dropped_first_frame": drop,
+                # what the generator made and what was cut from its end to keep 5 s in real time
+                # (never resampled: a longer clip squeezed into 5 s would speed its physics up)
+                "generated_frames": len(generated),
+                "trimmed_frames": len(generated) - int(drop) - len(frames),
+            },
         )
 
     def validate(self, record: Record) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 def make_tiny_models(out: str | Path = "checkpoints/tiny") -> dict[str, Path]:
     from .adapter import make_tiny_wan_adapter
+    from .cogvideox import make_tiny_cogvideox
     from .dinov2 import make_tiny_dinov2
     from .magi1 import make_tiny_magi1
     from .vjepa2 import make_tiny_vjepa2
@@ -22,6 +23,7 @@ def make_tiny_models(out: str | Path = "checkpoints/tiny") -> dict[str, Path]:
         "wan_i2v": Path(make_tiny_wan_i2v(out / "wan_i2v")),
         "wan22_i2v": Path(make_tiny_wan_i2v(out / "wan22_i2v", two_experts=True)),
         "wan_adapter": Path(make_tiny_wan_adapter(out / "wan_adapter")),
+        "cogvideox_i2v": Path(make_tiny_cogvideox(out / "cogvideox_i2v")),
         "vjepa2": Path(make_tiny_vjepa2(out / "vjepa2")),
         "magi1": Path(make_tiny_magi1(out / "magi1")),
         "dinov2": Path(make_tiny_dinov2(out / "dinov2")),

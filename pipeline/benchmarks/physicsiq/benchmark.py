@@ -48,6 +48,13 @@ class PhysicsIQBenchmark:
                 "pipeline run the evaluation uses the generator's fps: leave "
                 "benchmark.fps unset (null) or set it to the same value"
             )
+        from pipeline.generators import GENERATORS
+
+        if g.kind in GENERATORS.specs and not GENERATORS.implementation(g.kind).takes_images(g):
+            raise ConfigError(
+                f"generator.checkpoint={g.checkpoint}: a text-to-video model, which cannot take the image or "
+                f"clip Physics-IQ conditions on (benchmark.mode={b.mode}); use an image-to-video checkpoint"
+            )
         if b.mode == "v2v" and not generator_accepts_clips(g.kind):
             raise ConfigError(
                 f"benchmark.mode=v2v needs a generator conditioned on a video clip, but "

@@ -1,12 +1,13 @@
-"""A Wan I2V generation driven as a session (the shape of ``magi1/session.py``) for a strategy that
-acts inside the denoising steps (reward guidance). Wan makes its video in one piece, so the only
-boundary is the end: ``advance_to_chunk_boundary(guide)`` runs every step, with the guide given
-each one, and returns the decoded frames of the whole video; rows cannot branch.
+"""A diffusers-engine generation (Wan, CogVideoX) driven as a session (the shape of
+``magi1/session.py``) for a strategy that acts inside the denoising steps (reward guidance). These
+engines make a video in one piece, so the only boundary is the end: ``advance_to_chunk_boundary(guide)``
+runs every step, with the guide given each one, and returns the decoded frames of the whole video;
+rows cannot branch.
 
 The guide sees each step through the scheduler: before ``scheduler.step`` it gets the latents and
-the velocity in the pipeline's convention turned into the sampler's (t = 1 - sigma, 0 noise and 1
-clean; v = -(flow prediction)), so the clean estimate x + (1 - t) v is Wan's x - sigma * v_wan;
-the latents it returns are what the scheduler steps from, with the prediction already made.
+the prediction turned into the sampler's convention (t = 1 clean, clean estimate x + (1 - t) v;
+each engine's ``_step_state``); the latents it returns are what the scheduler steps from, with the
+prediction already made.
 """
 
 from __future__ import annotations
@@ -18,15 +19,15 @@ import numpy as np
 import torch
 
 if TYPE_CHECKING:
-    from ..base import GenerationRequest
-    from .engine import WanI2VGenerator
+    from .base import GenerationRequest
+    from .diffusers_video import DiffusersVideoGenerator
 
 
-class WanSession:
+class DiffusersSession:
     chunk_offset = 0
     can_branch = False
 
-    def __init__(self, engine: WanI2VGenerator, requests: Sequence[GenerationRequest]):
+    def __init__(self, engine: DiffusersVideoGenerator, requests: Sequence[GenerationRequest]):
         self.engine, self.requests = engine, list(requests)
         self.num_steps = engine.num_inference_steps
         self._videos: list[np.ndarray] | None = None
