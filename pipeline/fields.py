@@ -26,12 +26,15 @@ def setting(
     check: Check | None = None,
     run_key: bool = True,
     key_default: bool = True,
+    key_view: Callable[[Any], Any] | None = None,
 ) -> Any:
     """A config field with an optional domain ``check`` (None values are not checked: they mean
     "unset" wherever a field is Optional). ``run_key=False``: see ``operational``.
     ``key_default=False``: the run key leaves the field out while it holds its default, so a field
-    added to a schema after runs were made keeps their keys (and their caches)."""
-    metadata = {"run_key": run_key, "check": check, "key_default": key_default}
+    added to a schema after runs were made keeps their keys (and their caches). ``key_view``: what
+    the run key sees of the value (e.g. plain dicts typed by their schemas, so that their own
+    operational fields drop out)."""
+    metadata = {"run_key": run_key, "check": check, "key_default": key_default, "key_view": key_view}
     if factory is not dataclasses.MISSING:
         return field(default_factory=factory, metadata=metadata)
     return field(default=default, metadata=metadata)
@@ -93,7 +96,7 @@ def result_fields(obj: Any) -> Any:
     """The result-affecting part of a config as plain data (operational fields dropped)."""
     if dataclasses.is_dataclass(obj):
         out = {
-            f.name: result_fields(getattr(obj, f.name))
+            f.name: result_fields((f.metadata.get("key_view") or _same)(getattr(obj, f.name)))
             for f in dataclasses.fields(obj)
             if f.metadata.get("run_key", True)
             and (f.metadata.get("key_default", True) or getattr(obj, f.name) != f.default)
@@ -106,6 +109,10 @@ def result_fields(obj: Any) -> Any:
     if isinstance(obj, dict):
         return {k: result_fields(v) for k, v in sorted(obj.items())}
     return obj
+
+
+def _same(value: Any) -> Any:
+    return value
 
 
 def dotted(tree: Any, prefix: str = "") -> dict[str, Any]:

@@ -176,3 +176,15 @@ def test_score_videos_ranks_the_videos_given(dino, tmp_path):
     expected = rank_fuse([[s[k] for s in stats] for k in STATISTICS])
     assert [float(r["surprise"]) for r in rows] == pytest.approx(expected)
     assert len(set(expected)) > 1
+
+
+def test_an_ensembles_run_key_sees_its_members_as_their_schemas_do():
+    from pipeline.fields import result_fields
+
+    def key(**vjepa):
+        members = [{"name": "vjepa2_surprise", **vjepa}, {"name": "geophys"}]
+        return result_fields(EnsembleConfig(members=members))
+
+    assert key(batch_windows=2) == key(batch_windows=16) == key()  # operational: how, not what
+    assert key(window_size=8, context_frames=4) != key()
+    assert key()["members"][1]["__type__"] == "GeoPhysConfig"

@@ -13,37 +13,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from omegaconf import OmegaConf
 
 from pipeline.errors import ConfigError
-from pipeline.rewards.base import RewardConfig, ScoreFailure
+from pipeline.rewards.base import ScoreFailure
 from pipeline.rewards.fusion import rank_fuse
 
-from .spec import EnsembleConfig
-
-
-def member_configs(cfg: EnsembleConfig) -> list[RewardConfig]:
-    """The members as typed reward configs; ConfigError naming ``reward.members[i]`` otherwise."""
-    from pipeline.fields import problems
-    from pipeline.rewards import REWARDS
-
-    out: list[Any] = []
-    for i, member in enumerate(cfg.members):
-        key = f"reward.members[{i}]"
-        if not isinstance(member, dict) or "name" not in member:
-            raise ConfigError(f"{key}: a member is a reward section with a name, e.g. {{name: geophys, ...}}")
-        if member["name"] == "ensemble":
-            raise ConfigError(f"{key}: an ensemble member cannot be an ensemble (list its members instead)")
-        schema = REWARDS.spec(member["name"]).config
-        try:
-            typed = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), member))
-        except Exception as exc:  # noqa: BLE001 - omegaconf's validation errors, named by key
-            raise ConfigError(f"{key}: {str(exc).splitlines()[0]}") from None
-        bad = problems(typed, key + ".")
-        if bad:
-            raise ConfigError("; ".join(bad))
-        out.append(typed)
-    return out
+from .spec import EnsembleConfig, member_configs
 
 
 @dataclass(frozen=True)
