@@ -188,3 +188,27 @@ def test_an_ensembles_run_key_sees_its_members_as_their_schemas_do():
     assert key(batch_windows=2) == key(batch_windows=16) == key()  # operational: how, not what
     assert key(window_size=8, context_frames=4) != key()
     assert key()["members"][1]["__type__"] == "GeoPhysConfig"
+
+
+def test_another_backbone_loads_the_same_way(tmp_path):
+    """A DINOv3 folder (class token, register tokens, then patches) through the same AutoModel
+    path: mean pooling averages the patch tokens only."""
+    from transformers import AutoModel, DINOv3ViTConfig, DINOv3ViTModel
+
+    from pipeline.rewards.vjepa2.preprocess import preprocess_clip
+
+    torch.manual_seed(0)
+    config = DINOv3ViTConfig(
+        hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, patch_size=8,
+        num_register_tokens=2, image_size=32,
+    )  # fmt: skip
+    DINOv3ViTModel(config).save_pretrained(tmp_path / "dinov3")
+    sc = GeoPhys.from_config(GeoPhysConfig(checkpoint=str(tmp_path / "dinov3"), image_size=32, pooling="mean"))
+    assert sc.encoder.prefix_tokens == 3 and sc.settings["encoder_type"] == "dinov3_vit"
+    frames = clips(1)[0]
+    with torch.no_grad():
+        tokens = AutoModel.from_pretrained(tmp_path / "dinov3").eval()(
+            pixel_values=preprocess_clip(frames, 32)
+        ).last_hidden_state
+    assert tokens.shape[1] == 3 + 16
+    torch.testing.assert_close(sc.embeddings(frames), tokens[:, 3:].mean(dim=1), rtol=0, atol=1e-6)
