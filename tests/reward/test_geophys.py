@@ -207,8 +207,10 @@ def test_another_backbone_loads_the_same_way(tmp_path):
     assert sc.encoder.prefix_tokens == 3 and sc.settings["encoder_type"] == "dinov3_vit"
     frames = clips(1)[0]
     with torch.no_grad():
-        tokens = AutoModel.from_pretrained(tmp_path / "dinov3").eval()(
-            pixel_values=preprocess_clip(frames, 32)
-        ).last_hidden_state
+        tokens = (
+            AutoModel.from_pretrained(tmp_path / "dinov3")
+            .eval()(pixel_values=preprocess_clip(frames, 32))
+            .last_hidden_state
+        )
     assert tokens.shape[1] == 3 + 16
     torch.testing.assert_close(sc.embeddings(frames), tokens[:, 3:].mean(dim=1), rtol=0, atol=1e-6)
