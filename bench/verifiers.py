@@ -66,7 +66,7 @@ def geophys_scorer(size: str, device: str, dtype, image_size: int):
     from transformers import Dinov2Config, Dinov2Model
 
     from pipeline.rewards.geophys.encoder import FrameEncoder
-    from pipeline.rewards.geophys.reward import TrajectoryScorer
+    from pipeline.rewards.geophys.scorer import TrajectoryScorer
     from pipeline.tiny_models.dinov2 import CONFIG
 
     fields = CONFIG if size == "tiny" else {**DINO_SIZES[size], "image_size": 518}
@@ -94,7 +94,7 @@ def vjepa_scorer(size: str, device: str, dtype, max_frames):
 def build(name: str, device: str):
     import torch
 
-    from pipeline.rewards.ensemble.reward import EnsembleScorer
+    from pipeline.rewards.ensemble.scorer import EnsembleScorer
 
     half = torch.bfloat16 if device == "cuda" else torch.float32
     builders = {

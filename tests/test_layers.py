@@ -130,3 +130,43 @@ def test_a_name_declared_twice_is_refused(tmp_path, monkeypatch):
     monkeypatch.delitem(sys.modules, "ext", raising=False)
     with pytest.raises(ValueError, match="'same' is declared twice"):
         Registry("ext", "thing").names()
+
+
+CHECKS_WITHOUT_TORCH = """
+import sys
+from pipeline.config import to_config
+from pipeline.errors import PipelineError
+from pipeline.rewards import check_reward
+from tests.conftest import compose
+
+for overrides in {cases!r}:
+    try:
+        cfg = to_config(compose(overrides))
+        if cfg.reward.name == "geophys":  # V-JEPA 2's checkpoint check reads its file with torch
+            check_reward(cfg.reward)
+    except PipelineError:
+        pass
+loaded = sorted(m for m in ("torch", "diffusers", "transformers") if m in sys.modules)
+assert not loaded, loaded
+"""
+
+
+def test_config_checks_load_no_model_library():
+    """The checks a command makes before any work (schemas, every engine's and reward's
+    settings_problems, GeoPhys's check of its encoder folder) import neither torch nor diffusers
+    nor transformers: a typo is reported in a second, not after seconds of imports."""
+    import subprocess
+    import sys
+
+    cases = [
+        [],
+        ["reward=geophys_tiny"],
+        ["reward=ensemble_tiny"],
+        ["generator=cogvideox_tiny", "generator.adapter=/no/adapter"],
+        ["generator=wan22_tiny", "generator.adapter=/no/adapter", "reward=geophys_dinov2_vitl"],
+        ["generator=cogvideox_tiny", "generator.num_frames=45", "reward=ensemble_tiny"],
+    ]  # (MAGI-1's engine, the guidance strategy and V-JEPA 2's checkpoint check still import torch)
+    done = subprocess.run(
+        [sys.executable, "-c", CHECKS_WITHOUT_TORCH.format(cases=cases)], cwd=ROOT, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr[-2000:]

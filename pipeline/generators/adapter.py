@@ -5,7 +5,7 @@ frozen backbone (PILA, ProPhy on Wan and CogVideoX); the generator option ``gene
 loads one and ``generator.adapter_scale`` weighs it.
 
 An adapter folder holds ``adapter_config.json`` and ``adapter.safetensors``. The config names the
-module class (``"class": "package.module:Class"``, default :class:`VelocityAdapter`) and its
+module class (``"class": "package.module:Class"``, default :class:`~.velocity_adapter.VelocityAdapter`) and its
 constructor arguments (``"kwargs"``); the class's ``forward(x, t, text)`` takes the transformer's
 input ``x`` (B, C_in, T, H, W), its timestep ``t`` (B,) (per-token timesteps are reduced to their
 maximum, the noisy tokens' value) and the text embedding (B, L, D), and returns (B, C_out, T, H, W)
@@ -18,13 +18,9 @@ from __future__ import annotations
 
 import importlib
 import json
-import math
 import os
 from pathlib import Path
-from typing import Any
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING, Any
 
 from pipeline.files import atomic_write_text
 from pipeline.weight_files import truncated_weights
@@ -33,36 +29,11 @@ from .base import GeneratorConfigError, GeneratorLoadError
 
 CONFIG_FILE = "adapter_config.json"
 WEIGHTS_FILE = "adapter.safetensors"
-DEFAULT_CLASS = "pipeline.generators.adapter:VelocityAdapter"
+DEFAULT_CLASS = "pipeline.generators.velocity_adapter:VelocityAdapter"
 
-
-class VelocityAdapter(nn.Module):
-    """A per-position MLP over the model input, shifted by embeddings of t and of the mean text
-    token; its output layer starts at zero, so an untrained adapter changes nothing."""
-
-    def __init__(self, in_channels: int, out_channels: int, text_dim: int, hidden: int = 64, time_dim: int = 32):
-        super().__init__()
-        self.time_dim = time_dim
-        self.inp = nn.Conv3d(in_channels, hidden, 1)
-        self.time = nn.Sequential(nn.Linear(time_dim, hidden), nn.SiLU(), nn.Linear(hidden, hidden))
-        self.text = nn.Linear(text_dim, hidden)
-        self.out = nn.Conv3d(hidden, out_channels, 1)
-        with torch.no_grad():
-            self.out.weight.zero_()
-            self.out.bias.zero_()  # type: ignore[union-attr]  # Conv3d has a bias unless told not to
-
-    def timestep_embedding(self, t: torch.Tensor) -> torch.Tensor:
-        half = self.time_dim // 2
-        freqs = torch.exp(-math.log(10000.0) * torch.arange(half, device=t.device, dtype=torch.float32) / half)
-        angles = t.float()[:, None] * freqs[None]
-        return torch.cat([angles.cos(), angles.sin()], dim=1)
-
-    def forward(self, x: torch.Tensor, t: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
-        dtype = self.inp.weight.dtype
-        h = self.inp(x.to(dtype))
-        h = h + self.time(self.timestep_embedding(t).to(dtype))[:, :, None, None, None]
-        h = h + self.text(text.to(dtype).mean(dim=1))[:, :, None, None, None]
-        return self.out(nn.functional.silu(h))
+if TYPE_CHECKING:  # torch is imported on use: the folder checks run before any work, without it
+    import torch
+    from torch import nn
 
 
 def adapter_folder_problems(path: str | os.PathLike) -> list[str]:

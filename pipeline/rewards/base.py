@@ -57,3 +57,17 @@ class InLoopScorer(Protocol):
     def guidance_surprises(
         self, target: Any, context: Any = None, worst_window: bool = False, checkpoint_windows: bool = False
     ) -> Any: ...
+
+
+def read_clip(path: Any) -> Any:
+    """A candidate's uint8 (T, H, W, 3) frames for a scorer; any failure to decode is a VideoError
+    (decord can raise a bare RuntimeError), so a scorer records it against that clip alone."""
+    from pipeline.video_io import VideoError, read_video
+
+    try:
+        frames, _ = read_video(path)
+    except VideoError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - decord's undecodable files
+        raise VideoError(f"cannot decode video {path}: {exc}") from exc
+    return frames

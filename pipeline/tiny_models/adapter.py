@@ -19,7 +19,8 @@ def make_tiny_wan_adapter(out_dir: str | os.PathLike, seed: int = 0, std: float 
     def build(tmp: Path) -> None:
         import torch
 
-        from pipeline.generators.adapter import VelocityAdapter, save_adapter
+        from pipeline.generators.adapter import save_adapter
+        from pipeline.generators.velocity_adapter import VelocityAdapter
 
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)

@@ -11,10 +11,11 @@ import pytest
 import torch
 
 from pipeline.errors import ConfigError
-from pipeline.generators.adapter import VelocityAdapter, save_adapter
+from pipeline.generators.adapter import save_adapter
 from pipeline.generators.base import GenerationRequest, GeneratorConfigError
 from pipeline.generators.cogvideox.engine import CogVideoXGenerator
 from pipeline.generators.cogvideox.spec import CogVideoXGeneratorConfig
+from pipeline.generators.velocity_adapter import VelocityAdapter
 from pipeline.tiny_models.cogvideox import LATENT, MAX_TEXT, TEXT, make_tiny_cogvideox
 
 P = "a red ball rolls to the left"

@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.generators.adapter import VelocityAdapter, load_adapter, save_adapter
+from pipeline.generators.adapter import load_adapter, save_adapter
 from pipeline.generators.base import GenerationRequest, GeneratorConfigError, GeneratorLoadError
+from pipeline.generators.velocity_adapter import VelocityAdapter
 from pipeline.generators.wan.engine import WanI2VGenerator, missing_checkpoint_files
 from pipeline.generators.wan.spec import WanI2VGeneratorConfig
 from pipeline.tiny_models.wan import BOUNDARY_RATIO, TINY_CONFIG, make_tiny_wan_i2v

@@ -14,8 +14,8 @@ import torch
 
 from pipeline.errors import ConfigError
 from pipeline.rewards.base import ScoreFailure
-from pipeline.rewards.ensemble.reward import Ensemble, member_configs
-from pipeline.rewards.ensemble.spec import EnsembleConfig
+from pipeline.rewards.ensemble.reward import Ensemble
+from pipeline.rewards.ensemble.spec import EnsembleConfig, member_configs
 from pipeline.rewards.fusion import rank_fuse, scaled_ranks
 from pipeline.rewards.geophys.reward import GeoPhys
 from pipeline.rewards.geophys.spec import GeoPhysConfig

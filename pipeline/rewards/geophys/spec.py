@@ -11,6 +11,7 @@ from pipeline.registry import Spec
 from ..base import RewardConfig
 
 DTYPES = ("float32", "bfloat16", "float16", "auto")
+MIN_FRAMES = 4  # two turning angles make a spread (trajectory.py)
 
 
 @dataclass
@@ -26,7 +27,7 @@ class GeoPhysConfig(RewardConfig):
     layer: int | None = None
     pooling: str = setting("cls", check=one_of("cls", "mean"))  # class token | mean of the patch tokens
     image_size: int = setting(224, check=at_least(1))  # frames squashed to a square of this side
-    max_frames: int | None = setting(None, check=at_least(4))  # None = all frames; else a uniform subsample
+    max_frames: int | None = setting(None, check=at_least(MIN_FRAMES))  # None = all frames; else a uniform subsample
     dtype: str = setting("float32", check=one_of(*DTYPES))  # auto: bf16 on CUDA, else fp32
     batch_frames: int = operational(64, check=at_least(1))  # frames per encoder forward
 

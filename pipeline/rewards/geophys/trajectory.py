@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import torch
 
+from .spec import MIN_FRAMES
+
 STATISTICS = ("speed_std", "turn_mean", "turn_std", "accel_energy", "prediction_error")
-MIN_FRAMES = 4
 
 
 def trajectory_statistics(z: torch.Tensor) -> dict[str, torch.Tensor]:
