@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
@@ -59,15 +60,33 @@ class InLoopScorer(Protocol):
     ) -> Any: ...
 
 
-def read_clip(path: Any) -> Any:
-    """A candidate's uint8 (T, H, W, 3) frames for a scorer; any failure to decode is a VideoError
-    (decord can raise a bare RuntimeError), so a scorer records it against that clip alone."""
+def read_clip(path: Any) -> tuple[Any, float]:
+    """A candidate's uint8 (T, H, W, 3) frames and fps for a scorer; any failure to decode is a
+    VideoError (decord can raise a bare RuntimeError), so a scorer records it against that clip alone."""
     from pipeline.video_io import VideoError, read_video
 
     try:
-        frames, _ = read_video(path)
+        return read_video(path)
     except VideoError:
         raise
     except Exception as exc:  # noqa: BLE001 - decord's undecodable files
         raise VideoError(f"cannot decode video {path}: {exc}") from exc
-    return frames
+
+
+def score_each(clips: Sequence[Any], score_frames: Any, settings: Any, on_error: str = "raise") -> list[Any]:
+    """``score_frames`` of each clip (frames, or a video path read with ``read_clip``), in order.
+    ``on_error="record"`` puts a ``ScoreFailure`` in place of a clip that cannot be read, is too
+    short or scores non-finite; ``"raise"`` raises."""
+    from pipeline.video_io import VideoError
+
+    if on_error not in ("raise", "record"):
+        raise ValueError(f"on_error must be 'raise' or 'record', got {on_error!r}")
+    out: list[Any] = []
+    for clip in clips:
+        try:
+            out.append(score_frames(read_clip(clip)[0] if isinstance(clip, (str, os.PathLike)) else clip))
+        except (VideoError, OSError, ValueError, TypeError, FloatingPointError) as exc:
+            if on_error == "raise":
+                raise
+            out.append(ScoreFailure(f"{type(exc).__name__}: {exc}", settings))
+    return out

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from pipeline.errors import ConfigError
-from pipeline.rewards.base import ScoreFailure, read_clip
+from pipeline.rewards.base import read_clip, score_each
 from pipeline.rewards.fusion import rank_fuse
 
 
@@ -52,20 +52,10 @@ class EnsembleScorer:
         return EnsembleResult([s.score_frames(frames).record() for s in self.scorers], self.settings)
 
     def score_video(self, path: str | os.PathLike) -> EnsembleResult:
-        return self.score_frames(read_clip(path))
+        return self.score_frames(read_clip(path)[0])
 
     def score_many(self, clips: Sequence[Any], on_error: str = "raise") -> list[Any]:
-        from pipeline.video_io import VideoError
-
-        out: list[Any] = []
-        for clip in clips:
-            try:
-                out.append(self.score_frames(read_clip(clip) if isinstance(clip, (str, os.PathLike)) else clip))
-            except (VideoError, OSError, ValueError, TypeError, FloatingPointError) as exc:
-                if on_error == "raise":
-                    raise
-                out.append(ScoreFailure(f"{type(exc).__name__}: {exc}", self.settings))
-        return out
+        return score_each(clips, self.score_frames, self.settings, on_error)
 
     def fuse(self, records: Sequence[dict[str, Any]]) -> list[float]:
         columns = []

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from pipeline.errors import ConfigError
-from pipeline.rewards.base import NonFiniteSurpriseError, ScoreFailure, read_clip
+from pipeline.rewards.base import NonFiniteSurpriseError, read_clip, score_each
 from pipeline.rewards.fusion import rank_fuse
 
 from .spec import MIN_FRAMES
@@ -98,25 +98,11 @@ class TrajectoryScorer:
         return TrajectoryResult(self.statistics_of(z), len(z), self.settings)
 
     def score_video(self, path: str | os.PathLike) -> TrajectoryResult:
-        return self.score_frames(read_clip(path))
+        return self.score_frames(read_clip(path)[0])
 
     def score_many(self, clips: Sequence[Any], on_error: str = "raise") -> list[Any]:
-        """Results in order; ``on_error="record"`` puts a ``ScoreFailure`` in place of a clip that
-        cannot be read, is too short or scores non-finite."""
-        from pipeline.video_io import VideoError
-
-        if on_error not in ("raise", "record"):
-            raise ValueError(f"on_error must be 'raise' or 'record', got {on_error!r}")
-        out: list[Any] = []
-        for clip in clips:
-            try:
-                frames = read_clip(clip) if isinstance(clip, (str, os.PathLike)) else clip
-                out.append(self.score_frames(frames))
-            except (VideoError, OSError, ValueError, TypeError, FloatingPointError) as exc:
-                if on_error == "raise":
-                    raise
-                out.append(ScoreFailure(f"{type(exc).__name__}: {exc}", self.settings))
-        return out
+        """Results in order (``rewards.base.score_each``: failures recorded per clip on request)."""
+        return score_each(clips, self.score_frames, self.settings, on_error)
 
     # ---- fusion -------------------------------------------------------------------------------
 

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
-from pipeline.rewards.base import NonFiniteSurpriseError, ScoreFailure
+from pipeline.rewards.base import NonFiniteSurpriseError, ScoreFailure, read_clip
 from pipeline.rewards.vjepa2.model import WorldModel, load_world_model
 from pipeline.rewards.vjepa2.preprocess import Layout, as_frame_tensor, preprocess_clip
 from pipeline.rewards.vjepa2.windows import subsample_indices, token_split, window_starts
@@ -302,16 +302,9 @@ class SurpriseScorer:
     def _load(self, clip: Clip | str | os.PathLike) -> tuple[torch.Tensor, dict]:
         if not isinstance(clip, (str, os.PathLike)):
             return self.prepare(clip), {}
-        from pipeline.video_io import VideoError, read_video
-
         # All frames are decoded, then subsampled: the frame count comes from the same decoder,
         # so the linspace indices match the reference exactly.
-        try:
-            frames, fps = read_video(clip)
-        except VideoError:
-            raise
-        except Exception as exc:  # decord raises a bare RuntimeError for undecodable files
-            raise VideoError(f"cannot decode video {clip}: {exc}") from exc
+        frames, fps = read_clip(clip)
         extra = {"video": str(Path(clip)), "video_num_frames": int(len(frames)), "video_fps": fps}
         return self.prepare(frames), extra
 
