@@ -159,6 +159,47 @@ class DiffusersVideoGenerator(Generator):
             out += adapter_folder_problems(cfg.adapter)
         return out + cls.geometry_problems(cfg.checkpoint, cfg.width, cfg.height, cfg.num_frames)
 
+    @classmethod
+    def planned_frames(cls, cfg: Any, mode: str) -> int:
+        """Frames every candidate has: the pipeline returns ``num_frames`` (the first is the image)."""
+        return int(cfg.num_frames)
+
+    @classmethod
+    def planned_nfe(cls, cfg: Any, mode: str) -> int:
+        """One transformer pass per step and row, two with classifier-free guidance (scale > 1)."""
+        return int(cfg.steps) * (2 if cfg.guidance_scale > 1.0 else 1)
+
+    @classmethod
+    def planned_steps(cls, cfg: Any) -> int:
+        return int(cfg.steps)
+
+    @classmethod
+    def from_config(cls, cfg: Any, device: str, mesh: Any = None) -> Any:
+        """From the engine's config; the model runs whole on every rank (no ``mesh``)."""
+        if mesh is not None:
+            raise GeneratorConfigError(f"{cls.kind} runs whole on every rank; it cannot use a multi-rank replica")
+        return cls(
+            cfg.checkpoint,
+            width=cfg.width,
+            height=cfg.height,
+            num_frames=cfg.num_frames,
+            fps=cfg.fps,
+            num_inference_steps=cfg.steps,
+            guidance_scale=cfg.guidance_scale,
+            negative_prompt=cfg.negative_prompt,
+            batch_size=cfg.batch_size,
+            device=device,
+            dtype=cfg.dtype,
+            adapter=cfg.adapter,
+            adapter_scale=cfg.adapter_scale,
+            **cls.engine_kwargs(cfg),
+        )
+
+    @classmethod
+    def engine_kwargs(cls, cfg: Any) -> dict[str, Any]:
+        """The engine's own constructor arguments from its config (beyond the shared ones)."""
+        return {}
+
     def __init__(
         self,
         path: str | os.PathLike,

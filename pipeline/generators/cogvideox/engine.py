@@ -105,39 +105,8 @@ class CogVideoXGenerator(DiffusersVideoGenerator):
         return pipeline_class_of(cfg.checkpoint) == I2V
 
     @classmethod
-    def planned_frames(cls, cfg: CogVideoXGeneratorConfig, mode: str) -> int:
-        return int(cfg.num_frames)
-
-    @classmethod
-    def planned_nfe(cls, cfg: CogVideoXGeneratorConfig, mode: str) -> int:
-        """One transformer pass per step over the rows, doubled by classifier-free guidance."""
-        return int(cfg.steps) * (2 if cfg.guidance_scale > 1.0 else 1)
-
-    @classmethod
-    def planned_steps(cls, cfg: CogVideoXGeneratorConfig) -> int:
-        return int(cfg.steps)
-
-    @classmethod
-    def from_config(cls, cfg: CogVideoXGeneratorConfig, device: str, mesh: Any = None) -> CogVideoXGenerator:
-        if mesh is not None:
-            raise GeneratorConfigError("CogVideoX runs whole on every rank; it cannot use a multi-rank replica")
-        return cls(
-            cfg.checkpoint,
-            width=cfg.width,
-            height=cfg.height,
-            num_frames=cfg.num_frames,
-            fps=cfg.fps,
-            num_inference_steps=cfg.steps,
-            guidance_scale=cfg.guidance_scale,
-            dynamic_cfg=cfg.dynamic_cfg,
-            negative_prompt=cfg.negative_prompt,
-            batch_size=cfg.batch_size,
-            device=device,
-            dtype=cfg.dtype,
-            transformer=cfg.transformer,
-            adapter=cfg.adapter,
-            adapter_scale=cfg.adapter_scale,
-        )
+    def engine_kwargs(cls, cfg: CogVideoXGeneratorConfig) -> dict[str, Any]:
+        return {"dynamic_cfg": cfg.dynamic_cfg, "transformer": cfg.transformer}
 
     def __init__(
         self,

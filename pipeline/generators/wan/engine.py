@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from ..base import GenerationRequest, GeneratorConfigError
+from ..base import GenerationRequest
 from ..diffusers_video import DiffusersVideoGenerator, missing_pipeline_files, read_json
 from .spec import WanI2VGeneratorConfig
 
@@ -85,40 +85,8 @@ class WanI2VGenerator(DiffusersVideoGenerator):
         return out + cls.common_problems(cfg)
 
     @classmethod
-    def planned_frames(cls, cfg: WanI2VGeneratorConfig, mode: str) -> int:
-        """Frames every candidate has: the pipeline returns ``num_frames`` (the first is the image)."""
-        return int(cfg.num_frames)
-
-    @classmethod
-    def planned_nfe(cls, cfg: WanI2VGeneratorConfig, mode: str) -> int:
-        """One transformer pass per step, two with classifier-free guidance (scale > 1)."""
-        return int(cfg.steps) * (2 if cfg.guidance_scale > 1.0 else 1)
-
-    @classmethod
-    def planned_steps(cls, cfg: WanI2VGeneratorConfig) -> int:
-        return int(cfg.steps)
-
-    @classmethod
-    def from_config(cls, cfg: WanI2VGeneratorConfig, device: str, mesh: Any = None) -> WanI2VGenerator:
-        """From its ``WanI2VGeneratorConfig``; the model runs whole on every rank (no ``mesh``)."""
-        if mesh is not None:
-            raise GeneratorConfigError("Wan I2V runs whole on every rank; it cannot use a multi-rank replica")
-        return cls(
-            cfg.checkpoint,
-            width=cfg.width,
-            height=cfg.height,
-            num_frames=cfg.num_frames,
-            fps=cfg.fps,
-            num_inference_steps=cfg.steps,
-            guidance_scale=cfg.guidance_scale,
-            negative_prompt=cfg.negative_prompt,
-            batch_size=cfg.batch_size,
-            device=device,
-            dtype=cfg.dtype,
-            guidance_scale_2=cfg.guidance_scale_2,
-            adapter=cfg.adapter,
-            adapter_scale=cfg.adapter_scale,
-        )
+    def engine_kwargs(cls, cfg: WanI2VGeneratorConfig) -> dict[str, Any]:
+        return {"guidance_scale_2": cfg.guidance_scale_2}
 
     def __init__(
         self,
