@@ -163,7 +163,7 @@ def test_config_checks_load_no_model_library():
         ["reward=geophys_tiny"],
         ["reward=ensemble_tiny"],
         ["generator=cogvideox_tiny", "generator.adapter=/no/adapter"],
-        ["generator=wan22_tiny", "generator.adapter=/no/adapter", "reward=geophys_dinov2_vitl"],
+        ["generator=wan22_tiny", "generator.adapter=/no/adapter", "reward=geophys"],
         ["generator=cogvideox_tiny", "generator.num_frames=45", "reward=ensemble_tiny"],
     ]  # (MAGI-1's engine, the guidance strategy and V-JEPA 2's checkpoint check still import torch)
     done = subprocess.run(

@@ -214,3 +214,15 @@ def test_another_backbone_loads_the_same_way(tmp_path):
         )
     assert tokens.shape[1] == 3 + 16
     torch.testing.assert_close(sc.embeddings(frames), tokens[:, 3:].mean(dim=1), rtol=0, atol=1e-6)
+
+
+def test_the_issue_names_select_the_default_presets():
+    """``reward=geophys`` and ``reward=ensemble``, as users' scripts spell them, pick DINOv2
+    ViT-L/14 and GeoPhys + V-JEPA 2 ViT-g."""
+    from pipeline.config import to_config
+    from tests.conftest import compose
+
+    geo = to_config(compose(["reward=geophys"])).reward
+    assert (geo.name, geo.checkpoint, geo.image_size) == ("geophys", "checkpoints/dinov2-large", 224)
+    ens = to_config(compose(["reward=ensemble"])).reward
+    assert [m["name"] for m in ens.members] == ["geophys", "vjepa2_surprise"]
